@@ -1,0 +1,5 @@
+"""Entry point for `python -m vlmkit`."""
+
+from vlmkit.cli import main
+
+main()

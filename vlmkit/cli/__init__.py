@@ -1,0 +1,62 @@
+"""The `vlmkit` command line: one Typer app, one small module per command.
+
+This package is the only place that prints, exits or imports rich. Commands import the library
+lazily inside their bodies so `vlmkit --help` stays fast and never touches heavy libraries.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from vlmkit import __version__
+from vlmkit.cli import console
+from vlmkit.cli.score import metrics_command, score
+from vlmkit.errors import UsageError, VlmkitError
+
+app = typer.Typer(
+    name="vlmkit",
+    help="Adapt vision-language models to text extraction, and prove with honest numbers "
+    "that it worked.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("score")(score)
+app.command("metrics")(metrics_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.write_stdout(f"vlmkit {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Warnings the CLI reports itself (missing predictions) should not print twice.
+    logging.getLogger("vlmkit.scoring").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def main() -> None:
+    """Console-script entry point: VlmkitErrors become one `Error:` line and a hint."""
+    try:
+        app(standalone_mode=True)
+    except VlmkitError as error:
+        if console.debug_enabled():
+            raise
+        console.print_error(error)
+        sys.exit(2 if isinstance(error, UsageError) else 1)

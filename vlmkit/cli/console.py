@@ -1,0 +1,41 @@
+"""The CLI's two streams: results to stdout, everything else (progress, notes, errors) to stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+from vlmkit.errors import VlmkitError
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("VLMKIT_DEBUG", "") not in ("", "0")
+
+
+def note(message: str) -> None:
+    """A hint or remark for the person at the terminal (stderr)."""
+    stderr.print(f"[dim]{message}[/dim]")
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]Warning:[/yellow] {message}")
+
+
+def print_error(error: VlmkitError) -> None:
+    # One line each, no traceback: the message names the file/line/flag, the hint says the fix.
+    stderr.print(f"[bold red]Error:[/bold red] {error.message}", markup=True, highlight=False)
+    if error.hint:
+        stderr.print(f"[bold]Hint:[/bold] {error.hint}")
+    if not debug_enabled():
+        stderr.print("[dim](set VLMKIT_DEBUG=1 to see the traceback)[/dim]")
+
+
+def write_stdout(text: str) -> None:
+    """Raw text to stdout (JSON for machines), bypassing rich's wrapping and markup."""
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -1,0 +1,39 @@
+"""Options shared by several commands, defined once so their names and help never drift."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class AggregationChoice(str, Enum):
+    corpus = "corpus"
+    mean = "mean"
+
+
+IdField = Annotated[
+    str, typer.Option("--id-field", help="Field holding the sample id (both files).")
+]
+PredField = Annotated[
+    str, typer.Option("--pred-field", help="Field holding the prediction in PREDS.")
+]
+RefField = Annotated[str, typer.Option("--ref-field", help="Field holding the reference in REFS.")]
+JsonOut = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the results as JSON to this file ('-' for stdout)."),
+]
+Norm = Annotated[
+    str,
+    typer.Option(
+        "--norm",
+        help="Normalisation preset applied before scoring: none, basic, or steps joined with "
+        "'+' (nfkc, lowercase, punctuation, whitespace). See `vlmkit metrics`.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Processes for metrics that can use several (TER)."),
+]

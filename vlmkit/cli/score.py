@@ -1,0 +1,288 @@
+"""`vlmkit score PREDS REFS`: metrics, breakdowns, baseline comparison and Makefile gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmkit.cli import console
+from vlmkit.cli.options import (
+    AggregationChoice,
+    IdField,
+    JsonOut,
+    Norm,
+    PredField,
+    RefField,
+    Workers,
+)
+from vlmkit.errors import GateFailed, UsageError
+from vlmkit.records import write_jsonl_atomic, write_text_atomic
+
+
+def parse_gate(spec: str, flag: str) -> tuple[str, float]:
+    """`cer=0.1` -> ("cer", 0.1), with errors naming the flag."""
+    from vlmkit.metrics import resolve_metric_names
+
+    name, sep, raw = spec.partition("=")
+    name = name.strip().lower()
+    try:
+        if not sep:
+            raise ValueError
+        threshold = float(raw)
+    except ValueError:
+        raise UsageError(
+            f"{flag} {spec!r}: expected METRIC=VALUE", hint=f"e.g. {flag} cer=0.05"
+        ) from None
+    resolve_metric_names(name, flag=flag)
+    return name, threshold
+
+
+def check_gates(
+    values: dict[str, float], under: list[tuple[str, float]], over: list[tuple[str, float]]
+) -> None:
+    failures = []
+    for flag, gates, fails in (
+        ("--fail-under", under, lambda v, t: v < t),
+        ("--fail-over", over, lambda v, t: v > t),
+    ):
+        for name, threshold in gates:
+            if name not in values:
+                raise UsageError(
+                    f"{flag} {name}={threshold:g}: {name} was not computed",
+                    hint=f"add it to --metrics (computed: {', '.join(values)})",
+                )
+            if fails(values[name], threshold):
+                failures.append(f"{name} = {values[name]:.6g} ({flag} {name}={threshold:g})")
+    if failures:
+        raise GateFailed(
+            "quality gate failed: " + "; ".join(failures),
+            hint="the scores above are complete; the exit status is for Make and CI",
+        )
+
+
+def _write_json(target: Path, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    if str(target) == "-":
+        console.write_stdout(text)
+    else:
+        write_text_atomic(target, text)
+        console.note(f"wrote {target}")
+
+
+def score(
+    preds: Annotated[Path, typer.Argument(help="Predictions JSONL (one {id, prediction} a line).")],
+    refs: Annotated[
+        Path,
+        typer.Argument(help="Dataset folder, its metadata.jsonl, or a JSONL with id + reference."),
+    ],
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics", "-m", help="Comma-separated metrics (default: by the records' task)."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="Use this task's defaults (ocr, json, letter)."),
+    ] = None,
+    norm: Norm = "none",
+    aggregation: Annotated[
+        AggregationChoice,
+        typer.Option(
+            "--aggregation",
+            help="corpus: pool statistics (jiwer, sacrebleu); mean: of samples.",
+        ),
+    ] = AggregationChoice.corpus,
+    id_field: IdField = "id",
+    pred_field: PredField = "prediction",
+    ref_field: RefField = "target",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A reference without a prediction is an error.")
+    ] = False,
+    json_out: JsonOut = None,
+    per_sample: Annotated[
+        Path | None, typer.Option("--per-sample", help="Write every sample's scores as JSONL here.")
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", help="Break down by a record field, e.g. meta.font (repeatable)."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Baseline predictions to compare with (same REFS)."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=10, help="Paired bootstrap resamples for --baseline.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed.")] = 12345,
+    fail_under: Annotated[
+        list[str] | None,
+        typer.Option("--fail-under", help="Exit non-zero if METRIC < VALUE, e.g. field_f1=0.8."),
+    ] = None,
+    fail_over: Annotated[
+        list[str] | None,
+        typer.Option("--fail-over", help="Exit non-zero if METRIC > VALUE, e.g. cer=0.05."),
+    ] = None,
+    letter_case_sensitive: Annotated[
+        bool,
+        typer.Option("--letter-case-sensitive", help="letter_accuracy: 'E' differs from 'e'."),
+    ] = False,
+    workers: Workers = None,
+) -> None:
+    """Score predictions against references, joined by id.
+
+    Metrics default to the records' task: ocr -> cer, wer, bleu, chrf, ter, exact_match;
+    json -> field_f1, ted_accuracy, json_valid, json_strict, cer; letter -> letter_accuracy.
+    Every value is on its library's own scale and carries a signature.
+
+    Examples:
+
+        vlmkit score preds.jsonl data/test
+
+        vlmkit score preds.jsonl data/test -m cer,wer --norm whitespace --json scores.json
+
+        vlmkit score tuned.jsonl data/test --baseline base.jsonl --by meta.font
+
+        vlmkit score preds.jsonl refs.jsonl --ref-field text --fail-over cer=0.05
+    """
+    # The library loads here, not at import time, so `vlmkit --help` stays fast.
+    from vlmkit.metrics import MetricOptions, resolve_metric_names
+    from vlmkit.normalize import Normalization
+    from vlmkit.scoring import ScoreConfig, breakdown, evaluate, join, per_sample_rows, summary_json
+
+    # Validate every flag before reading any file, so a typo costs nothing.
+    under = [parse_gate(g, "--fail-under") for g in fail_under or []]
+    over = [parse_gate(g, "--fail-over") for g in fail_over or []]
+    options = MetricOptions(
+        normalization=Normalization.parse(norm),
+        letter_case_sensitive=letter_case_sensitive,
+        workers=workers,
+    )
+    config = ScoreConfig(
+        metrics=tuple(resolve_metric_names(metrics)) if metrics is not None else None,
+        task=task,
+        aggregation=aggregation.value,
+        options=options,
+        id_field=id_field,
+        pred_field=pred_field,
+        ref_field=ref_field,
+        strict=strict,
+    )
+
+    joined = join(preds, refs, config)
+    with console.stderr.status("scoring…"):
+        evaluation = evaluate(joined, config)
+        comparisons = None
+        base_eval = None
+        if baseline is not None:
+            from vlmkit.significance import paired_bootstrap
+
+            base_joined = join(baseline, refs, config)
+            base_eval = evaluate(base_joined, config)
+            comparisons = paired_bootstrap(
+                evaluation.results, base_eval.results, resamples=bootstrap, seed=seed
+            )
+        groups = {path: breakdown(evaluation, path) for path in by or []}
+
+    payload = summary_json(evaluation)
+    if groups:
+        payload["by"] = groups
+    if comparisons is not None and base_eval is not None:
+        payload["baseline"] = {
+            "predictions": str(base_eval.joined.prediction_path),
+            "metrics": {name: r.report for name, r in base_eval.results.items()},
+            "missing_predictions": len(base_eval.joined.missing),
+        }
+        payload["comparison"] = {name: c.to_json() for name, c in comparisons.items()}
+        payload["comparison_method"] = f"paired bootstrap, {bootstrap} resamples, seed {seed}"
+
+    json_to_stdout = json_out is not None and str(json_out) == "-"
+    if not json_to_stdout:
+        _render(evaluation, comparisons, groups)
+    if json_out is not None:
+        _write_json(json_out, payload)
+    if per_sample is not None:
+        count = write_jsonl_atomic(per_sample, per_sample_rows(evaluation))
+        console.note(f"wrote {count} per-sample rows to {per_sample}")
+    _report_gaps(joined, base_eval)
+    check_gates(evaluation.values(), under, over)
+
+
+def _render(evaluation, comparisons, groups) -> None:
+    from vlmkit.cli import render
+
+    out = console.stdout
+    out.print(render.metric_table(evaluation, comparisons))
+    if comparisons:
+        out.print(
+            "[dim]delta = system - baseline; CI and p from a paired bootstrap "
+            "(p < 0.05 coloured: green better, red worse)[/dim]"
+        )
+    details = evaluation.details.get("field_f1", {})
+    if details.get("per_field"):
+        out.print(render.field_table(details["per_field"]))
+    for path, table_groups in groups.items():
+        out.print(render.breakdown_table(path, table_groups, evaluation))
+    for name, extra in evaluation.details.items():
+        for key in ("parse_methods", "extraction"):
+            if key in extra:
+                counts = ", ".join(f"{k}: {v}" for k, v in extra[key].items())
+                out.print(f"[dim]{name} {key.replace('_', ' ')}: {counts}[/dim]")
+    out.print("[dim]signatures:[/dim]")
+    for line in render.signature_lines(evaluation):
+        out.print(f"[dim]  {line}[/dim]")
+
+
+def _report_gaps(joined, base_eval) -> None:
+    for label, j in (
+        ("predictions", joined),
+        ("baseline", base_eval.joined if base_eval else None),
+    ):
+        if j is None:
+            continue
+        if j.missing:
+            console.warn(
+                f"{len(j.missing)} of {len(j.references)} references have no line in "
+                f"{j.prediction_path} ({label}); scored as empty predictions "
+                f"(first: {j.missing[0]!r}; --strict makes this an error)"
+            )
+        if j.errored:
+            console.warn(
+                f"{len(j.errored)} {label} carry an error field and were scored as empty "
+                f"(first: {j.errored[0]!r})"
+            )
+
+
+def metrics_command() -> None:
+    """List every metric, the task defaults and the normalisation presets.
+
+    Examples:
+
+        vlmkit metrics
+    """
+    from rich.table import Table
+
+    from vlmkit.metrics import METRICS, TASK_DEFAULTS
+    from vlmkit.normalize import describe_presets
+
+    table = Table(title="metrics", title_justify="left")
+    for column in ("name", "better", "scale", "what it is"):
+        table.add_column(column)
+    for name, cls in METRICS.items():
+        table.add_row(name, "higher" if cls.higher_is_better else "lower", cls.scale, cls.summary)
+    console.stdout.print(table)
+    tasks = Table(title="defaults by task", title_justify="left")
+    tasks.add_column("task")
+    tasks.add_column("metrics")
+    for name, names in TASK_DEFAULTS.items():
+        tasks.add_row(name, ", ".join(names))
+    console.stdout.print(tasks)
+    presets = Table(title="normalisation (--norm)", title_justify="left")
+    presets.add_column("name")
+    presets.add_column("effect")
+    for name, doc in describe_presets().items():
+        presets.add_row(name, doc)
+    console.stdout.print(presets)

@@ -1,0 +1,222 @@
+"""The JSONL file contracts (datasets and predictions): streaming readers and atomic writers.
+
+Every reader error names `path:line` and says how to fix it, because a user with a 100,000-line
+file needs to know which line is wrong, not that "JSON failed". Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from vlmkit.errors import InputError
+
+METADATA_FILE = "metadata.jsonl"
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One sample of a dataset folder (the `metadata.jsonl` line of DESIGN.md)."""
+
+    id: str
+    """Unique and stable across runs."""
+    file_name: str
+    """Image path relative to the dataset folder."""
+    task: str
+    """Default metric set: `ocr`, `json`, `letter`, ..."""
+    prompt: str
+    """The question put to the model."""
+    target: str
+    """The expected answer."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Everything needed to analyse results later (source, split, rendering parameters...)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "file_name": self.file_name,
+            "task": self.task,
+            "prompt": self.prompt,
+            "target": self.target,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One line of a predictions file."""
+
+    id: str
+    """The dataset record this answers."""
+    prediction: str
+    """The decoded answer, prompt removed."""
+    error: str | None = None
+    """Why no prediction was made (unreadable image, too long...), or None."""
+    latency_s: float | None = None
+    """Seconds spent generating this sample's batch, divided by the batch size."""
+    new_tokens: int | None = None
+    """Number of generated tokens."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "prediction": self.prediction}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.latency_s is not None:
+            out["latency_s"] = self.latency_s
+        if self.new_tokens is not None:
+            out["new_tokens"] = self.new_tokens
+        return out
+
+
+@dataclass(frozen=True)
+class Line:
+    """A parsed JSONL line with its origin, so later checks can still name `path:line`."""
+
+    path: Path
+    number: int
+    data: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.number}"
+
+
+def resolve_jsonl(path: Path, *, role: str, flag: str) -> Path:
+    """Return the JSONL file for `path`: the file itself, or a dataset folder's metadata.jsonl."""
+    if path.is_dir():
+        candidate = path / METADATA_FILE
+        if candidate.is_file():
+            return candidate
+        raise InputError(
+            f"{role} {path} is a folder without a {METADATA_FILE}",
+            hint=f"pass a dataset folder (with {METADATA_FILE}) or a JSONL file as {flag}",
+        )
+    if path.is_file():
+        return path
+    if path.exists():
+        raise InputError(f"{role} {path} is neither a file nor a folder", hint=f"check {flag}")
+    raise InputError(f"{role} {path} does not exist", hint=f"check the path given as {flag}")
+
+
+def iter_jsonl(path: Path) -> Iterator[Line]:
+    """Yield each non-blank line of `path` as a JSON object, streaming, with `path:line` errors."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{where}: not UTF-8 (byte {exc.object[exc.start]:#04x} "
+                    f"at column {exc.start + 1})",
+                    hint="re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+                ) from exc
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a UTF-8 byte-order mark from Windows editors is harmless
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"{where}: malformed JSON ({exc.msg} at column {exc.colno})",
+                    hint="each line must be one complete JSON object; fix or delete that line",
+                ) from exc
+            if not isinstance(data, dict):
+                raise InputError(
+                    f"{where}: expected a JSON object, got {type(data).__name__}",
+                    hint='each line must look like {"id": ..., ...}',
+                )
+            yield Line(path, number, data)
+
+
+def require_field(line: Line, name: str, *, flag: str | None = None) -> Any:
+    """Return `line.data[name]`, or fail naming the line, the fields it has, and the flag to set."""
+    try:
+        return line.data[name]
+    except KeyError:
+        found = ", ".join(sorted(line.data)) or "none"
+        hint = f"fields on that line: {found}"
+        if flag:
+            hint += f"; choose the field with {flag}"
+        raise InputError(f"{line.where}: missing field {name!r}", hint=hint) from None
+
+
+def record_id(line: Line, id_field: str = "id", *, flag: str | None = "--id-field") -> str:
+    """The record's id as a string; ints are accepted (many datasets number their rows)."""
+    value = require_field(line, id_field, flag=flag)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(
+            f"{line.where}: field {id_field!r} must be a string or an integer, "
+            f"got {type(value).__name__}",
+            hint="ids join predictions to references, so they must be plain values",
+        )
+    return str(value)
+
+
+def read_dataset(path: Path) -> Iterator[DatasetRecord]:
+    """Stream the records of a dataset folder (or its metadata.jsonl), validating the contract."""
+    jsonl = resolve_jsonl(path, role="dataset", flag="DATASET")
+    for line in iter_jsonl(jsonl):
+        data = line.data
+        file_name = require_field(line, "file_name")
+        escapes = not isinstance(file_name, str) or os.path.isabs(file_name)
+        if escapes or ".." in Path(file_name).parts:
+            raise InputError(
+                f"{line.where}: file_name {file_name!r} must be a relative path inside the folder",
+                hint="image paths are relative to the dataset folder and never use '..'",
+            )
+        yield DatasetRecord(
+            id=record_id(line, flag=None),
+            file_name=file_name,
+            task=str(data.get("task", "ocr")),
+            prompt=str(data.get("prompt", "")),
+            target=str(require_field(line, "target")),
+            meta=dict(data.get("meta") or {}),
+        )
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """Open a temporary file beside `path`; rename it to `path` only if the block succeeds.
+
+    A crash or Ctrl-C never leaves a half-written file under the final name, which keeps every
+    output a valid Make target and never clobbers a previous good result.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as JSONL through `atomic_output`; return how many were written."""
+    count = 0
+    with atomic_output(path) as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through `atomic_output`."""
+    with atomic_output(path) as out:
+        out.write(text)

@@ -1,0 +1,340 @@
+"""The `score` engine: join predictions to references by id, compute metrics, break them down.
+
+Nothing here prints. Input problems raise `InputError` naming `path:line` and the fix; a
+prediction that is missing for a reference counts as empty (reported), unless `strict`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vlmkit import __version__
+from vlmkit.errors import InputError, UsageError
+from vlmkit.metrics import METRICS, Batch, Metric, MetricOptions, default_metric_names
+from vlmkit.records import Line, iter_jsonl, record_id, require_field, resolve_jsonl
+
+log = logging.getLogger(__name__)
+
+Aggregation = Literal["corpus", "mean"]
+MISSING_GROUP = "(missing)"
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How to read the inputs and what to compute."""
+
+    metrics: tuple[str, ...] | None = None
+    """Metric names; None picks the task's defaults."""
+    task: str | None = None
+    """Overrides the references' `task` field when choosing default metrics."""
+    aggregation: Aggregation = "corpus"
+    """`corpus` pools statistics (jiwer, sacrebleu); `mean` averages per-sample values."""
+    options: MetricOptions = field(default_factory=MetricOptions)
+    id_field: str = "id"
+    pred_field: str = "prediction"
+    ref_field: str = "target"
+    strict: bool = False
+    """A reference without a prediction is an error instead of an empty prediction."""
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in ("corpus", "mean"):
+            raise UsageError(
+                f"--aggregation: unknown value {self.aggregation!r}", hint="use corpus or mean"
+            )
+
+
+@dataclass(frozen=True)
+class Reference:
+    id: str
+    value: Any
+    task: str | None
+    record: dict[str, Any]
+    where: str
+
+
+@dataclass
+class Joined:
+    """References in file order with their predictions (empty where missing)."""
+
+    references: list[Reference]
+    predictions: list[Any]
+    prediction_records: list[dict[str, Any] | None]
+    missing: list[str]
+    errored: list[str]
+    prediction_path: Path
+    reference_path: Path
+
+    @property
+    def ids(self) -> list[str]:
+        return [ref.id for ref in self.references]
+
+
+def _duplicate(line: Line, rid: str, first: str, role: str) -> InputError:
+    return InputError(
+        f"{line.where}: duplicate id {rid!r} in {role} (first seen at {first})",
+        hint="ids must be unique; remove or rename one of the two lines",
+    )
+
+
+def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Reference]]:
+    """Read REFS: a dataset folder, its metadata.jsonl, or any JSONL with an id and a reference."""
+    jsonl = resolve_jsonl(path, role="references", flag="REFS")
+    seen: dict[str, str] = {}
+    refs: list[Reference] = []
+    for line in iter_jsonl(jsonl):
+        rid = record_id(line, config.id_field)
+        if rid in seen:
+            raise _duplicate(line, rid, seen[rid], "references")
+        seen[rid] = line.where
+        value = require_field(line, config.ref_field, flag="--ref-field")
+        task = line.data.get("task")
+        refs.append(Reference(rid, value, str(task) if task else None, line.data, line.where))
+    if not refs:
+        raise InputError(f"references {jsonl} has no records", hint="check REFS points at data")
+    return jsonl, refs
+
+
+def join(prediction_path: Path, reference_path: Path, config: ScoreConfig) -> Joined:
+    """Read both sides and pair them by id; never by position."""
+    ref_jsonl, refs = load_references(reference_path, config)
+    wanted = {ref.id for ref in refs}
+    pred_jsonl = resolve_jsonl(prediction_path, role="predictions", flag="PREDS")
+    found: dict[str, Line] = {}
+    for line in iter_jsonl(pred_jsonl):
+        pid = record_id(line, config.id_field)
+        if pid in found:
+            raise _duplicate(line, pid, found[pid].where, "predictions")
+        if pid not in wanted:
+            raise InputError(
+                f"{line.where}: id {pid!r} has no reference in {ref_jsonl}",
+                hint="are PREDS and REFS from the same dataset and split? "
+                "(ids are joined with --id-field, default 'id')",
+            )
+        # A failed sample may carry an `error` instead of a prediction; it scores as empty.
+        if config.pred_field not in line.data and "error" not in line.data:
+            require_field(line, config.pred_field, flag="--pred-field")
+        found[pid] = line
+    if not found:
+        raise InputError(
+            f"predictions {pred_jsonl} has no records",
+            hint="was the inference run interrupted before writing anything?",
+        )
+    predictions: list[Any] = []
+    records: list[dict[str, Any] | None] = []
+    missing: list[str] = []
+    errored: list[str] = []
+    for ref in refs:
+        line = found.get(ref.id)
+        if line is None:
+            if config.strict:
+                raise InputError(
+                    f"{pred_jsonl}: no prediction for id {ref.id!r} ({ref.where})",
+                    hint="rerun inference for the missing ids, or drop --strict to score "
+                    "them as empty predictions",
+                )
+            missing.append(ref.id)
+            predictions.append("")
+            records.append(None)
+            continue
+        value = line.data.get(config.pred_field)
+        if line.data.get("error"):
+            errored.append(ref.id)
+        predictions.append("" if value is None else value)
+        records.append(line.data)
+    if missing:
+        log.warning(
+            "%d of %d references have no prediction; scored as empty", len(missing), len(refs)
+        )
+    return Joined(refs, predictions, records, missing, errored, pred_jsonl, ref_jsonl)
+
+
+def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]:
+    """The task label and the metric names to compute."""
+    tasks = sorted({ref.task for ref in joined.references if ref.task})
+    if config.task:
+        task = config.task
+    elif len(tasks) > 1 and not config.metrics:
+        raise InputError(
+            f"{joined.reference_path} mixes tasks ({', '.join(tasks)})",
+            hint="pick the metrics with --metrics, or the defaults of one task with --task",
+        )
+    else:
+        task = tasks[0] if tasks else "ocr"
+    names = list(config.metrics) if config.metrics else default_metric_names(task)
+    return task, names
+
+
+@dataclass
+class MetricResult:
+    """One metric over one system: additive rows under the chosen aggregation, and the value."""
+
+    metric: Metric
+    raw_stats: np.ndarray
+    aggregation: Aggregation
+
+    def __post_init__(self) -> None:
+        if self.aggregation == "mean":
+            # A mean of per-sample values is itself additive: rows of (value, 1).
+            values = [self.metric.sample_value(row) for row in self.raw_stats]
+            self.stats = np.column_stack([values, np.ones(len(values))]).reshape(-1, 2)
+        else:
+            self.stats = self.raw_stats
+
+    def value_of(self, totals: np.ndarray) -> float:
+        if self.aggregation == "mean":
+            return float(totals[0] / totals[1]) if totals[1] else 0.0
+        return self.metric.value(totals)
+
+    def value_over(self, rows: np.ndarray | slice | Sequence[int]) -> float:
+        return self.value_of(self.stats[rows].sum(axis=0))
+
+    @property
+    def value(self) -> float:
+        return self.value_of(self.stats.sum(axis=0))
+
+    @property
+    def report(self) -> Any:
+        if self.aggregation == "mean":
+            return self.value
+        return self.metric.report(self.raw_stats.sum(axis=0))
+
+    @property
+    def signature(self) -> str:
+        return self.metric.signature(self.aggregation)
+
+    def sample_values(self) -> list[float]:
+        return [self.metric.sample_value(row) for row in self.raw_stats]
+
+
+@dataclass
+class Evaluation:
+    """All metrics of one system on one joined set."""
+
+    joined: Joined
+    task: str
+    results: dict[str, MetricResult]
+    details: dict[str, dict[str, Any]]
+
+    @property
+    def n(self) -> int:
+        return len(self.joined.references)
+
+    def values(self) -> dict[str, float]:
+        return {name: r.value for name, r in self.results.items()}
+
+
+def evaluate(joined: Joined, config: ScoreConfig) -> Evaluation:
+    """Compute every chosen metric once over the joined samples."""
+    task, names = choose_metrics(joined, config)
+    batch = Batch(joined.predictions, [r.value for r in joined.references], config.options)
+    results: dict[str, MetricResult] = {}
+    details: dict[str, dict[str, Any]] = {}
+    for name in names:
+        metric = METRICS[name](config.options)
+        stats = metric.statistics(batch)
+        results[name] = MetricResult(metric, stats, config.aggregation)
+        extra = metric.details(batch, stats)
+        if extra:
+            details[name] = extra
+    return Evaluation(joined, task, results, details)
+
+
+def group_value(reference: Reference, prediction: dict[str, Any] | None, path: str) -> str:
+    """The `--by` group of a sample: a dotted path into the reference, else the prediction."""
+    for record in (reference.record, prediction or {}):
+        node: Any = record
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            if node is None:
+                return MISSING_GROUP
+            return node if isinstance(node, str) else json.dumps(node, ensure_ascii=False)
+    return MISSING_GROUP
+
+
+def _natural_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def breakdown(evaluation: Evaluation, path: str) -> dict[str, dict[str, Any]]:
+    """Per-group metric values for `--by PATH` (groups sorted numerically, then alphabetically)."""
+    joined = evaluation.joined
+    groups: dict[str, list[int]] = {}
+    for i, (ref, pred) in enumerate(zip(joined.references, joined.prediction_records, strict=True)):
+        groups.setdefault(group_value(ref, pred, path), []).append(i)
+    if set(groups) == {MISSING_GROUP}:
+        raise UsageError(
+            f"--by {path}: no record has that field",
+            hint="use a dotted path into the reference records, e.g. meta.font or task",
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(groups, key=_natural_key):
+        rows = groups[label]
+        out[label] = {
+            "n": len(rows),
+            "metrics": {name: r.value_over(rows) for name, r in evaluation.results.items()},
+        }
+    return out
+
+
+def summary_json(evaluation: Evaluation) -> dict[str, Any]:
+    """The machine-readable result of one evaluation (each value on its library's own scale)."""
+    from importlib.metadata import version
+
+    joined = evaluation.joined
+    any_result = next(iter(evaluation.results.values()), None)
+    return {
+        "vlmkit_version": __version__,
+        "n": evaluation.n,
+        "task": evaluation.task,
+        "aggregation": any_result.aggregation if any_result else "corpus",
+        "metrics": {name: r.report for name, r in evaluation.results.items()},
+        "signatures": {name: r.signature for name, r in evaluation.results.items()},
+        "higher_is_better": {
+            name: r.metric.higher_is_better for name, r in evaluation.results.items()
+        },
+        "missing_predictions": len(joined.missing),
+        "errored_predictions": len(joined.errored),
+        "details": evaluation.details,
+        "inputs": {
+            "predictions": str(joined.prediction_path),
+            "references": str(joined.reference_path),
+        },
+        "libraries": {lib: version(lib) for lib in ("jiwer", "sacrebleu")},
+    }
+
+
+def per_sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """One row per sample: id, texts, flags and each metric's per-sample value."""
+    joined = evaluation.joined
+    values = {name: r.sample_values() for name, r in evaluation.results.items()}
+    missing, errored = set(joined.missing), set(joined.errored)
+    rows = []
+    for i, ref in enumerate(joined.references):
+        row: dict[str, Any] = {
+            "id": ref.id,
+            "prediction": joined.predictions[i],
+            "reference": ref.value,
+            "scores": {name: vals[i] for name, vals in values.items()},
+        }
+        if ref.id in missing:
+            row["missing"] = True
+        if ref.id in errored:
+            row["error"] = (joined.prediction_records[i] or {}).get("error")
+        for key in ("file_name", "meta"):
+            if key in ref.record:
+                row[key] = ref.record[key]
+        rows.append(row)
+    return rows
