@@ -4,7 +4,9 @@ Both systems are scored on the same resampled sets of samples (Koehn 2004). Beca
 is a function of summed per-sample statistics, a resample is a weighted column sum, computed for
 all metrics of both systems in one matrix product. The p-value follows sacrebleu's paired
 bootstrap test: the resampled absolute differences are centred on zero to stand for the null
-hypothesis, and p = (1 + #{centred >= observed}) / (1 + resamples).
+hypothesis, and p = (1 + #{centred >= observed}) / (1 + resamples). One deliberate difference:
+sacrebleu counts `centred > observed`, which gives a system compared with itself (all
+differences zero) p = 1/(1 + resamples), "significant"; counting ties gives it p = 1.
 """
 
 from __future__ import annotations

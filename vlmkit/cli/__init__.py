@@ -14,7 +14,6 @@ import typer
 from vlmkit import __version__
 from vlmkit.cli import console
 from vlmkit.cli.score import metrics_command, score
-from vlmkit.errors import UsageError, VlmkitError
 
 app = typer.Typer(
     name="vlmkit",
@@ -25,8 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("score")(score)
-app.command("metrics")(metrics_command)
+app.command("score")(console.friendly_errors(score))
+app.command("metrics")(console.friendly_errors(metrics_command))
 
 
 def _version(value: bool) -> None:
@@ -52,11 +51,5 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point: VlmkitErrors become one `Error:` line and a hint."""
-    try:
-        app(standalone_mode=True)
-    except VlmkitError as error:
-        if console.debug_enabled():
-            raise
-        console.print_error(error)
-        sys.exit(2 if isinstance(error, UsageError) else 1)
+    """Console-script entry point."""
+    app()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import typer
 from rich.console import Console
 
-from vlmkit.errors import VlmkitError
+from vlmkit.errors import UsageError, VlmkitError
 
 stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def debug_enabled() -> bool:
@@ -39,3 +43,23 @@ def write_stdout(text: str) -> None:
     """Raw text to stdout (JSON for machines), bypassing rich's wrapping and markup."""
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a command's VlmkitError into `Error:`/`Hint:` lines and exit 1 (usage errors: 2).
+
+    Applied to each command rather than around `app()`, so Typer's test runner sees the same
+    exit codes and messages a user does.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VlmkitError as error:
+            if debug_enabled():
+                raise
+            print_error(error)
+            raise typer.Exit(2 if isinstance(error, UsageError) else 1) from None
+
+    return wrapper

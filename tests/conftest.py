@@ -1,0 +1,40 @@
+"""Shared fixtures: paths to the bundled and shared real data, and small JSONL writers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CORD = REPO / "examples" / "cord-v2-sample"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+@pytest.fixture
+def refs_and_preds(tmp_path: Path):
+    """A three-sample OCR reference file and a matching predictions file."""
+    refs = write_jsonl(
+        tmp_path / "refs.jsonl",
+        [
+            {"id": "a", "target": "the cat sat", "task": "ocr", "meta": {"font": "serif"}},
+            {"id": "b", "target": "on the mat", "task": "ocr", "meta": {"font": "sans"}},
+            {"id": "c", "target": "Grüße, 東京!", "task": "ocr", "meta": {"font": "sans"}},
+        ],
+    )
+    preds = write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"id": "c", "prediction": "Grüsse 東京"},
+            {"id": "a", "prediction": "the cat sat"},
+            {"id": "b", "prediction": "on a mat"},
+        ],
+    )
+    return preds, refs

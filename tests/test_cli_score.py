@@ -1,0 +1,237 @@
+"""`vlmkit score` and `vlmkit metrics` through Typer's runner: output streams, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+import pytest
+from typer.testing import CliRunner
+
+from conftest import EXAMPLE_CORD, write_jsonl
+from vlmkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [[], ["score"], ["metrics"]])
+def test_help_of_every_command(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+
+
+def test_version():
+    from vlmkit import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"vlmkit {__version__}"
+
+
+def test_metrics_lists_every_metric_and_preset():
+    from vlmkit.metrics import METRICS
+
+    result = run("metrics")
+    assert result.exit_code == 0
+    for name in [*METRICS, "basic", "whitespace"]:
+        assert name in result.stdout
+
+
+def test_table_on_stdout_and_notes_on_stderr(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    out = tmp_path / "scores.json"
+    result = run("score", preds, refs, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "cer" in result.stdout and "signatures" in result.stdout
+    assert "wrote" in result.stderr and "wrote" not in result.stdout
+    payload = json.loads(out.read_text("utf-8"))
+    assert payload["n"] == 3
+    expected = jiwer.cer(["the cat sat", "on the mat", "Grüße, 東京!"], ["the cat sat", "on a mat", "Grüsse 東京"])
+    assert payload["metrics"]["cer"] == expected
+    assert payload["signatures"]["cer"].startswith("cer|")
+
+
+def test_json_to_stdout_is_pure_json(refs_and_preds):
+    preds, refs = refs_and_preds
+    result = run("score", preds, refs, "-m", "wer,hf_bleu,hf_ter", "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert list(payload["metrics"]) == ["wer", "hf_bleu", "hf_ter"]
+    assert set(payload["metrics"]["hf_ter"]) == {"score", "num_edits", "ref_length"}
+
+
+def test_per_sample_breakdown_and_baseline(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    baseline = write_jsonl(
+        tmp_path / "base.jsonl", [{"id": i, "prediction": ""} for i in ("a", "b", "c")]
+    )
+    per_sample = tmp_path / "per-sample.jsonl"
+    result = run(
+        "score", preds, refs, "-m", "cer,exact_match", "--by", "meta.font",
+        "--baseline", baseline, "--bootstrap", "200", "--per-sample", per_sample, "--json", "-",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["by"]["meta.font"]) == {"sans", "serif"}
+    assert payload["comparison"]["cer"]["delta"] < 0
+    assert payload["comparison"]["cer"]["resamples"] == 200
+    assert payload["baseline"]["metrics"]["cer"] == 1.0
+    rows = [json.loads(line) for line in per_sample.read_text("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+
+
+def test_bundled_example_json_task():
+    result = run("score", EXAMPLE_CORD / "predictions-b.jsonl", EXAMPLE_CORD,
+                 "--baseline", EXAMPLE_CORD / "predictions-a.jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "field_f1" in result.stdout and "per field" in result.stdout
+    assert "1 baseline carry an error field" in result.stderr
+
+
+def test_gates(refs_and_preds):
+    preds, refs = refs_and_preds
+    ok = run("score", preds, refs, "-m", "cer", "--fail-over", "cer=0.5")
+    assert ok.exit_code == 0
+    failed = run("score", preds, refs, "-m", "cer,exact_match", "--fail-under", "exact_match=0.9")
+    assert failed.exit_code == 1
+    assert "exact_match" in failed.stderr and "--fail-under exact_match=0.9" in failed.stderr
+    assert "cer" in failed.stdout  # the scores are still shown
+
+
+def test_missing_predictions_warn_or_fail_with_strict(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "prediction": "the cat sat"}])
+    result = run("score", preds, refs, "-m", "cer")
+    assert result.exit_code == 0
+    assert "2 of 3 references have no line" in result.stderr
+    strict = run("score", preds, refs, "-m", "cer", "--strict")
+    assert strict.exit_code == 1 and "no prediction for id 'b'" in strict.stderr
+
+
+def _error(result, code: int = 1) -> str:
+    assert result.exit_code == code, result.output
+    assert "Error:" in result.stderr and "Hint:" in result.stderr
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def test_malformed_json_names_file_and_line(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "prediction": "x"}\n{"id": "b", "prediction": \n', "utf-8")
+    assert f"{bad}:2: malformed JSON" in _error(run("score", bad, refs))
+
+
+def test_non_utf8_names_file_line_and_byte(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"id": "a", "prediction": "café"}\n'.encode("latin-1"))
+    stderr = _error(run("score", bad, refs))
+    assert f"{bad}:1: not UTF-8" in stderr and "iconv" in stderr
+
+
+def test_missing_prediction_field_names_the_flag(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "x"}])
+    stderr = _error(run("score", bad, refs))
+    assert f"{bad}:1: missing field 'prediction'" in stderr and "--pred-field" in stderr
+
+
+def test_missing_reference_field_names_the_flag(refs_and_preds):
+    preds, refs = refs_and_preds
+    stderr = _error(run("score", preds, refs, "--ref-field", "answer"))
+    assert f"{refs}:1: missing field 'answer'" in stderr and "--ref-field" in stderr
+
+
+def test_missing_id_names_the_flag(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = write_jsonl(tmp_path / "p.jsonl", [{"prediction": "x"}])
+    assert "--id-field" in _error(run("score", bad, refs))
+
+
+@pytest.mark.parametrize("side", ["predictions", "references"])
+def test_duplicate_ids(refs_and_preds, tmp_path: Path, side: str):
+    preds, refs = refs_and_preds
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "prediction": "x", "target": "x"}] * 2)
+    args = (dup, refs) if side == "predictions" else (preds, dup)
+    stderr = _error(run("score", *args))
+    assert f"{dup}:2: duplicate id 'a' in {side} (first seen at {dup}:1)" in stderr
+
+
+def test_prediction_without_reference(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = write_jsonl(tmp_path / "p.jsonl", [{"id": "zzz", "prediction": "x"}])
+    stderr = _error(run("score", bad, refs))
+    assert f"{bad}:1: id 'zzz' has no reference" in stderr and "same dataset" in stderr
+
+
+@pytest.mark.parametrize("side", ["predictions", "references"])
+def test_empty_files(refs_and_preds, tmp_path: Path, side: str):
+    preds, refs = refs_and_preds
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", "utf-8")
+    args = (empty, refs) if side == "predictions" else (preds, empty)
+    assert f"{side} {empty} has no records" in _error(run("score", *args))
+
+
+def test_unknown_metric_suggests_the_closest(refs_and_preds):
+    preds, refs = refs_and_preds
+    stderr = _error(run("score", preds, refs, "-m", "cer,chfr"), code=2)
+    assert "--metrics: unknown metric 'chfr'" in stderr and "did you mean 'chrf'" in stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing.jsonl", "does not exist"),
+        (lambda p: p, "is a folder without a metadata.jsonl"),
+    ],
+)
+def test_bad_refs_path(refs_and_preds, tmp_path: Path, make, message):
+    preds, _ = refs_and_preds
+    folder = tmp_path / "nothing_here"
+    folder.mkdir()
+    stderr = _error(run("score", preds, make(folder)))
+    assert message in stderr and "REFS" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--norm", "lower"], "--norm: unknown normalisation 'lower'"),
+        (["--fail-under", "cer"], "--fail-under 'cer': expected METRIC=VALUE"),
+        (["--fail-over", "cerr=0.1"], "did you mean 'cer'"),
+        (["-m", "cer", "--fail-over", "wer=0.1"], "wer was not computed"),
+        (["--by", "meta.nothing"], "--by meta.nothing: no record has that field"),
+    ],
+)
+def test_usage_errors_name_the_flag(refs_and_preds, args, message):
+    preds, refs = refs_and_preds
+    assert message in _error(run("score", preds, refs, *args), code=2)
+
+
+def test_nothing_is_written_when_scoring_fails(refs_and_preds, tmp_path: Path):
+    _, refs = refs_and_preds
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n", "utf-8")
+    out = tmp_path / "scores.json"
+    out.write_text("previous\n", "utf-8")
+    _error(run("score", bad, refs, "--json", out))
+    assert out.read_text("utf-8") == "previous\n"
+
+
+def test_unparseable_json_predictions_never_crash(tmp_path: Path):
+    refs = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"id": 1, "task": "json", "target": '{"total": {"price": "10"}}'}],
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "prediction": "{{{ not json at all"}])
+    result = run("score", preds, refs, "--json", "-")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["field_f1"] == 0.0 and metrics["json_valid"] == 0.0

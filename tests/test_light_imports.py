@@ -1,0 +1,58 @@
+"""`vlmkit --help` and `vlmkit score` never import the heavy model libraries (fresh processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import EXAMPLE_CORD
+
+HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "pandas", "accelerate")
+
+# Runs the real CLI in a fresh interpreter and reports every heavy module it tried to import.
+# A meta-path spy sees attempts even where the library is not installed (the light install),
+# so an accidental import is caught either way.
+PROBE = """
+import sys
+HEAVY = {heavy!r}
+attempted = set()
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HEAVY:
+            attempted.add(name.partition(".")[0])
+        return None
+
+sys.meta_path.insert(0, Spy())
+from vlmkit.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+attempted.update(m for m in HEAVY if m in sys.modules)
+print("HEAVY=" + ",".join(sorted(attempted)))
+"""
+
+
+def heavy_modules_after(*args: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    marker = [line for line in result.stdout.splitlines() if line.startswith("HEAVY=")]
+    assert marker, result.stdout + result.stderr
+    return [m for m in marker[-1].removeprefix("HEAVY=").split(",") if m]
+
+
+def test_help_imports_nothing_heavy():
+    assert heavy_modules_after("--help") == []
+
+
+def test_score_imports_nothing_heavy():
+    example = str(EXAMPLE_CORD)
+    args = ("score", f"{example}/predictions-b.jsonl", example, "--baseline",
+            f"{example}/predictions-a.jsonl", "-m", "field_f1,ted_accuracy,cer,bleu,ter,hf_bleu")  # fmt: skip
+    assert heavy_modules_after(*args) == []
