@@ -23,7 +23,7 @@ import jiwer
 from sacrebleu.metrics import BLEU, CHRF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ocr_pairs import ocr_pairs  # noqa: E402
+from ocr_pairs import ocr_pairs
 
 METRICS = "wer,cer,bleu,chrf"
 

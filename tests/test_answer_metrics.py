@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from metric_helpers import vlmkit_metric
+
 from vlmkit.metrics.answer import extract_letter
 
 

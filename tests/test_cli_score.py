@@ -1,4 +1,4 @@
-"""`vlmkit score` and `vlmkit metrics` through Typer's runner: output streams, exit codes, errors."""
+"""`vlmkit score` and `vlmkit metrics` through Typer's runner: streams, exit codes, errors."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jiwer
 import pytest
+from conftest import EXAMPLE_CORD, write_jsonl
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE_CORD, write_jsonl
 from vlmkit.cli import app
 
 runner = CliRunner()
@@ -51,7 +51,9 @@ def test_table_on_stdout_and_notes_on_stderr(refs_and_preds, tmp_path: Path):
     assert "wrote" in result.stderr and "wrote" not in result.stdout
     payload = json.loads(out.read_text("utf-8"))
     assert payload["n"] == 3
-    expected = jiwer.cer(["the cat sat", "on the mat", "Grüße, 東京!"], ["the cat sat", "on a mat", "Grüsse 東京"])
+    expected = jiwer.cer(
+        ["the cat sat", "on the mat", "Grüße, 東京!"], ["the cat sat", "on a mat", "Grüsse 東京"]
+    )
     assert payload["metrics"]["cer"] == expected
     assert payload["signatures"]["cer"].startswith("cer|")
 

@@ -53,6 +53,7 @@ def test_help_imports_nothing_heavy():
 
 def test_score_imports_nothing_heavy():
     example = str(EXAMPLE_CORD)
+    metrics = "field_f1,ted_accuracy,cer,bleu,ter,hf_bleu"
     args = ("score", f"{example}/predictions-b.jsonl", example, "--baseline",
-            f"{example}/predictions-a.jsonl", "-m", "field_f1,ted_accuracy,cer,bleu,ter,hf_bleu")  # fmt: skip
+            f"{example}/predictions-a.jsonl", "-m", metrics)  # fmt: skip
     assert heavy_modules_after(*args) == []

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_CORD, write_jsonl
+
 from vlmkit.errors import InputError
 from vlmkit.records import (
     DatasetRecord,
@@ -71,7 +71,7 @@ def test_record_id_accepts_strings_and_ints_only(tmp_path: Path):
 
 def test_resolve_jsonl(tmp_path: Path):
     assert resolve_jsonl(EXAMPLE_CORD, role="dataset", flag="X").name == "metadata.jsonl"
-    with pytest.raises(InputError, match="folder without a metadata.jsonl"):
+    with pytest.raises(InputError, match=r"folder without a metadata\.jsonl"):
         resolve_jsonl(tmp_path, role="references", flag="REFS")
     with pytest.raises(InputError, match="does not exist") as info:
         resolve_jsonl(tmp_path / "nope.jsonl", role="references", flag="REFS")

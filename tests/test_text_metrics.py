@@ -8,7 +8,6 @@ import jiwer
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from metric_helpers import vlmkit_metric
 
 CASES = {
@@ -17,7 +16,10 @@ CASES = {
         ["hello world", "a b c d", "one two three four five"],
         ["hello word", "a c d e f", "one two three four five"],
     ),
-    "unicode": (["Grüße aus Köln", "東京 タワー", "naïve café 🙂"], ["Grusse aus Köln", "東京タワー", "naive cafe 🙂"]),
+    "unicode": (
+        ["Grüße aus Köln", "東京 タワー", "naïve café 🙂"],
+        ["Grusse aus Köln", "東京タワー", "naive cafe 🙂"],
+    ),
     "empty_prediction": (["some words here", "more"], ["", "more"]),
     "empty_reference": (["", "a b"], ["x y", "a b"]),
     "all_empty_references": ([""], ["inserted words"]),

@@ -21,19 +21,24 @@ def _direction(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 
 
+def _signed(value: float, scale: str) -> str:
+    return f"{value:+.2f}" if scale == "0-100" else f"{value:+.4f}"
+
+
 def metric_table(evaluation: Evaluation, comparisons: dict[str, Comparison] | None) -> Table:
     title = f"vlmkit score · {evaluation.task} · n={evaluation.n}"
     table = Table(title=title, title_justify="left")
-    table.add_column("metric")
+    # Metric names and intervals must stay on one line even in an 80-column pipe.
+    table.add_column("metric", no_wrap=True)
     if comparisons:
         table.add_column("baseline", justify="right")
         table.add_column("system", justify="right")
-        table.add_column("delta", justify="right")
-        table.add_column("delta 95% CI", justify="right")
+        table.add_column("delta", justify="right", no_wrap=True)
+        table.add_column("delta 95% CI", justify="right", no_wrap=True)
         table.add_column("p", justify="right")
     else:
         table.add_column("value", justify="right")
-    table.add_column("scale", style="dim")
+        table.add_column("scale", style="dim")
     for name, result in evaluation.results.items():
         metric = result.metric
         label = f"{name} {_direction(metric.higher_is_better)}"
@@ -41,15 +46,18 @@ def metric_table(evaluation: Evaluation, comparisons: dict[str, Comparison] | No
             c = comparisons[name]
             better = (c.delta > 0) == metric.higher_is_better and c.delta != 0
             style = ("green" if better else "red") if c.p_value < 0.05 else ""
-            delta = f"[{style}]{c.delta:+.4g}[/{style}]" if style else f"{c.delta:+.4g}"
+            delta = (
+                f"[{style}]{_signed(c.delta, metric.scale)}[/{style}]"
+                if style
+                else _signed(c.delta, metric.scale)
+            )
             table.add_row(
                 label,
                 fmt(c.baseline, metric.scale),
                 fmt(c.system, metric.scale),
                 delta,
-                f"[{c.delta_ci95[0]:+.4g}, {c.delta_ci95[1]:+.4g}]",
-                f"{c.p_value:.4f}",
-                metric.scale,
+                "[{}, {}]".format(*(_signed(end, metric.scale) for end in c.delta_ci95)),
+                f"{c.p_value:.3f}",
             )
         else:
             table.add_row(label, fmt(result.value, metric.scale), metric.scale)

@@ -62,6 +62,6 @@ class HfTer(Ter):
     def report(self, totals: np.ndarray) -> dict[str, Any]:
         return {
             "score": self.value(totals),
-            "num_edits": float(totals[0]),
+            "num_edits": int(totals[0]),
             "ref_length": float(totals[1]),
         }

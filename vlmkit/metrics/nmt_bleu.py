@@ -12,7 +12,7 @@ How it differs from sacrebleu's corpus BLEU (all on purpose, to match published 
   add-one on *every* order, including unigrams (sacrebleu defaults to ``exp`` smoothing);
 - the reference length of a sample is its *shortest* reference, not the closest in length;
 - an order with no possible n-grams has precision 0.0, which makes the score 0.0 (no effective
-  order): a corpus whose predictions all have fewer than 4 tokens always scores 0.0;
+  order): unsmoothed, a corpus whose predictions all have fewer than 4 tokens scores 0.0;
 - brevity penalty ``exp(1 - 1/ratio)`` with ``ratio = hyp_len / ref_len`` (computed in that
   order, which matters for the last bits);
 - the text is not ``rstrip``-ped before 13a tokenisation, and the tokenizer never lowercases.
@@ -20,8 +20,9 @@ How it differs from sacrebleu's corpus BLEU (all on purpose, to match published 
   (``"co-\\n"`` -> ``co``), whereas sacrebleu strips the newline first and keeps ``co-``.
 
 Where ``evaluate`` raises, vlmkit returns numbers instead (documented in :func:`hf_bleu`):
-no samples, or all predictions empty, give ``bleu 0.0``; all references empty give
-``length_ratio 0.0`` (sacrebleu's convention, keeps JSON finite).
+no samples, or all predictions empty, give ``bleu 0.0``; a reference length of 0 (every
+sample's shortest reference empty) gives ``length_ratio 0.0`` (sacrebleu's convention, keeps JSON
+finite).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ Tokenizer = Callable[[str], Sequence[str]]
 # 13a pads every ASCII punctuation mark except ' , - . (and, harmlessly, the space) with spaces.
 # It is a single-character, context-free rewrite, so str.translate does it in C; the regex form
 # with a "\1" template calls back into Python for every match, and every space is a match.
-_PADDED_CHARS = " !\"#$%&()*+/:;<=>?@[\\]^_`{|}~"
+_PADDED_CHARS = ' !"#$%&()*+/:;<=>?@[\\]^_`{|}~'
 _PAD_TABLE = str.maketrans({c: f" {c} " for c in _PADDED_CHARS})
 # Period and comma are split off unless they sit between digits ("3.14", "2,000" stay whole).
 # These two passes consume two characters per match, so runs like "a..." depend on the exact
@@ -127,8 +128,12 @@ class BleuCounts:
                 f"cannot add BLEU counts of max_order {self.max_order} and {other.max_order}"
             )
         return BleuCounts(
-            tuple(a + b for a, b in zip(self.matches_by_order, other.matches_by_order)),
-            tuple(a + b for a, b in zip(self.possible_by_order, other.possible_by_order)),
+            tuple(
+                a + b for a, b in zip(self.matches_by_order, other.matches_by_order, strict=True)
+            ),
+            tuple(
+                a + b for a, b in zip(self.possible_by_order, other.possible_by_order, strict=True)
+            ),
             self.translation_length + other.translation_length,
             self.reference_length + other.reference_length,
         )
@@ -144,7 +149,7 @@ def _ngram_counts(tokens: list[str], max_order: int) -> list[Counter]:
     """One Counter per order. Orders never mix, so unigrams are keyed by the bare token."""
     counts: list[Counter] = [Counter(tokens)]
     for n in range(2, max_order + 1):
-        counts.append(Counter(zip(*[tokens[i:] for i in range(n)])))
+        counts.append(Counter(zip(*[tokens[i:] for i in range(n)], strict=False)))
     return counts
 
 
@@ -165,10 +170,10 @@ def _sample_counts(
     for other in refs[1:]:
         # A prediction n-gram may be credited up to the most times it occurs in ANY one reference
         # (Counter union = elementwise max), as in the NMT script.
-        for merged, extra in zip(ref_counts, _ngram_counts(other, max_order)):
+        for merged, extra in zip(ref_counts, _ngram_counts(other, max_order), strict=True):
             merged |= extra
     matches = []
-    for hyp_n, ref_n in zip(_ngram_counts(hyp, max_order), ref_counts):
+    for hyp_n, ref_n in zip(_ngram_counts(hyp, max_order), ref_counts, strict=True):
         m = 0
         get = ref_n.get
         for gram, c in hyp_n.items():
@@ -192,9 +197,7 @@ def _as_reference_list(refs: str | Sequence[str], index: int) -> list[str]:
         raise ValueError(f"sample {index} has no reference; BLEU needs at least one per prediction")
     for ref in out:
         if not isinstance(ref, str):
-            raise TypeError(
-                f"sample {index}: references must be strings, got {type(ref).__name__}"
-            )
+            raise TypeError(f"sample {index}: references must be strings, got {type(ref).__name__}")
     return out
 
 
@@ -216,9 +219,7 @@ def hf_bleu_statistics(
     return BleuCounts(tuple(matches), tuple(possible), hyp_len, ref_len)
 
 
-def hf_bleu_from_statistics(
-    total: BleuCounts, *, max_order: int = 4, smooth: bool = False
-) -> dict:
+def hf_bleu_from_statistics(total: BleuCounts, *, max_order: int = 4, smooth: bool = False) -> dict:
     """evaluate's BLEU dict from (summed) statistics; see :func:`hf_bleu` for the keys.
 
     The float operations are the NMT script's, in its order, so results are bit-identical.
@@ -227,7 +228,7 @@ def hf_bleu_from_statistics(
     if total.max_order != max_order:
         raise ValueError(f"counts have max_order {total.max_order}, not {max_order}")
     precisions: list[float] = []
-    for m, p in zip(total.matches_by_order, total.possible_by_order):
+    for m, p in zip(total.matches_by_order, total.possible_by_order, strict=True):
         if smooth:
             # Lin & Och add-one, on every order: a prediction with no matches still scores > 0.
             precisions.append((m + 1.0) / (p + 1.0))
@@ -248,10 +249,7 @@ def hf_bleu_from_statistics(
     # Where the script divides by zero, vlmkit returns the limits instead of raising:
     # nothing predicted -> brevity penalty 0 (exp(1 - 1/ratio) -> 0 as ratio -> 0), so bleu 0;
     # nothing to reference -> ratio reported as 0.0 (as sacrebleu does), penalty 1 (not short).
-    if ref_len > 0:
-        ratio = float(hyp_len) / ref_len
-    else:
-        ratio = 0.0
+    ratio = float(hyp_len) / ref_len if ref_len > 0 else 0.0
     if hyp_len == 0:
         bp = 0.0
     elif ref_len == 0 or ratio > 1.0:
@@ -286,8 +284,9 @@ def hf_bleu(
 
     Inputs on which evaluate raises get a defined result instead: an empty corpus, or one whose
     predictions are all empty, scores ``bleu 0.0`` with ``brevity_penalty 0.0`` and
-    ``length_ratio 0.0``; a corpus whose references are all empty (but predictions are not) has
-    ``length_ratio 0.0`` and ``brevity_penalty 1.0``. Mismatched lengths, or a prediction with
+    ``length_ratio 0.0``; a corpus whose reference length is 0 (every sample's shortest reference
+    is empty) but whose predictions are not empty has ``length_ratio 0.0`` and
+    ``brevity_penalty 1.0``. Mismatched lengths, or a prediction with
     no reference at all, raise ``ValueError`` (evaluate raises too).
     """
     _check_max_order(max_order)
@@ -302,7 +301,7 @@ def hf_bleu(
     hyp_total = 0
     ref_total = 0
     orders = range(max_order)
-    for i, (pred, refs) in enumerate(zip(predictions, references)):
+    for i, (pred, refs) in enumerate(zip(predictions, references, strict=True)):
         ref_tokens = [list(tok(r)) for r in _as_reference_list(refs, i)]
         m, p, hyp_len, ref_len = _sample_counts(list(tok(pred)), ref_tokens, max_order)
         for n in orders:

@@ -22,6 +22,9 @@ class _SacreBleuMetric(Metric):
     def __init__(self, options) -> None:
         super().__init__(options)
         self.metric = self._make()
+        # sacrebleu learns the reference count while reading references, and its signature needs
+        # it; vlmkit always scores one reference per sample, and TER's statistics bypass that read.
+        self.metric.num_refs = 1
 
     def _make(self) -> Any:
         raise NotImplementedError
