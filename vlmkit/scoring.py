@@ -171,6 +171,15 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
     return task, names
 
 
+def column_totals(stats: np.ndarray) -> np.ndarray:
+    """Sum each column as one contiguous 1-D array.
+
+    numpy sums a 1-D array pairwise, as `np.mean` over a list does (which is what Donut and most
+    notebooks call); `sum(axis=0)` on a 2-D array adds row by row and can differ in the last bit.
+    """
+    return np.ascontiguousarray(stats.T).sum(axis=1)
+
+
 @dataclass
 class MetricResult:
     """One metric over one system: additive rows under the chosen aggregation, and the value."""
@@ -193,17 +202,17 @@ class MetricResult:
         return self.metric.value(totals)
 
     def value_over(self, rows: np.ndarray | slice | Sequence[int]) -> float:
-        return self.value_of(self.stats[rows].sum(axis=0))
+        return self.value_of(column_totals(self.stats[rows]))
 
     @property
     def value(self) -> float:
-        return self.value_of(self.stats.sum(axis=0))
+        return self.value_of(column_totals(self.stats))
 
     @property
     def report(self) -> Any:
         if self.aggregation == "mean":
             return self.value
-        return self.metric.report(self.raw_stats.sum(axis=0))
+        return self.metric.report(column_totals(self.raw_stats))
 
     @property
     def signature(self) -> str:

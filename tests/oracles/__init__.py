@@ -1,0 +1,1 @@
+"""Reference implementations from other projects, loaded from their installed code for tests."""

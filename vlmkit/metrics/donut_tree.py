@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 __all__ = [
@@ -99,6 +101,39 @@ def flatten_fields(normalized: Any) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- field F1
 
 
+def _raw_fields(value: Any) -> list[tuple[str, str]]:
+    """``flatten_fields(normalize_tree(value))`` as a multiset, in one pass over the raw value.
+
+    Normalisation only drops and stringifies; the order it sorts keys into does not matter to a
+    multiset, and a dropped (empty) subtree has no fields. So the fields can be read off the raw
+    value with the same tests, without building the normalised tree: F1 needs no more.
+    """
+    out: list[tuple[str, str]] = []
+    append = out.append
+
+    def walk(value: Any, key: str) -> None:
+        # Called with truthy values only, as normalize_dict maps falsy ones to {}.
+        if isinstance(value, dict):
+            for child_key, child in value.items():
+                if child:
+                    walk(child, f"{key}.{child_key}" if key else child_key)
+        elif isinstance(value, list):
+            if all(isinstance(item, dict) for item in value):
+                for item in value:
+                    if item:
+                        walk(item, key)
+            else:
+                for item in value:
+                    if type(item) in _LEAF_TYPES and (text := str(item).strip()):
+                        append((key, text))
+        else:
+            append((key, str(value).strip()))
+
+    if value:
+        walk(value, "")
+    return out
+
+
 @dataclass(frozen=True)
 class FieldCounts:
     """Matched-field counts of one (prediction, reference) pair, or a sum of them."""
@@ -135,25 +170,37 @@ class FieldCounts:
 def field_counts(pred: Any, ref: Any) -> FieldCounts:
     """Count matched fields the way Donut's ``cal_f1`` does for one pair.
 
-    ``pred`` and ``ref`` are parsed JSON values; both are normalised here. Donut matches each
-    predicted field against the first equal reference field still unmatched and removes it,
-    which is a multiset intersection: ``tp = sum(min(count_pred, count_ref))`` per field.
-    Its ``fn_or_fp`` total is ``fp + fn``.
+    ``pred`` and ``ref`` are parsed JSON values; both are normalised here. Donut walks the
+    predicted fields, and removes from the reference list the first field equal to each one
+    (a true positive) or counts a miss; what is left of the reference list is added to the
+    misses. That is a multiset intersection: ``tp = sum(min(count_pred, count_ref))`` per
+    ``(key, value)``, and Donut's ``total_fn_or_fp`` is ``fp + fn`` here. Summing these counts
+    over samples and calling ``donut_f1`` gives Donut's corpus ``cal_f1(preds, answers)``.
     """
-    predicted = Counter(flatten_fields(normalize_tree(pred)))
-    expected = Counter(flatten_fields(normalize_tree(ref)))
+    predicted = Counter(_raw_fields(pred))
+    expected = Counter(_raw_fields(ref))
+    matched = predicted & expected
     table: dict[str, list[int]] = {}
-    for item, count in predicted.items():
-        matched = min(count, expected.get(item, 0))
-        row = table.setdefault(item[0], [0, 0, 0])
-        row[0] += matched
-        row[1] += count - matched
-    for item, count in expected.items():
-        row = table.setdefault(item[0], [0, 0, 0])
-        row[2] += count - min(count, predicted.get(item, 0))
-    tp = sum(row[0] for row in table.values())
-    fp = sum(row[1] for row in table.values())
-    fn = sum(row[2] for row in table.values())
+    for (name, _), count in predicted.items():
+        row = table.get(name)
+        if row is None:
+            table[name] = [0, count, 0]
+        else:
+            row[1] += count
+    for (name, _), count in expected.items():
+        row = table.get(name)
+        if row is None:
+            table[name] = [0, 0, count]
+        else:
+            row[2] += count
+    for (name, _), count in matched.items():
+        row = table[name]
+        row[0] += count
+        row[1] -= count
+        row[2] -= count
+    tp = sum(matched.values())
+    fp = sum(predicted.values()) - tp
+    fn = sum(expected.values()) - tp
     per_field = {name: (row[0], row[1], row[2]) for name, row in sorted(table.items())}
     return FieldCounts(tp, fp, fn, per_field)
 
@@ -164,7 +211,8 @@ def donut_f1(tp: int, fp: int, fn: int) -> float:
     Summed over a corpus the counts give exactly Donut's ``cal_f1`` on the same lists. With no
     field on either side (all three counts 0) Donut raises ZeroDivisionError; here the value is
     1.0: nothing was expected and nothing was predicted, so there is no error to count, the same
-    convention as ``ted_accuracy`` for two empty trees.
+    convention as ``ted_accuracy`` for two empty trees. Any other input with ``tp == 0`` is 0.0,
+    as in Donut.
     """
     if tp == 0 and fp == 0 and fn == 0:
         return 1.0
@@ -234,63 +282,95 @@ class _Tree:
         return sum(self.cost) - 1
 
 
-def _update_cost(t1: _Tree, x: int, t2: _Tree, y: int) -> int:
-    """Donut's ``update_cost`` between node x of t1 and node y of t2."""
-    if t1.is_leaf[x]:
-        if t2.is_leaf[y]:
-            # Unit-cost Levenshtein over code points, as nltk.edit_distance with its defaults
-            # (substitution_cost=1, transpositions=False: its transposition term is never picked).
-            return Levenshtein.distance(t1.label[x], t2.label[y])
-        return 1 + t1.cost[x]
-    if t2.is_leaf[y]:
-        return 1 + t2.cost[y]
-    return int(t1.label[x] != t2.label[y])
+def _update_costs(t1: _Tree, t2: _Tree) -> list[list[int]]:
+    """Donut's ``update_cost`` for every node pair, ``[x][y]`` for node x of t1 and y of t2.
+
+    Zhang–Shasha asks for each pair exactly once, so the whole table is no extra work; built
+    with numpy and rapidfuzz it costs a fraction of asking pair by pair from Python.
+    """
+    n1, n2 = len(t1.label), len(t2.label)
+    ids: dict[str, int] = {}
+    # Inner nodes: 0 for the same label, else 1. Leaves get other values below, so giving a
+    # leaf's text and an inner label the same id is harmless.
+    id1 = np.fromiter((ids.setdefault(s, len(ids)) for s in t1.label), np.int64, n1)
+    id2 = np.fromiter((ids.setdefault(s, len(ids)) for s in t2.label), np.int64, n2)
+    table = np.not_equal.outer(id1, id2).astype(np.int64)
+    leaves1 = [x for x, leaf in enumerate(t1.is_leaf) if leaf]
+    leaves2 = [y for y, leaf in enumerate(t2.is_leaf) if leaf]
+    # A leaf against an inner node: 1 + the leaf's length, whichever side the leaf is on.
+    if leaves1:
+        table[leaves1, :] = np.array([t1.cost[x] + 1 for x in leaves1], np.int64)[:, None]
+    if leaves2:
+        table[:, leaves2] = np.array([t2.cost[y] + 1 for y in leaves2], np.int64)[None, :]
+    if leaves1 and leaves2:
+        # Two leaves: unit-cost Levenshtein over code points, which is nltk.edit_distance with
+        # Donut's (default) arguments: substitution_cost=1 and transpositions=False.
+        table[np.ix_(leaves1, leaves2)] = process.cdist(
+            [t1.label[x] for x in leaves1],
+            [t2.label[y] for y in leaves2],
+            scorer=Levenshtein.distance,
+            dtype=np.int64,
+        )
+    return table.tolist()
 
 
 def _zhang_shasha(t1: _Tree, t2: _Tree) -> int:
     """Exact tree edit distance (Zhang & Shasha 1989) with Donut's costs, as an int.
 
-    Each keyroot pair fills a forest-distance table; ``treedist[x][y]`` for the pair of
-    subtrees rooted at x and y is stored when x and y both lie on the leftmost paths of the
-    current keyroots. Every (x, y) is a "tree" cell exactly once, so each update cost is
-    computed once.
+    Each pair of keyroots (i of t1, j of t2) fills a forest-distance table whose rows are the
+    forests lmd(i)..x and whose columns are the forests lmd(j)..y; ``treedist[x][y]``, the
+    distance between the subtrees rooted at x and y, is stored where x and y lie on the
+    leftmost paths of i and j, and read by later tables. That is zss's recurrence, cell for cell.
+
+    The order differs, not the cells: for one keyroot i, the tables of all keyroots j are laid
+    side by side and filled row by row, j in increasing order within a row. A cell of table
+    (i, j) reads ``treedist`` values of keyroots j' < j in the same row or of keyroots i' < i,
+    and both are ready by then. Rows of a few cells each (most keyroots are small) become one
+    long row per x, which is what makes this fast in Python.
     """
     lmd1, lmd2 = t1.lmd, t2.lmd
     cost1, cost2 = t1.cost, t2.cost
+    update = _update_costs(t1, t2)
     treedist = [[0] * len(cost2) for _ in cost1]
-    # Per keyroot j of t2: its columns as (y, insert cost, offset of y's leftmost leaf in the
-    # table), built once instead of once per keyroot of t1.
-    columns = []
+    # The columns of all keyroots j of t2, each keyroot's block led by its empty forest:
+    # (y, insertion cost of y, q, tree) where y = -1 marks the empty forest, q is the position
+    # of the forest lmd(j)..lmd(y)-1 in the row, and tree says whether lmd(y) = lmd(j), i.e.
+    # whether y is on the leftmost path of j. first is row 0: inserting the forest lmd(j)..y.
+    cols: list[tuple[int, int, int, bool]] = []
+    first: list[int] = []
     for j in t2.keyroots:
         lj = lmd2[j]
-        columns.append((j, lj, [(y, cost2[y], lmd2[y] - lj) for y in range(lj, j + 1)]))
+        start = len(cols)
+        cols.append((-1, 0, start, False))
+        first.append(0)
+        for y in range(lj, j + 1):
+            cols.append((y, cost2[y], start + lmd2[y] - lj, lmd2[y] == lj))
+            first.append(first[-1] + cost2[y])
     for i in t1.keyroots:
         li = lmd1[i]
-        for _j, lj, cols in columns:
-            first = [0]
-            total = 0
-            for _y, cy, _q in cols:
-                total += cy
-                first.append(total)
-            table = [first]
-            prev = first
-            for x in range(li, i + 1):
-                dx = cost1[x]
-                left = prev[0] + dx
-                cur = [left]
-                td_x = treedist[x]
-                lx = lmd1[x]
-                if lx == li:
-                    # x is on the leftmost path of keyroot i.
-                    b = 0
-                    for y, cy, q in cols:
-                        b += 1
-                        best = prev[b] + dx
+        table = [first]
+        prev = first
+        left = diag = 0
+        for x in range(li, i + 1):
+            dx = cost1[x]
+            td_x = treedist[x]
+            lx = lmd1[x]
+            cur: list[int] = []
+            append = cur.append
+            if lx == li:
+                # x is on the leftmost path of keyroot i: a tree cell where y is on the
+                # leftmost path of its keyroot.
+                update_x = update[x]
+                for (y, cy, q, tree), up in zip(cols, prev):  # noqa: B905 (equal lengths)
+                    if y < 0:
+                        left = up + dx
+                    else:
+                        best = up + dx
                         other = left + cy
                         if other < best:
                             best = other
-                        if q == 0:
-                            other = prev[b - 1] + _update_cost(t1, x, t2, y)
+                        if tree:
+                            other = diag + update_x[y]
                             if other < best:
                                 best = other
                             td_x[y] = best
@@ -298,24 +378,26 @@ def _zhang_shasha(t1: _Tree, t2: _Tree) -> int:
                             other = first[q] + td_x[y]
                             if other < best:
                                 best = other
-                        cur.append(best)
                         left = best
-                else:
-                    before = table[lx - li]
-                    b = 0
-                    for y, cy, q in cols:
-                        b += 1
-                        best = prev[b] + dx
+                    append(left)
+                    diag = up
+            else:
+                before = table[lx - li]
+                for (y, cy, q, _tree), up in zip(cols, prev):  # noqa: B905 (equal lengths)
+                    if y < 0:
+                        left = up + dx
+                    else:
+                        best = up + dx
                         other = left + cy
                         if other < best:
                             best = other
                         other = before[q] + td_x[y]
                         if other < best:
                             best = other
-                        cur.append(best)
                         left = best
-                table.append(cur)
-                prev = cur
+                    append(left)
+            table.append(cur)
+            prev = cur
     return treedist[-1][-1]
 
 
@@ -323,8 +405,10 @@ def tree_edit_distance(pred: Any, ref: Any) -> int:
     """Donut's tree edit distance between two parsed JSON values (normalised here).
 
     Equal to ``zss.distance`` on Donut's trees with Donut's costs (which returns it as a float).
+    Symmetric, as Donut's costs are: insertion and removal cost the same, updates are symmetric.
     """
-    return _distance(normalize_tree(pred), _Tree(normalize_tree(ref)), normalize_tree(ref))
+    ref_norm = normalize_tree(ref)
+    return _distance(normalize_tree(pred), _Tree(ref_norm), ref_norm)
 
 
 def _distance(pred_norm: Any, ref_tree: _Tree, ref_norm: Any) -> int:
@@ -338,12 +422,15 @@ def _distance(pred_norm: Any, ref_tree: _Tree, ref_norm: Any) -> int:
 def ted_accuracy(pred: Any, ref: Any) -> float:
     """Donut's ``cal_acc``: ``max(0, 1 - TED(pred, ref) / TED(empty, ref))``, the same float.
 
+    Scores are per sample; Donut's test.py reports their mean (``np.mean``) as TED accuracy.
+
     Donut divides by zero when the reference tree has no size: its normalised form is empty
-    (no field survives normalisation) or, degenerately, every node costs 0 (keys and values
-    made only of ``<leaf>`` and blanks). With numpy installed zss returns numpy floats, so Donut
-    then returns 0 via ``nan``/``inf`` and a RuntimeWarning, even for two empty trees; without
-    numpy it raises ZeroDivisionError. Here the value is 1.0 when the prediction's tree is
-    identical (distance 0), for example empty too, and 0.0 otherwise.
+    (``{}``, ``[]``, ``""``, ``0``, ``None``, or only such values nested) or, degenerately, every
+    node but the root costs 0 (a blank scalar such as ``" "``, or keys spelt ``"<leaf>"`` over
+    blank values). With numpy installed zss returns numpy floats, so Donut then returns 0 via
+    ``nan``/``inf`` and a RuntimeWarning, even for two empty trees; without numpy it raises
+    ZeroDivisionError. Here the value is 1.0 when the prediction is at distance 0 from such a
+    reference (it is empty too, or blank), and 0.0 otherwise.
     """
     ref_norm = normalize_tree(ref)
     ref_tree = _Tree(ref_norm)
