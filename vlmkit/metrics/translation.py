@@ -7,13 +7,18 @@ the score is then formed by sacrebleu's own code from the summed statistics.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sacrebleu.metrics import BLEU, CHRF, TER
 
 from vlmkit.metrics.base import Batch, Metric
 from vlmkit.metrics.fast_ter import ter_statistics
+
+if TYPE_CHECKING:
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+# sacrebleu is imported when one of its metrics is built, not with the registry: a `json` or
+# `letter` scoring run never needs it, and it is a tenth of `vlmkit score`'s start-up.
 
 
 class _SacreBleuMetric(Metric):
@@ -55,6 +60,8 @@ class Bleu(_SacreBleuMetric):
     summary = "sacrebleu corpus BLEU (13a, exp smoothing), 0-100"
 
     def _make(self) -> BLEU:
+        from sacrebleu.metrics import BLEU
+
         self._sentence = BLEU(effective_order=True)
         return BLEU()
 
@@ -71,6 +78,8 @@ class Chrf(_SacreBleuMetric):
     summary = "sacrebleu corpus chrF (char 6-grams, beta 2), 0-100"
 
     def _make(self) -> CHRF:
+        from sacrebleu.metrics import CHRF
+
         return CHRF()
 
     def _as_stats(self, totals: np.ndarray) -> list:
@@ -83,6 +92,8 @@ class Ter(_SacreBleuMetric):
     higher_is_better = False
 
     def _make(self) -> TER:
+        from sacrebleu.metrics import TER
+
         return TER()
 
     def statistics(self, batch: Batch) -> np.ndarray:
