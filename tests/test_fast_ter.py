@@ -212,10 +212,9 @@ def test_two_workers_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None
     assert 0 < sum(scored_here) < len(hypotheses)  # both processes did part of the work
 
 
-def take_one_chunk_and_die(taken, tasks, done) -> None:
+def take_one_chunk_and_die(path, bounds, done) -> None:
     """A helper that takes the first chunk and is killed before it answers."""
-    k, _ = tasks.get()
-    fast_ter._take(taken, k)
+    fast_ter._claim(bounds, front=True)
     os._exit(1)
 
 

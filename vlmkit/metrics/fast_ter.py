@@ -26,6 +26,8 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from queue import Empty
@@ -61,9 +63,10 @@ def ter_statistics(
 ) -> list[Stats]:
     """Per pair `(num_edits, ref_length)`, equal to `TER()._extract_corpus_statistics`.
 
-    `workers` <= 1 computes in this process; > 1 uses a pool of that many processes (spawned,
-    results in input order); None uses every CPU. Inputs under a few hundred pairs always stay
-    in this process, where a pool would cost more than it saves.
+    `workers` <= 1 computes in this process; > 1 uses that many processes, this one included
+    (the others spawned; the rows come back in input order and do not depend on `workers`);
+    None uses every CPU this process may run on. Inputs under a few hundred pairs stay in this
+    process, where a pool would cost more than it saves.
     """
     if len(hypotheses) != len(references):
         raise ValueError(
@@ -72,7 +75,8 @@ def ter_statistics(
     if workers is None:
         workers = _available_cpus()
     pairs = list(zip(hypotheses, references, strict=True))
-    if workers <= 1 or len(pairs) < _POOL_MIN_PAIRS:
+    # a daemonic process (itself a pool worker) may not start children
+    if workers <= 1 or len(pairs) < _POOL_MIN_PAIRS or multiprocessing.current_process().daemon:
         return _chunk_statistics(pairs)
     return _pool_statistics(pairs, workers)
 
@@ -144,48 +148,50 @@ def _pool_statistics(pairs: list[tuple[str, str]], workers: int) -> list[Stats]:
     chunks = _balanced_chunks(pairs, workers * _CHUNKS_PER_WORKER)
     # spawn, not fork: safe when the caller holds threads or locks, same on every platform.
     context = multiprocessing.get_context("spawn")
-    taken = context.Array("b", len(chunks))  # who computes a chunk is decided under its lock
-    tasks, done = context.Queue(), context.Queue()
-    helpers = [
-        context.Process(target=_helper, args=(taken, tasks, done), daemon=True)
-        for _ in range(workers - 1)
-    ]
-    for helper in helpers:
-        helper.start()
-    # Through a queue, not the start arguments: a spawned child reads those only after its
-    # imports, and a large write would block this process until then.
-    for task in [*enumerate(chunks), *[None] * len(helpers)]:
-        tasks.put(task)
-    tasks.cancel_join_thread()  # chunks this process takes back are never read: do not wait
+    bounds = context.Array("q", [0, len(chunks)])  # next chunk from the front; end of the back
+    done = context.Queue()
     results: dict[int, list[Stats]] = {}
-    try:
-        for k in reversed(range(len(chunks))):
-            if not _take(taken, k):
-                break  # the helpers have reached this chunk, and everything before it
-            results[k] = _chunk_statistics(chunks[k])
-        _collect(results, chunks, done, helpers)
-    finally:
+    with tempfile.TemporaryDirectory(prefix="vlmkit-ter-") as folder:
+        # A file, not the start arguments: a spawned child reads those only after its imports,
+        # and a large write would block this process until then.
+        path = os.path.join(folder, "chunks.pickle")
+        with open(path, "wb") as file:
+            pickle.dump(chunks, file, protocol=pickle.HIGHEST_PROTOCOL)
+        helpers = [
+            context.Process(target=_helper, args=(path, bounds, done), daemon=True)
+            for _ in range(workers - 1)
+        ]
         for helper in helpers:
-            # every chunk a helper took has been collected: what it still does is idle
-            helper.terminate()
-            helper.join()
+            helper.start()
+        try:
+            while (k := _claim(bounds, front=False)) is not None:
+                results[k] = _chunk_statistics(chunks[k])
+            _collect(results, chunks, done, helpers)
+        finally:
+            for helper in helpers:
+                # every chunk a helper took has been collected: what it still does is idle
+                helper.terminate()
+                helper.join()
     return [row for k in range(len(chunks)) for row in results[k]]
 
 
-def _take(taken, k: int) -> bool:
-    with taken.get_lock():
-        if taken[k]:
-            return False
-        taken[k] = 1
-        return True
+def _claim(bounds, front: bool) -> int | None:
+    """Take the next chunk index from the front or the back; None when none is left."""
+    with bounds.get_lock():
+        if bounds[0] >= bounds[1]:
+            return None
+        if front:
+            bounds[0] += 1
+            return bounds[0] - 1
+        bounds[1] -= 1
+        return bounds[1]
 
 
-def _helper(taken, tasks, done) -> None:
-    while (task := tasks.get()) is not None:
-        k, chunk = task
-        if not _take(taken, k):
-            return  # this process is scoring the rest
-        done.put((k, _chunk_statistics(chunk)))
+def _helper(path: str, bounds, done) -> None:
+    with open(path, "rb") as file:
+        chunks = pickle.load(file)
+    while (k := _claim(bounds, front=True)) is not None:
+        done.put((k, _chunk_statistics(chunks[k])))
 
 
 def _collect(results: dict, chunks: list, done, helpers: list) -> None:
