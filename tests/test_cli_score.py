@@ -92,7 +92,7 @@ def test_bundled_example_json_task():
                  "--baseline", EXAMPLE_CORD / "predictions-a.jsonl")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "field_f1" in result.stdout and "per field" in result.stdout
-    assert "1 baseline carry an error field" in result.stderr
+    assert "1 line carries an error field in" in result.stderr and "(baseline)" in result.stderr
 
 
 def test_gates(refs_and_preds):

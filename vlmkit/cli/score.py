@@ -250,9 +250,10 @@ def _report_gaps(joined, base_eval) -> None:
                 f"(first: {j.missing[0]!r}; --strict makes this an error)"
             )
         if j.errored:
+            lines = "line carries" if len(j.errored) == 1 else "lines carry"
             console.warn(
-                f"{len(j.errored)} {label} carry an error field and were scored as empty "
-                f"(first: {j.errored[0]!r})"
+                f"{len(j.errored)} {lines} an error field in {j.prediction_path} ({label}); "
+                f"scored as empty predictions (first: {j.errored[0]!r})"
             )
 
 
