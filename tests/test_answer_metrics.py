@@ -64,3 +64,12 @@ def test_exact_match_with_and_without_normalisation():
 def test_exact_match_per_sample_values():
     result = vlmkit_metric("exact_match", ["a", "b"], ["a", "c"])
     assert result.sample_values() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("norm", ["basic", "punctuation", "nfkc+lowercase"])
+def test_normalisation_never_hides_the_braces(norm):
+    # The punctuation step deletes "{" and "}": the letter is extracted first, then normalised.
+    preds, refs = ["{E}", "The answer is {ｋ}."], ["e", "k"]
+    assert vlmkit_metric("letter_accuracy_strict", preds, refs, norm=norm).value == (
+        1.0 if "nfkc" in norm or norm == "basic" else 0.5
+    )

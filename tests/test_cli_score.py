@@ -237,3 +237,85 @@ def test_unparseable_json_predictions_never_crash(tmp_path: Path):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)["metrics"]
     assert metrics["field_f1"] == 0.0 and metrics["json_valid"] == 0.0
+
+
+def test_task_choices_are_the_registry_tasks():
+    from vlmkit.cli.options import TaskChoice
+    from vlmkit.metrics import TASK_DEFAULTS
+
+    assert [t.value for t in TaskChoice] == list(TASK_DEFAULTS)
+
+
+def test_markup_like_ids_and_keys_are_printed_verbatim(tmp_path: Path):
+    # A model can invent any key; rich must not read "[/a]" as markup (it used to crash).
+    refs = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"id": "[/x]", "task": "json", "target": '{"[/a]": "1", "b": "[red]2"}'}],
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "[/x]", "prediction": '{"[/a]": "1"}'}])
+    result = run("score", preds, refs, "--by", "id")
+    assert result.exit_code == 0, result.output
+    assert "[/a]" in result.stdout and "[/x]" in result.stdout
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "[/x]", "prediction": "1"}] * 2)
+    assert "duplicate id '[/x]'" in _error(run("score", dup, refs))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": ' + "9" * 5000 + "}\n", ":1: unreadable JSON"),
+        ('{"id": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", ":1: unreadable JSON"),
+    ],
+)
+def test_pathological_json_lines_are_errors_not_tracebacks(
+    refs_and_preds, tmp_path, content, message
+):
+    _, refs = refs_and_preds
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content, "utf-8")
+    assert f"{bad}{message}" in _error(run("score", bad, refs))
+
+
+def test_deeply_nested_prediction_counts_as_unparsed(tmp_path: Path):
+    refs = write_jsonl(tmp_path / "r.jsonl", [{"id": 1, "task": "json", "target": '{"a": "1"}'}])
+    deep = '{"a": ' * 600 + '"1"' + "}" * 600
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "prediction": deep}])
+    result = run("score", preds, refs, "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["json_valid"] == 0.0
+
+
+@pytest.mark.parametrize("flag", ["--json", "--per-sample"])
+def test_unwritable_outputs_fail_before_scoring(refs_and_preds, tmp_path: Path, flag: str):
+    preds, refs = refs_and_preds
+    assert f"{flag} {tmp_path} is a folder" in _error(run("score", preds, refs, flag, tmp_path), 2)
+
+
+def test_unknown_task_in_records_names_the_line(tmp_path: Path):
+    refs = write_jsonl(tmp_path / "r.jsonl", [{"id": 1, "task": "jsn", "target": "x"}])
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "prediction": "x"}])
+    assert f"{refs}:1: unknown task 'jsn'" in _error(run("score", preds, refs))
+    assert run("score", preds, refs, "-m", "cer").exit_code == 0
+    assert run("score", preds, refs, "--task", "jsn").exit_code == 2  # a closed choice
+
+
+def test_hf_metrics_refuse_mean_aggregation(refs_and_preds):
+    preds, refs = refs_and_preds
+    stderr = _error(run("score", preds, refs, "-m", "hf_bleu", "--aggregation", "mean"), 2)
+    assert "--aggregation mean: hf_bleu" in stderr
+
+
+def test_baseline_errors_name_the_baseline(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    base = write_jsonl(tmp_path / "base.jsonl", [{"id": "zzz", "prediction": "x"}])
+    stderr = _error(run("score", preds, refs, "--baseline", base))
+    assert "has no reference" in stderr and "are --baseline and REFS" in stderr
+
+
+def test_gate_and_by_mistakes_fail_before_writing(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    out = tmp_path / "scores.json"
+    _error(run("score", preds, refs, "-m", "cer", "--fail-over", "wer=0.1", "--json", out), 2)
+    _error(run("score", preds, refs, "--by", "meta.nope", "--json", out), 2)
+    assert not out.exists()
+    assert "expected METRIC=VALUE" in _error(run("score", preds, refs, "--fail-over", "cer=nan"), 2)

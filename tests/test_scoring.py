@@ -57,7 +57,18 @@ def test_errored_samples_score_as_empty(tmp_path: Path, refs_and_preds):
     )
     joined = join(preds, refs, ScoreConfig())
     assert joined.errored == ["b", "c"]
-    assert joined.predictions == ["the cat sat", "", "partial"]
+    assert joined.predictions == ["the cat sat", "", ""]  # a partial output of a failure too
+
+
+def test_null_prediction_counts_as_missing(tmp_path: Path, refs_and_preds):
+    _, refs = refs_and_preds
+    preds = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": "a", "prediction": None}, {"id": "b", "prediction": "x", "error": None}],
+    )
+    joined = join(preds, refs, ScoreConfig())
+    assert joined.missing == ["a", "c"] and joined.errored == []
+    assert joined.predictions == ["", "x", ""]
 
 
 def test_custom_field_names(tmp_path: Path):

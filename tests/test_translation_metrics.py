@@ -46,13 +46,14 @@ def test_signature_carries_sacrebleus_own(name):
     library.corpus_score(["a b"], [["a c"]])  # sacrebleu signs only after scoring
     own = library.get_signature().format()
     signature = vlmkit_metric(name, ["a b"], ["a c"]).signature
-    assert signature.startswith(f"{name}|{own}|")
+    assert signature.startswith(f"{name}|sacrebleu({own})|")
     assert "norm:none" in signature and "agg:corpus" in signature
 
 
 def test_per_sample_bleu_is_sacrebleus_sentence_bleu():
     refs, preds = CASES["corpus"]
     result = vlmkit_metric("bleu", preds, refs, aggregation="mean")
+    assert "eff:yes" in result.signature  # sentence BLEU turns effective order on
     expected = [
         BLEU(effective_order=True).sentence_score(p, [r]).score
         for p, r in zip(preds, refs, strict=True)

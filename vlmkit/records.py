@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from vlmkit.errors import InputError
+from vlmkit.errors import InputError, UsageError
 
 METADATA_FILE = "metadata.jsonl"
 
@@ -132,6 +132,11 @@ def iter_jsonl(path: Path) -> Iterator[Line]:
                     f"{where}: malformed JSON ({exc.msg} at column {exc.colno})",
                     hint="each line must be one complete JSON object; fix or delete that line",
                 ) from exc
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k-deep nesting
+                raise InputError(
+                    f"{where}: unreadable JSON ({type(exc).__name__}: {exc})",
+                    hint="each line must be one ordinary JSON object; fix or delete that line",
+                ) from exc
             if not isinstance(data, dict):
                 raise InputError(
                     f"{where}: expected a JSON object, got {type(data).__name__}",
@@ -176,14 +181,33 @@ def read_dataset(path: Path) -> Iterator[DatasetRecord]:
                 f"{line.where}: file_name {file_name!r} must be a relative path inside the folder",
                 hint="image paths are relative to the dataset folder and never use '..'",
             )
+        meta = data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InputError(
+                f"{line.where}: meta must be a JSON object, got {type(meta).__name__}",
+                hint='write meta as {"field": value, ...}',
+            )
+        target = require_field(line, "target")
         yield DatasetRecord(
             id=record_id(line, flag=None),
             file_name=file_name,
             task=str(data.get("task", "ocr")),
             prompt=str(data.get("prompt", "")),
-            target=str(require_field(line, "target")),
-            meta=dict(data.get("meta") or {}),
+            # A structured target given as JSON stays JSON text (not a Python repr).
+            target=target if isinstance(target, str) else json.dumps(target, ensure_ascii=False),
+            meta=meta,
         )
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Fail before any work when `path` cannot become an output file."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder", hint=f"give {flag} a file name")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {ancestor}", hint="choose another path")
 
 
 @contextmanager
@@ -193,8 +217,15 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     A crash or Ctrl-C never leaves a half-written file under the final name, which keeps every
     output a valid Make target and never clobbers a previous good result.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder", hint="give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path}: {exc.strerror}", hint="choose a writable output path"
+        ) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             yield out

@@ -17,7 +17,14 @@ import numpy as np
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
-from vlmkit.metrics import METRICS, Batch, Metric, MetricOptions, default_metric_names
+from vlmkit.metrics import (
+    METRICS,
+    TASK_DEFAULTS,
+    Batch,
+    Metric,
+    MetricOptions,
+    default_metric_names,
+)
 from vlmkit.records import Line, iter_jsonl, record_id, require_field, resolve_jsonl
 
 log = logging.getLogger(__name__)
@@ -101,20 +108,26 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
     return jsonl, refs
 
 
-def join(prediction_path: Path, reference_path: Path, config: ScoreConfig) -> Joined:
-    """Read both sides and pair them by id; never by position."""
+def join(
+    prediction_path: Path, reference_path: Path, config: ScoreConfig, *, flag: str = "PREDS"
+) -> Joined:
+    """Read both sides and pair them by id; never by position.
+
+    `flag` names where the predictions came from (PREDS, --baseline) in errors.
+    """
     ref_jsonl, refs = load_references(reference_path, config)
     wanted = {ref.id for ref in refs}
-    pred_jsonl = resolve_jsonl(prediction_path, role="predictions", flag="PREDS")
+    role = "predictions" if flag == "PREDS" else f"{flag} predictions"
+    pred_jsonl = resolve_jsonl(prediction_path, role=role, flag=flag)
     found: dict[str, Line] = {}
     for line in iter_jsonl(pred_jsonl):
         pid = record_id(line, config.id_field)
         if pid in found:
-            raise _duplicate(line, pid, found[pid].where, "predictions")
+            raise _duplicate(line, pid, found[pid].where, role)
         if pid not in wanted:
             raise InputError(
                 f"{line.where}: id {pid!r} has no reference in {ref_jsonl}",
-                hint="are PREDS and REFS from the same dataset and split? "
+                hint=f"are {flag} and REFS from the same dataset and split? "
                 "(ids are joined with --id-field, default 'id')",
             )
         # A failed sample may carry an `error` instead of a prediction; it scores as empty.
@@ -123,7 +136,7 @@ def join(prediction_path: Path, reference_path: Path, config: ScoreConfig) -> Jo
         found[pid] = line
     if not found:
         raise InputError(
-            f"predictions {pred_jsonl} has no records",
+            f"{role} {pred_jsonl} has no records",
             hint="was the inference run interrupted before writing anything?",
         )
     predictions: list[Any] = []
@@ -144,10 +157,16 @@ def join(prediction_path: Path, reference_path: Path, config: ScoreConfig) -> Jo
             records.append(None)
             continue
         value = line.data.get(config.pred_field)
-        if line.data.get("error"):
-            errored.append(ref.id)
-        predictions.append("" if value is None else value)
         records.append(line.data)
+        if line.data.get("error"):
+            # A failed sample scores as empty even if it kept a partial prediction.
+            errored.append(ref.id)
+            predictions.append("")
+        elif value is None:
+            missing.append(ref.id)  # "prediction": null says no more than a missing line
+            predictions.append("")
+        else:
+            predictions.append(value)
     if missing:
         log.warning(
             "%d of %d references have no prediction; scored as empty", len(missing), len(refs)
@@ -167,7 +186,20 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
         )
     else:
         task = tasks[0] if tasks else "ocr"
+    if not config.metrics and task not in TASK_DEFAULTS:
+        where = next((ref.where for ref in joined.references if ref.task == task), "--task")
+        raise InputError(
+            f"{where}: unknown task {task!r}, so no default metrics",
+            hint=f"known tasks: {', '.join(TASK_DEFAULTS)}; or choose metrics with --metrics",
+        )
     names = list(config.metrics) if config.metrics else default_metric_names(task)
+    if config.aggregation == "mean":
+        dicts = [name for name in names if METRICS[name].corpus_only]
+        if dicts:
+            raise UsageError(
+                f"--aggregation mean: {', '.join(dicts)} report evaluate's corpus-level dict",
+                hint="use --aggregation corpus for them, or leave them out of --metrics",
+            )
     return task, names
 
 
@@ -277,6 +309,17 @@ def _natural_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
+def check_breakdown(joined: Joined, path: str) -> None:
+    """Fail before any scoring when no record has the `--by` field."""
+    for ref, pred in zip(joined.references, joined.prediction_records, strict=True):
+        if group_value(ref, pred, path) != MISSING_GROUP:
+            return
+    raise UsageError(
+        f"--by {path}: no record has that field",
+        hint="use a dotted path into the reference records, e.g. meta.font or task",
+    )
+
+
 def breakdown(evaluation: Evaluation, path: str) -> dict[str, dict[str, Any]]:
     """Per-group metric values for `--by PATH` (groups sorted numerically, then alphabetically)."""
     joined = evaluation.joined
@@ -284,10 +327,7 @@ def breakdown(evaluation: Evaluation, path: str) -> dict[str, dict[str, Any]]:
     for i, (ref, pred) in enumerate(zip(joined.references, joined.prediction_records, strict=True)):
         groups.setdefault(group_value(ref, pred, path), []).append(i)
     if set(groups) == {MISSING_GROUP}:
-        raise UsageError(
-            f"--by {path}: no record has that field",
-            hint="use a dotted path into the reference records, e.g. meta.font or task",
-        )
+        check_breakdown(joined, path)
     out: dict[str, dict[str, Any]] = {}
     for label in sorted(groups, key=_natural_key):
         rows = groups[label]

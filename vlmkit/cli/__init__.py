@@ -20,6 +20,8 @@ app = typer.Typer(
     help="Adapt vision-language models to text extraction, and prove with honest numbers "
     "that it worked.",
     no_args_is_help=True,
+    # Markdown: docstring paragraphs reflow to the terminal, indented examples stay verbatim.
+    rich_markup_mode="markdown",
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

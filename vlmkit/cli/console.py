@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vlmkit.errors import UsageError, VlmkitError
 
@@ -23,18 +24,19 @@ def debug_enabled() -> bool:
 
 def note(message: str) -> None:
     """A hint or remark for the person at the terminal (stderr)."""
-    stderr.print(f"[dim]{message}[/dim]")
+    stderr.print(f"[dim]{escape(message)}[/dim]")
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]Warning:[/yellow] {message}")
+    stderr.print(f"[yellow]Warning:[/yellow] {escape(message)}")
 
 
 def print_error(error: VlmkitError) -> None:
     # One line each, no traceback: the message names the file/line/flag, the hint says the fix.
-    stderr.print(f"[bold red]Error:[/bold red] {error.message}", markup=True, highlight=False)
+    # Messages quote ids, paths and field names from user files: never read them as markup.
+    stderr.print(f"[bold red]Error:[/bold red] {escape(error.message)}")
     if error.hint:
-        stderr.print(f"[bold]Hint:[/bold] {error.hint}")
+        stderr.print(f"[bold]Hint:[/bold] {escape(error.hint)}")
     if not debug_enabled():
         stderr.print("[dim](set VLMKIT_DEBUG=1 to see the traceback)[/dim]")
 

@@ -14,6 +14,14 @@ class AggregationChoice(str, Enum):
     mean = "mean"
 
 
+class TaskChoice(str, Enum):
+    # Mirrors vlmkit.metrics.TASK_DEFAULTS (a test keeps them equal); spelled out here so
+    # `--help` lists the choices without importing the metrics.
+    ocr = "ocr"
+    json = "json"
+    letter = "letter"
+
+
 IdField = Annotated[
     str, typer.Option("--id-field", help="Field holding the sample id (both files).")
 ]
@@ -35,5 +43,10 @@ Norm = Annotated[
 ]
 Workers = Annotated[
     int | None,
-    typer.Option("--workers", min=1, help="Processes for metrics that can use several (TER)."),
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Processes for metrics that can use several (TER). Default: every CPU, "
+        "for 400 pairs or more.",
+    ),
 ]

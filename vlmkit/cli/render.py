@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from vlmkit.scoring import Evaluation
@@ -65,8 +66,10 @@ def metric_table(evaluation: Evaluation, comparisons: dict[str, Comparison] | No
 
 
 def breakdown_table(path: str, groups: dict[str, dict[str, Any]], evaluation: Evaluation) -> Table:
-    table = Table(title=f"by {path}", title_justify="left")
-    table.add_column(path)
+    # Group labels and field names come from user files (or a model's invented keys): escape
+    # them, or "[/x]" in a label would be read as rich markup and crash the table.
+    table = Table(title=f"by {escape(path)}", title_justify="left")
+    table.add_column(escape(path))
     table.add_column("n", justify="right")
     for name in evaluation.results:
         table.add_column(name, justify="right")
@@ -75,7 +78,7 @@ def breakdown_table(path: str, groups: dict[str, dict[str, Any]], evaluation: Ev
             fmt(group["metrics"][name], result.metric.scale)
             for name, result in evaluation.results.items()
         ]
-        table.add_row(label, str(group["n"]), *cells)
+        table.add_row(escape(label), str(group["n"]), *cells)
     return table
 
 
@@ -85,7 +88,7 @@ def field_table(per_field: dict[str, dict[str, Any]]) -> Table:
         table.add_column(column, justify="left" if column == "field" else "right")
     for name, row in per_field.items():
         table.add_row(
-            name,
+            escape(name),
             f"{row['precision']:.4f}",
             f"{row['recall']:.4f}",
             f"{row['f1']:.4f}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from vlmkit.cli.options import (
     Norm,
     PredField,
     RefField,
+    TaskChoice,
     Workers,
 )
 from vlmkit.errors import GateFailed, UsageError
@@ -32,12 +34,27 @@ def parse_gate(spec: str, flag: str) -> tuple[str, float]:
         if not sep:
             raise ValueError
         threshold = float(raw)
+        if not math.isfinite(threshold):
+            raise ValueError
     except ValueError:
         raise UsageError(
             f"{flag} {spec!r}: expected METRIC=VALUE", hint=f"e.g. {flag} cer=0.05"
         ) from None
     resolve_metric_names(name, flag=flag)
     return name, threshold
+
+
+def check_gate_names(
+    computed: list[str], under: list[tuple[str, float]], over: list[tuple[str, float]]
+) -> None:
+    """Before scoring: every gated metric must be among those that will be computed."""
+    for flag, gates in (("--fail-under", under), ("--fail-over", over)):
+        for name, threshold in gates:
+            if name not in computed:
+                raise UsageError(
+                    f"{flag} {name}={threshold:g}: {name} was not computed",
+                    hint=f"add it to --metrics (computed: {', '.join(computed)})",
+                )
 
 
 def check_gates(
@@ -49,11 +66,6 @@ def check_gates(
         ("--fail-over", over, lambda v, t: v > t),
     ):
         for name, threshold in gates:
-            if name not in values:
-                raise UsageError(
-                    f"{flag} {name}={threshold:g}: {name} was not computed",
-                    hint=f"add it to --metrics (computed: {', '.join(values)})",
-                )
             if fails(values[name], threshold):
                 failures.append(f"{name} = {values[name]:.6g} ({flag} {name}={threshold:g})")
     if failures:
@@ -73,10 +85,16 @@ def _write_json(target: Path, payload: dict[str, Any]) -> None:
 
 
 def score(
-    preds: Annotated[Path, typer.Argument(help="Predictions JSONL (one {id, prediction} a line).")],
+    preds: Annotated[
+        Path,
+        typer.Argument(metavar="PREDS", help="Predictions JSONL (one {id, prediction} a line)."),
+    ],
     refs: Annotated[
         Path,
-        typer.Argument(help="Dataset folder, its metadata.jsonl, or a JSONL with id + reference."),
+        typer.Argument(
+            metavar="REFS",
+            help="Dataset folder, its metadata.jsonl, or a JSONL with id + reference.",
+        ),
     ],
     metrics: Annotated[
         str | None,
@@ -85,8 +103,8 @@ def score(
         ),
     ] = None,
     task: Annotated[
-        str | None,
-        typer.Option("--task", help="Use this task's defaults (ocr, json, letter)."),
+        TaskChoice | None,
+        typer.Option("--task", help="Use this task's default metrics, whatever the records say."),
     ] = None,
     norm: Norm = "none",
     aggregation: Annotated[
@@ -100,7 +118,10 @@ def score(
     pred_field: PredField = "prediction",
     ref_field: RefField = "target",
     strict: Annotated[
-        bool, typer.Option("--strict", help="A reference without a prediction is an error.")
+        bool,
+        typer.Option(
+            "--strict", help="A reference without a prediction is an error (default: empty)."
+        ),
     ] = False,
     json_out: JsonOut = None,
     per_sample: Annotated[
@@ -115,9 +136,11 @@ def score(
         typer.Option("--baseline", help="Baseline predictions to compare with (same REFS)."),
     ] = None,
     bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=10, help="Paired bootstrap resamples for --baseline.")
+        int, typer.Option("--bootstrap", min=10, help="With --baseline: bootstrap resamples.")
     ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed.")] = 12345,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="With --baseline: bootstrap random seed.")
+    ] = 12345,
     fail_under: Annotated[
         list[str] | None,
         typer.Option("--fail-under", help="Exit non-zero if METRIC < VALUE, e.g. field_f1=0.8."),
@@ -134,9 +157,9 @@ def score(
 ) -> None:
     """Score predictions against references, joined by id.
 
-    Metrics default to the records' task: ocr -> cer, wer, bleu, chrf, ter, exact_match;
-    json -> field_f1, ted_accuracy, json_valid, json_strict, cer; letter -> letter_accuracy.
-    Every value is on its library's own scale and carries a signature.
+    Metrics default to the records' task (see `vlmkit metrics`). Every value is on its
+    library's own scale (jiwer fractions, sacrebleu 0-100, accuracies 0-1) and carries a
+    signature. Failed or missing predictions score as empty and are reported.
 
     Examples:
 
@@ -151,7 +174,17 @@ def score(
     # The library loads here, not at import time, so `vlmkit --help` stays fast.
     from vlmkit.metrics import MetricOptions, resolve_metric_names
     from vlmkit.normalize import Normalization
-    from vlmkit.scoring import ScoreConfig, breakdown, evaluate, join, per_sample_rows, summary_json
+    from vlmkit.records import check_writable
+    from vlmkit.scoring import (
+        ScoreConfig,
+        breakdown,
+        check_breakdown,
+        choose_metrics,
+        evaluate,
+        join,
+        per_sample_rows,
+        summary_json,
+    )
 
     # Validate every flag before reading any file, so a typo costs nothing.
     under = [parse_gate(g, "--fail-under") for g in fail_under or []]
@@ -163,7 +196,7 @@ def score(
     )
     config = ScoreConfig(
         metrics=tuple(resolve_metric_names(metrics)) if metrics is not None else None,
-        task=task,
+        task=task.value if task else None,
         aggregation=aggregation.value,
         options=options,
         id_field=id_field,
@@ -172,15 +205,24 @@ def score(
         strict=strict,
     )
 
+    if json_out is not None and str(json_out) != "-":
+        check_writable(json_out, "--json")
+    if per_sample is not None:
+        check_writable(per_sample, "--per-sample")
+
     joined = join(preds, refs, config)
+    # Everything that can be checked without scoring is checked now, before minutes of work.
+    check_gate_names(choose_metrics(joined, config)[1], under, over)
+    for path in by or []:
+        check_breakdown(joined, path)
+    base_joined = join(baseline, refs, config, flag="--baseline") if baseline else None
     with console.stderr.status("scoring…"):
         evaluation = evaluate(joined, config)
         comparisons = None
         base_eval = None
-        if baseline is not None:
+        if base_joined is not None:
             from vlmkit.significance import paired_bootstrap
 
-            base_joined = join(baseline, refs, config)
             base_eval = evaluate(base_joined, config)
             comparisons = paired_bootstrap(
                 evaluation.results, base_eval.results, resamples=bootstrap, seed=seed
@@ -212,6 +254,8 @@ def score(
 
 
 def _render(evaluation, comparisons, groups) -> None:
+    from rich.markup import escape
+
     from vlmkit.cli import render
 
     out = console.stdout
@@ -233,7 +277,7 @@ def _render(evaluation, comparisons, groups) -> None:
                 out.print(f"[dim]{name} {key.replace('_', ' ')}: {counts}[/dim]")
     out.print("[dim]signatures:[/dim]")
     for line in render.signature_lines(evaluation):
-        out.print(f"[dim]  {line}[/dim]")
+        out.print(f"[dim]  {escape(line)}[/dim]")
 
 
 def _report_gaps(joined, base_eval) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.metrics.base import Batch, MeanMetric
+from vlmkit.metrics.base import Batch, MeanMetric, as_text
 
 _BRACED = re.compile(r"\{\s*([^\s{}])\s*\}")
 _DECORATION = " \t\r\n\"'`*_.,:;!?()[]“”‘’"
@@ -62,18 +62,21 @@ class LetterAccuracy(MeanMetric):
     strict = False
 
     def _key(self, letter: str | None) -> str | None:
-        if letter is None or self.options.letter_case_sensitive:
-            return letter
-        return letter.casefold()
+        if letter is None:
+            return None
+        # Normalisation applies to the extracted letter, never to the answer around it: the
+        # punctuation step would delete the braces the answer is found by.
+        letter = self.options.normalization.apply_one(letter)
+        return letter if self.options.letter_case_sensitive else letter.casefold()
 
     def _extractions(self, batch: Batch) -> list[tuple[str | None, str]]:
-        return [extract_letter(p, strict=self.strict) for p in batch.predictions]
+        return [extract_letter(as_text(p), strict=self.strict) for p in batch.raw_predictions]
 
     def sample_scores(self, batch: Batch) -> list[float]:
         scores = []
-        for (letter, _), ref in zip(self._extractions(batch), batch.references, strict=True):
+        for (letter, _), ref in zip(self._extractions(batch), batch.raw_references, strict=True):
             # References are plain letters; extracting from them too tolerates "{e}" targets.
-            target, _ = extract_letter(ref)
+            target, _ = extract_letter(as_text(ref))
             scores.append(float(letter is not None and self._key(letter) == self._key(target)))
         return scores
 

@@ -42,6 +42,16 @@ def as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _parse(value: Any) -> Any:
+    """A prediction or reference as a `Parsed`: JSON values as they are, texts read leniently."""
+    from vlmkit.structured import Parsed, parse_structured, within_depth
+
+    if isinstance(value, (dict, list)):
+        # A value nested absurdly deep would exhaust the recursion of the tree metrics.
+        return Parsed(value, "json") if within_depth(value) else Parsed(None, "none")
+    return parse_structured(as_text(value))
+
+
 class Batch:
     """Predictions and references, with derived views computed once and shared by all metrics."""
 
@@ -72,21 +82,11 @@ class Batch:
     @cached_property
     def parsed_predictions(self) -> list[Any]:
         """Predictions read back as JSON objects (vlmkit.structured), `Parsed` per sample."""
-        from vlmkit.structured import Parsed, parse_structured
-
-        return [
-            Parsed(p, "json") if isinstance(p, (dict, list)) else parse_structured(as_text(p))
-            for p in self.raw_predictions
-        ]
+        return [_parse(p) for p in self.raw_predictions]
 
     @cached_property
     def parsed_references(self) -> list[Any]:
-        from vlmkit.structured import Parsed, parse_structured
-
-        return [
-            Parsed(r, "json") if isinstance(r, (dict, list)) else parse_structured(as_text(r))
-            for r in self.raw_references
-        ]
+        return [_parse(r) for r in self.raw_references]
 
     @cached_property
     def prediction_trees(self) -> list[Any]:
@@ -117,10 +117,16 @@ class Metric(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    """One line for `vlmkit score --list-metrics` and the README."""
+    """One line for `vlmkit metrics` and the README."""
     higher_is_better: ClassVar[bool] = True
     scale: ClassVar[str] = "0-1"
     """How to read the value: `0-1`, `0-100`, or `rate` (a fraction that can exceed 1)."""
+    uses_normalization: ClassVar[bool] = True
+    """False where the metric reads the raw text (JSON validity): its signature omits `norm`."""
+    corpus_only: ClassVar[bool] = False
+    """True where the reported value is a library's corpus-level dict (hf_*): no `mean`."""
+    always_mean: ClassVar[bool] = False
+    """True where the corpus value is by definition the mean of sample values (accuracies)."""
 
     def __init__(self, options: MetricOptions) -> None:
         self.options = options
@@ -150,17 +156,18 @@ class Metric(ABC):
         return []
 
     def signature(self, aggregation: str) -> str:
-        fields = [
-            *self.signature_fields(),
-            ("norm", self.options.normalization.name),
-            ("agg", aggregation),
-            ("vlmkit", __version__),
-        ]
+        fields = [*self.signature_fields()]
+        if self.uses_normalization:
+            fields.append(("norm", self.options.normalization.name))
+        fields.append(("agg", "mean" if self.always_mean else aggregation))
+        fields.append(("vlmkit", __version__))
         return "|".join([self.name, *(f"{key}:{val}" for key, val in fields)])
 
 
 class MeanMetric(Metric):
     """A metric that is the mean of a per-sample score: rows are (score, 1)."""
+
+    always_mean = True
 
     def statistics(self, batch: Batch) -> np.ndarray:
         scores = self.sample_scores(batch)

@@ -81,6 +81,7 @@ class TedAccuracy(MeanMetric):
 class JsonValid(MeanMetric):
     name = "json_valid"
     summary = "share of predictions read back as a JSON object or array by any lenient method"
+    uses_normalization = False
 
     def sample_scores(self, batch: Batch) -> list[float]:
         return [float(parsed.value is not None) for parsed in batch.parsed_predictions]
@@ -95,6 +96,7 @@ class JsonValid(MeanMetric):
 class JsonStrict(MeanMetric):
     name = "json_strict"
     summary = "share of predictions that are, as a whole, one valid JSON object or array"
+    uses_normalization = False
 
     def sample_scores(self, batch: Batch) -> list[float]:
         # Raw text: a normalisation such as `punctuation` would break any JSON.

@@ -22,6 +22,7 @@ _MAX_ORDER = 4
 class HfBleu(Metric):
     name = "hf_bleu"
     summary = "evaluate's `bleu` dict (TensorFlow NMT BLEU, 0-1, unsmoothed); table shows `bleu`"
+    corpus_only = True
 
     def statistics(self, batch: Batch) -> np.ndarray:
         out = np.zeros((len(batch), 2 * _MAX_ORDER + 2), dtype=np.float64)
@@ -58,6 +59,7 @@ class HfBleu(Metric):
 class HfTer(Ter):
     name = "hf_ter"
     summary = "evaluate's `ter` dict (sacrebleu TER with evaluate's defaults); table shows `score`"
+    corpus_only = True
 
     def report(self, totals: np.ndarray) -> dict[str, Any]:
         return {

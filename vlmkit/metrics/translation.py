@@ -48,11 +48,14 @@ class _SacreBleuMetric(Metric):
     def _as_stats(self, totals: np.ndarray) -> list:
         return totals.tolist()
 
+    def library_signature(self, aggregation: str) -> str:
+        return self.metric.get_signature().format()
+
     def signature(self, aggregation: str) -> str:
-        # sacrebleu's own signature first, so the number can be compared with papers that print it.
-        own = self.metric.get_signature().format()
-        extra = super().signature(aggregation).split("|", 1)[1]
-        return f"{self.name}|{own}|{extra}"
+        # sacrebleu's own signature, verbatim, so the number can be compared with papers that
+        # print it; parenthesised so its fields (its own `norm`, `version`) are not vlmkit's.
+        rest = super().signature(aggregation).split("|", 1)[1]
+        return f"{self.name}|sacrebleu({self.library_signature(aggregation)})|{rest}"
 
 
 class Bleu(_SacreBleuMetric):
@@ -63,7 +66,13 @@ class Bleu(_SacreBleuMetric):
         from sacrebleu.metrics import BLEU
 
         self._sentence = BLEU(effective_order=True)
+        self._sentence.num_refs = 1
         return BLEU()
+
+    def library_signature(self, aggregation: str) -> str:
+        # A mean of per-sample values is a mean of sacrebleu's sentence_bleu (effective order).
+        metric = self._sentence if aggregation == "mean" else self.metric
+        return metric.get_signature().format()
 
     def _as_stats(self, totals: np.ndarray) -> list:
         return [int(x) for x in totals]

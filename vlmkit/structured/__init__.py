@@ -47,6 +47,7 @@ __all__ = [
     "parse_structured",
     "to_donut_tokens",
     "to_kv_lines",
+    "within_depth",
 ]
 
 PARSE_METHODS = ("json", "fenced", "braces", "python", "donut", "kv", "none")
@@ -62,13 +63,31 @@ class Parsed:
     """One of `PARSE_METHODS`."""
 
 
+# Deeper than any real document; the tree metrics recurse, so deeper values count as unread.
+MAX_NESTING = 100
+
+
 def parse_structured(text: str) -> Parsed:
     """Read `text` with the first method in `PARSE_METHODS` that yields a dict or a list."""
     for method, reader in _READERS:
         value = reader(text)
-        if value is not None:
+        if value is not None and within_depth(value):
             return Parsed(value, method)
     return Parsed(None, "none")
+
+
+def within_depth(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether dicts and lists nest at most `limit` levels deep (checked without recursion)."""
+    if not isinstance(value, (dict, list)):
+        return True
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return True
 
 
 def is_strict_json(text: str) -> bool:
