@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmkit.metrics import METRICS, Batch, MetricOptions
+from vlmkit.metrics import metric_class
+from vlmkit.metrics.base import Batch, MetricOptions
 from vlmkit.normalize import Normalization
 from vlmkit.scoring import MetricResult
 
@@ -19,6 +20,6 @@ def vlmkit_metric(
     **options: Any,
 ) -> MetricResult:
     opts = MetricOptions(normalization=Normalization.parse(norm), **options)
-    metric = METRICS[name](opts)
+    metric = metric_class(name)(opts)
     batch = Batch(predictions, references, opts)
     return MetricResult(metric, metric.statistics(batch), aggregation)

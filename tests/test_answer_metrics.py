@@ -45,10 +45,11 @@ def test_letter_accuracy_case_insensitive_by_default():
 
 
 def test_letter_accuracy_reports_how_answers_were_extracted():
-    from vlmkit.metrics import METRICS, Batch, MetricOptions
+    from vlmkit.metrics import metric_class
+    from vlmkit.metrics.base import Batch, MetricOptions
 
     opts = MetricOptions()
-    metric = METRICS["letter_accuracy"](opts)
+    metric = metric_class("letter_accuracy")(opts)
     batch = Batch(["{a}", "b", "no idea"], ["a", "b", "c"], opts)
     details = metric.details(batch, metric.statistics(batch))
     assert details == {"extraction": {"bare": 1, "braces": 1, "none": 1}}

@@ -319,3 +319,12 @@ def test_gate_and_by_mistakes_fail_before_writing(refs_and_preds, tmp_path: Path
     _error(run("score", preds, refs, "--by", "meta.nope", "--json", out), 2)
     assert not out.exists()
     assert "expected METRIC=VALUE" in _error(run("score", preds, refs, "--fail-over", "cer=nan"), 2)
+
+
+def test_every_registered_metric_resolves_to_its_class():
+    from vlmkit.metrics import METRICS, metric_class
+    from vlmkit.metrics.base import Metric
+
+    for name in METRICS:
+        cls = metric_class(name)
+        assert issubclass(cls, Metric) and cls.name == name

@@ -17,14 +17,8 @@ import numpy as np
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
-from vlmkit.metrics import (
-    METRICS,
-    TASK_DEFAULTS,
-    Batch,
-    Metric,
-    MetricOptions,
-    default_metric_names,
-)
+from vlmkit.metrics import TASK_DEFAULTS, default_metric_names, metric_class
+from vlmkit.metrics.base import Batch, Metric, MetricOptions
 from vlmkit.records import Line, iter_jsonl, record_id, require_field, resolve_jsonl
 
 log = logging.getLogger(__name__)
@@ -194,7 +188,7 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
         )
     names = list(config.metrics) if config.metrics else default_metric_names(task)
     if config.aggregation == "mean":
-        dicts = [name for name in names if METRICS[name].corpus_only]
+        dicts = [name for name in names if metric_class(name).corpus_only]
         if dicts:
             raise UsageError(
                 f"--aggregation mean: {', '.join(dicts)} report evaluate's corpus-level dict",
@@ -278,7 +272,7 @@ def evaluate(joined: Joined, config: ScoreConfig) -> Evaluation:
     results: dict[str, MetricResult] = {}
     details: dict[str, dict[str, Any]] = {}
     for name in names:
-        metric = METRICS[name](config.options)
+        metric = metric_class(name)(config.options)
         stats = metric.statistics(batch)
         results[name] = MetricResult(metric, stats, config.aggregation)
         extra = metric.details(batch, stats)

@@ -172,7 +172,8 @@ def score(
         vlmkit score preds.jsonl refs.jsonl --ref-field text --fail-over cer=0.05
     """
     # The library loads here, not at import time, so `vlmkit --help` stays fast.
-    from vlmkit.metrics import MetricOptions, resolve_metric_names
+    from vlmkit.metrics import resolve_metric_names
+    from vlmkit.metrics.base import MetricOptions
     from vlmkit.normalize import Normalization
     from vlmkit.records import check_writable
     from vlmkit.scoring import (
@@ -310,13 +311,14 @@ def metrics_command() -> None:
     """
     from rich.table import Table
 
-    from vlmkit.metrics import METRICS, TASK_DEFAULTS
+    from vlmkit.metrics import METRICS, TASK_DEFAULTS, metric_class
     from vlmkit.normalize import describe_presets
 
     table = Table(title="metrics", title_justify="left")
     for column in ("name", "better", "scale", "what it is"):
         table.add_column(column)
-    for name, cls in METRICS.items():
+    for name in METRICS:
+        cls = metric_class(name)
         table.add_row(name, "higher" if cls.higher_is_better else "lower", cls.scale, cls.summary)
     console.stdout.print(table)
     tasks = Table(title="defaults by task", title_justify="left")

@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+from functools import cache
+from typing import TYPE_CHECKING
 
 from vlmkit.errors import UsageError
-from vlmkit.metrics.answer import ExactMatch, LetterAccuracy, StrictLetterAccuracy
-from vlmkit.metrics.base import Batch, Metric, MetricOptions
-from vlmkit.metrics.extraction import FieldF1, JsonStrict, JsonValid, TedAccuracy
-from vlmkit.metrics.hf import HfBleu, HfTer
-from vlmkit.metrics.text import CharacterErrorRate, WordErrorRate
-from vlmkit.metrics.translation import Bleu, Chrf, Ter
 
-METRICS: dict[str, type[Metric]] = {
-    "cer": CharacterErrorRate,
-    "wer": WordErrorRate,
-    "bleu": Bleu,
-    "chrf": Chrf,
-    "ter": Ter,
-    "hf_bleu": HfBleu,
-    "hf_ter": HfTer,
-    "exact_match": ExactMatch,
-    "letter_accuracy": LetterAccuracy,
-    "letter_accuracy_strict": StrictLetterAccuracy,
-    "field_f1": FieldF1,
-    "ted_accuracy": TedAccuracy,
-    "json_valid": JsonValid,
-    "json_strict": JsonStrict,
+if TYPE_CHECKING:
+    from vlmkit.metrics.base import Metric
+
+# name -> "module:Class". Classes are imported on first use, so choosing metrics costs nothing
+# and a TER worker process (which imports vlmkit.metrics.fast_ter) does not load jiwer,
+# sacrebleu and the JSON readers it never uses.
+METRICS: dict[str, str] = {
+    "cer": "vlmkit.metrics.text:CharacterErrorRate",
+    "wer": "vlmkit.metrics.text:WordErrorRate",
+    "bleu": "vlmkit.metrics.translation:Bleu",
+    "chrf": "vlmkit.metrics.translation:Chrf",
+    "ter": "vlmkit.metrics.translation:Ter",
+    "hf_bleu": "vlmkit.metrics.hf:HfBleu",
+    "hf_ter": "vlmkit.metrics.hf:HfTer",
+    "exact_match": "vlmkit.metrics.answer:ExactMatch",
+    "letter_accuracy": "vlmkit.metrics.answer:LetterAccuracy",
+    "letter_accuracy_strict": "vlmkit.metrics.answer:StrictLetterAccuracy",
+    "field_f1": "vlmkit.metrics.extraction:FieldF1",
+    "ted_accuracy": "vlmkit.metrics.extraction:TedAccuracy",
+    "json_valid": "vlmkit.metrics.extraction:JsonValid",
+    "json_strict": "vlmkit.metrics.extraction:JsonStrict",
 }
+
+
+@cache
+def metric_class(name: str) -> type[Metric]:
+    """The class registered under `name` (a key of METRICS)."""
+    module, _, cls = METRICS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
 
 TASK_DEFAULTS: dict[str, tuple[str, ...]] = {
     "ocr": ("cer", "wer", "bleu", "chrf", "ter", "exact_match"),
@@ -65,9 +76,7 @@ def default_metric_names(task: str) -> list[str]:
 __all__ = [
     "METRICS",
     "TASK_DEFAULTS",
-    "Batch",
-    "Metric",
-    "MetricOptions",
     "default_metric_names",
+    "metric_class",
     "resolve_metric_names",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -63,6 +63,14 @@ class Batch:
         self.raw_predictions = list(predictions)
         self.raw_references = list(references)
         self.options = options
+        self._derived: dict[str, Any] = {}
+
+    def derived(self, key: str, compute: Callable[[Batch], Any]) -> Any:
+        """A metric-specific view of this batch, computed once (e.g. Donut field counts that
+        both the F1 value and its per-field table need)."""
+        if key not in self._derived:
+            self._derived[key] = compute(self)
+        return self._derived[key]
 
     def __len__(self) -> int:
         return len(self.raw_references)

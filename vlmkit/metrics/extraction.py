@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vlmkit.metrics.base import Batch, MeanMetric, Metric, as_text
-from vlmkit.metrics.donut_tree import donut_f1, field_counts, ted_accuracy
+from vlmkit.metrics.donut_tree import FieldCounts, donut_f1, field_counts, ted_accuracy
 from vlmkit.structured import is_strict_json
 
 
@@ -25,13 +25,19 @@ class FieldF1(Metric):
     name = "field_f1"
     summary = "Donut's micro F1 over flattened (field, value) pairs, false negatives counted"
 
+    @staticmethod
+    def _counts(batch: Batch) -> list[FieldCounts]:
+        return batch.derived(
+            "donut_field_counts",
+            lambda b: [
+                field_counts(pred, ref)
+                for pred, ref in zip(b.prediction_trees, b.reference_trees, strict=True)
+            ],
+        )
+
     def statistics(self, batch: Batch) -> np.ndarray:
-        self._counts = [
-            field_counts(pred, ref)
-            for pred, ref in zip(batch.prediction_trees, batch.reference_trees, strict=True)
-        ]
         out = np.zeros((len(batch), 3), dtype=np.float64)
-        for i, counts in enumerate(self._counts):
+        for i, counts in enumerate(self._counts(batch)):
             out[i] = (counts.tp, counts.fp, counts.fn)
         return out
 
@@ -41,7 +47,7 @@ class FieldF1(Metric):
 
     def details(self, batch: Batch, stats: np.ndarray) -> dict[str, Any]:
         per_field: dict[str, list[int]] = {}
-        for counts in self._counts:
+        for counts in self._counts(batch):
             for name, triple in counts.per_field.items():
                 acc = per_field.setdefault(name, [0, 0, 0])
                 for k in range(3):

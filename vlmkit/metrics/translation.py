@@ -37,7 +37,7 @@ class _SacreBleuMetric(Metric):
     def statistics(self, batch: Batch) -> np.ndarray:
         if not len(batch):
             return np.zeros((0, 1), dtype=np.float64)
-        # sacrebleu's documented route to sufficient statistics (its significance tests use it);
+        # sacrebleu's own (private) route to sufficient statistics, used by its significance tests;
         # the corpus score formed from their sum is exactly `corpus_score`.
         stats = self.metric._extract_corpus_statistics(batch.predictions, [batch.references])
         return np.asarray(stats, dtype=np.float64)
