@@ -237,19 +237,22 @@ def score(
         payload["baseline"] = {
             "predictions": str(base_eval.joined.prediction_path),
             "metrics": {name: r.report for name, r in base_eval.results.items()},
+            "signatures": {name: r.signature for name, r in base_eval.results.items()},
             "missing_predictions": len(base_eval.joined.missing),
+            "errored_predictions": len(base_eval.joined.errored),
+            "details": base_eval.details,
         }
         payload["comparison"] = {name: c.to_json() for name, c in comparisons.items()}
         payload["comparison_method"] = f"paired bootstrap, {bootstrap} resamples, seed {seed}"
 
-    json_to_stdout = json_out is not None and str(json_out) == "-"
-    if not json_to_stdout:
-        _render(evaluation, comparisons, groups)
+    # Files first: a problem while drawing the table must not cost the results.
     if json_out is not None:
         _write_json(json_out, payload)
     if per_sample is not None:
         count = write_jsonl_atomic(per_sample, per_sample_rows(evaluation))
         console.note(f"wrote {count} per-sample rows to {per_sample}")
+    if json_out is None or str(json_out) != "-":
+        _render(evaluation, comparisons, groups)
     _report_gaps(joined, base_eval)
     check_gates(evaluation.values(), under, over)
 
