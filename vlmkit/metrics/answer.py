@@ -70,7 +70,11 @@ class LetterAccuracy(MeanMetric):
         return letter if self.options.letter_case_sensitive else letter.casefold()
 
     def _extractions(self, batch: Batch) -> list[tuple[str | None, str]]:
-        return [extract_letter(as_text(p), strict=self.strict) for p in batch.raw_predictions]
+        # Shared by the scores and the extraction counts of `details`: extracted once per batch.
+        return batch.derived(
+            f"letters:strict={self.strict}",
+            lambda b: [extract_letter(as_text(p), strict=self.strict) for p in b.raw_predictions],
+        )
 
     def sample_scores(self, batch: Batch) -> list[float]:
         scores = []
