@@ -14,6 +14,7 @@ import typer
 from vlmkit import __version__
 from vlmkit.cli import console
 from vlmkit.cli.score import metrics_command, score
+from vlmkit.cli.synth import circled_letter, synth_app
 
 app = typer.Typer(
     name="vlmkit",
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 app.command("score")(console.friendly_errors(score))
 app.command("metrics")(console.friendly_errors(metrics_command))
+synth_app.command("circled-letter")(console.friendly_errors(circled_letter))
+app.add_typer(synth_app, name="synth")
 
 
 def _version(value: bool) -> None:

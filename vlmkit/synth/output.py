@@ -1,0 +1,73 @@
+"""A generator's output folder, built under a temporary name and moved into place when complete.
+
+A run that fails or is interrupted leaves nothing under the final name, and `--overwrite`
+replaces an old dataset only once the new one is whole. Only folders that a vlmkit generator
+wrote (they hold `synth.json`) are ever replaced, so a mistyped `--out ~` deletes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vlmkit.errors import InputError, UsageError
+
+SIDECAR = "synth.json"
+
+
+def check_output_folder(out: Path, *, overwrite: bool) -> None:
+    """Fail before any work when `out` cannot (or may not) become the dataset folder."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", hint="Give --out a folder name.")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(
+                f"--out {out} already exists and is not empty",
+                hint="Pass --overwrite to replace it, or choose another --out.",
+            )
+        if not (out / SIDECAR).is_file():
+            raise UsageError(
+                f"--out {out}: --overwrite only replaces folders written by vlmkit synth "
+                f"(this one has no {SIDECAR})",
+                hint="Choose another --out, or empty that folder yourself.",
+            )
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not os.access(ancestor, os.W_OK):
+        raise UsageError(f"--out {out}: cannot write in {ancestor}", hint="Choose another --out.")
+
+
+@contextmanager
+def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty sibling folder of `out`; it becomes `out` when the block succeeds."""
+    check_output_folder(out, overwrite=overwrite)
+    try:
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        staging = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as error:
+        raise InputError(f"--out {out}: {error.strerror}", hint="Choose another --out.") from None
+    try:
+        yield staging
+        _move_into_place(staging, out, overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, out: Path, *, overwrite: bool) -> None:
+    retired = None
+    if out.exists():
+        if any(out.iterdir()):  # checked again: the folder may have changed during the run
+            check_output_folder(out, overwrite=overwrite)
+            retired = out.absolute().parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(retired)
+        else:
+            out.rmdir()
+    staging.rename(out)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""An order-keeping parallel map with a bounded window, for generators that draw many images.
+
+`Pool.imap` reads its whole input up front, so memory would grow with `--n`; here at most
+`window` chunks are in flight. Results come back in input order, so the output files do not
+depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def ordered_map(
+    function: Callable[[Item], Result],
+    items: Iterable[Item],
+    *,
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...] = (),
+    window_per_worker: int = 4,
+) -> Iterator[Result]:
+    """`map(function, items)` over `workers` processes, each set up once by `initializer`."""
+    if workers <= 1:
+        initializer(*initargs)
+        yield from map(function, items)
+        return
+    # spawn, not fork: the parent may run threads (rich's progress refresh) that fork copies badly.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_quiet_initializer,
+        initargs=(initializer, initargs),
+    )
+    pending: deque[Future[Result]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= workers * window_per_worker:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quiet_initializer(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    # Ctrl-C reaches the whole process group: let the parent alone handle it and clean up,
+    # rather than every worker printing its own KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer(*initargs)
