@@ -1,4 +1,4 @@
-"""`vlmkit --help` and `vlmkit score` never import the heavy model libraries (fresh processes)."""
+"""`vlmkit --help`, `score` and `synth` never import the heavy model libraries (fresh processes)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,9 @@ def test_score_imports_nothing_heavy():
     args = ("score", f"{example}/predictions-b.jsonl", example, "--baseline",
             f"{example}/predictions-a.jsonl", "-m", metrics)  # fmt: skip
     assert heavy_modules_after(*args) == []
+
+
+def test_synth_imports_nothing_heavy(tmp_path):
+    args = ("synth", "circled-letter", "--n", "3", "--image-size", "128", "-o", str(tmp_path / "d"))
+    assert heavy_modules_after(*args) == []
+    assert (tmp_path / "d" / "metadata.jsonl").is_file()  # the run really drew something

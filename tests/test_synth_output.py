@@ -1,0 +1,93 @@
+"""The staged output folder: refusal, --overwrite, and nothing half-written on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from synth_helpers import draw, records, tree_bytes
+
+from vlmkit.errors import UsageError
+from vlmkit.synth.circled_letter import from_preset, make_plan, write_dataset
+
+
+def leftovers(parent: Path) -> list[str]:
+    """Staging or retired folders a run may have left beside its output."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_refuses_a_non_empty_folder_without_overwrite(tmp_path: Path):
+    out = tmp_path / "data"
+    draw(out, n=3)
+    before = tree_bytes(out)
+    with pytest.raises(UsageError, match="already exists and is not empty") as error:
+        draw(out, n=3, seed=1)
+    assert "--overwrite" in error.value.hint
+    assert tree_bytes(out) == before
+
+
+def test_overwrite_replaces_an_earlier_dataset_whole(tmp_path: Path):
+    out = tmp_path / "data"
+    draw(out, n=3, test_fraction=0.5)
+    plan = make_plan(from_preset("random", n=4, image_size=(160, 160)))
+    write_dataset(plan, out, overwrite=True)
+    assert not (out / "train").exists()  # nothing of the old dataset survives
+    assert len(records(out)) == 4
+    assert leftovers(tmp_path) == []
+
+
+def test_overwrite_never_deletes_a_folder_synth_did_not_write(tmp_path: Path):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    plan = make_plan(from_preset("random", n=2))
+    with pytest.raises(UsageError, match="only replaces folders written by vlmkit synth"):
+        write_dataset(plan, out, overwrite=True)
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_empty_folder_and_missing_parents_are_fine(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    draw(tmp_path / "empty", n=2)
+    draw(tmp_path / "a" / "b" / "c", n=2)
+    assert len(records(tmp_path / "empty")) == len(records(tmp_path / "a" / "b" / "c")) == 2
+
+
+def test_a_file_is_not_an_output_folder(tmp_path: Path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        draw(tmp_path / "f", n=2)
+
+
+def test_failure_mid_run_leaves_the_previous_dataset_untouched(tmp_path: Path):
+    out = tmp_path / "data"
+    draw(out, n=3)
+    before = tree_bytes(out)
+    # U+2800 (braille blank) is printable, DejaVu Sans has it, and it draws no ink, so
+    # circling it fails at render time, after other images were written.
+    words = tmp_path / "w.txt"
+    words.write_text("ab\u2800cd\n")
+    config = from_preset(
+        "paper", words=str(words), families=("DejaVu Sans",), image_size=(160, 160)
+    )
+    plan = make_plan(config)
+    with pytest.raises(UsageError, match=r"cannot circle letter 2 of .*draws no ink"):
+        write_dataset(plan, out, overwrite=True)
+    assert tree_bytes(out) == before
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupt_leaves_nothing_under_the_final_name(tmp_path: Path, workers: int):
+    drawn = []
+
+    def interrupt_after_three() -> None:
+        drawn.append(1)
+        if len(drawn) == 3:
+            raise KeyboardInterrupt
+
+    plan = make_plan(from_preset("random", n=200, image_size=(128, 128)))
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(plan, tmp_path / "data", workers=workers, on_image=interrupt_after_three)
+    assert not (tmp_path / "data").exists()
+    assert leftovers(tmp_path) == []
