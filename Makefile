@@ -46,12 +46,15 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_ter.py
 	$(BIN)/python bench/bench_json.py
 	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_synth.py
 
-# --- demo: until synth/infer/finetune land, the main job scores the bundled examples -------
+# --- demo: until infer/finetune land, the main job draws the paper's dataset and scores the
+# bundled example predictions ----------------------------------------------------------------
 EXAMPLE := examples/cord-v2-sample
 
 demo: $(INSTALLED) ## Run the main job end to end on built-in data
 	@mkdir -p $(OUT)/demo
+	$(BIN)/vlmkit synth circled-letter --preset paper --overwrite -o $(OUT)/demo/circled-letter-paper
 	$(BIN)/vlmkit score $(EXAMPLE)/predictions-b.jsonl $(EXAMPLE) \
 		--baseline $(EXAMPLE)/predictions-a.jsonl \
 		--json $(OUT)/demo/scores.json --per-sample $(OUT)/demo/per-sample.jsonl

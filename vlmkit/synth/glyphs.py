@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,12 @@ class GlyphSource:
         glyph = self.face.glyph
         bitmap = glyph.bitmap
         if bitmap.rows and bitmap.width:
-            raw = bitmap._FT_Bitmap.buffer  # read in place: `bitmap.buffer` builds a Python list
-            coverage = np.ctypeslib.as_array(raw, shape=(bitmap.rows, bitmap.pitch))
-            coverage = coverage[:, : bitmap.width].copy()
+            # One bytes copy of FreeType's buffer: `bitmap.buffer` builds a Python list (slow),
+            # and np.ctypeslib.as_array makes a ctypes type per shape that ctypes caches forever.
+            address = ctypes.cast(bitmap._FT_Bitmap.buffer, ctypes.c_void_p).value
+            raw = ctypes.string_at(address, bitmap.rows * bitmap.pitch)
+            rows = np.frombuffer(raw, dtype=np.uint8).reshape(bitmap.rows, bitmap.pitch)
+            coverage = rows[:, : bitmap.width]
         else:
             coverage = np.zeros((0, 0), dtype=np.uint8)
         return PlacedGlyph(coverage, column + glyph.bitmap_left, row - glyph.bitmap_top)
