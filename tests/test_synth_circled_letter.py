@@ -48,7 +48,7 @@ def test_paper_grid_is_exactly_the_papers(paper: Path):
     assert len(rows) == 1248 == 52 * 2 * 3 * 4
     metas = [r["meta"] for r in rows]
     assert {m["word"] for m in metas} == set(PAPER_WORDS)
-    assert {m["font"] for m in metas} == {"Liberation Sans", "DejaVu Sans"}
+    assert {m["font"] for m in metas} == {"Liberation Sans", "Open Sans"}
     assert {m["thickness"] for m in metas} == {4, 5, 6}
     assert {m["padding"] for m in metas} == {25, 50, 100, 200}
     combos = Counter((m["word"], m["index"]) for m in metas)

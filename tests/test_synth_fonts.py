@@ -27,7 +27,14 @@ def test_bundled_fonts_dir_is_the_repositorys():
 def test_bundled_families_cover_sans_serif_mono_in_every_style():
     fonts = scan_fonts(FONTS)
     families = {f.family for f in fonts}
-    assert {"Liberation Sans", "Liberation Serif", "Liberation Mono", "DejaVu Sans"} <= families
+    expected = {
+        "Liberation Sans",
+        "Liberation Serif",
+        "Liberation Mono",
+        "Open Sans",
+        "DejaVu Sans",
+    }
+    assert expected <= families
     for family in families:
         styles = {f.style for f in fonts if f.family == family}
         assert styles == {"regular", "bold", "italic", "bold-italic"}, family
@@ -95,3 +102,24 @@ def test_missing_characters():
     face = open_face(FONTS / "LiberationMono-Regular.ttf")
     assert missing_characters(face, "Grüße") == ""
     assert missing_characters(face, "a東b京") == "京東"
+
+
+def test_weights_and_widths_are_families_of_their_own():
+    from vlmkit.synth.fonts import family_and_style
+
+    assert family_and_style("Open Sans", "Regular", bold=False, italic=False) == (
+        "Open Sans",
+        "regular",
+    )
+    assert family_and_style("DejaVu Sans", "Book", bold=False, italic=False) == (
+        "DejaVu Sans",
+        "regular",
+    )
+    assert family_and_style("Open Sans", "Semibold Italic", bold=False, italic=True) == (
+        "Open Sans Semibold",
+        "italic",
+    )
+    assert family_and_style("DejaVu Sans", "Condensed Bold Oblique", bold=True, italic=True) == (
+        "DejaVu Sans Condensed",
+        "bold-italic",
+    )

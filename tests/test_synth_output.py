@@ -59,7 +59,8 @@ def test_a_file_is_not_an_output_folder(tmp_path: Path):
         draw(tmp_path / "f", n=2)
 
 
-def test_failure_mid_run_leaves_the_previous_dataset_untouched(tmp_path: Path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failure_mid_run_leaves_the_previous_dataset_untouched(tmp_path: Path, workers: int):
     out = tmp_path / "data"
     draw(out, n=3)
     before = tree_bytes(out)
@@ -71,8 +72,9 @@ def test_failure_mid_run_leaves_the_previous_dataset_untouched(tmp_path: Path):
         "paper", words=str(words), families=("DejaVu Sans",), image_size=(160, 160)
     )
     plan = make_plan(config)
-    with pytest.raises(UsageError, match=r"cannot circle letter 2 of .*draws no ink"):
-        write_dataset(plan, out, overwrite=True)
+    with pytest.raises(UsageError, match=r"cannot circle letter 2 of .*draws no ink") as error:
+        write_dataset(plan, out, overwrite=True, workers=workers)
+    assert "--spacing" in error.value.hint  # the hint survives the trip back from a worker
     assert tree_bytes(out) == before
     assert leftovers(tmp_path) == []
 

@@ -14,6 +14,10 @@ class VlmkitError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        # Errors raised in worker processes cross back by pickle: keep the hint.
+        return (type(self), (self.message, self.hint))
+
 
 class UsageError(VlmkitError):
     """A flag or option has a value that cannot work (names the flag)."""

@@ -65,15 +65,31 @@ def _reason(error: Exception) -> str:
     return str(error).replace("FT_Exception:", "").strip(" ()") or type(error).__name__
 
 
+# Subfamily words that only say regular/bold/italic; any other word (Light, Semibold,
+# Condensed...) names a face of its own.
+PLAIN_STYLE_WORDS = {"regular", "book", "normal", "roman", "bold", "italic", "oblique"}
+
+
 def describe(path: Path) -> FontFile:
     face = open_face(path)
     bold = bool(face.style_flags & freetype.FT_STYLE_FLAG_BOLD)
     italic = bool(face.style_flags & freetype.FT_STYLE_FLAG_ITALIC)
-    style = {(False, False): "regular", (True, False): "bold", (False, True): "italic"}.get(
-        (bold, italic), "bold-italic"
-    )
     family = (face.family_name or b"").decode("utf-8", "replace").strip() or path.stem
-    return FontFile(path=path, family=family, style=style)
+    subfamily = (face.style_name or b"").decode("utf-8", "replace")
+    return FontFile(path, *family_and_style(family, subfamily, bold=bold, italic=italic))
+
+
+def family_and_style(family: str, subfamily: str, *, bold: bool, italic: bool) -> tuple[str, str]:
+    """("Open Sans", "Semibold Italic") -> ("Open Sans Semibold", "italic").
+
+    A folder holding a whole font package (Light, Semibold, Condensed...) must not let a Light
+    file pass for the family's regular one.
+    """
+    extra = [w for w in subfamily.split() if w.casefold() not in PLAIN_STYLE_WORDS]
+    if extra:
+        family = f"{family} {' '.join(extra)}"
+    style = {(False, False): "regular", (True, False): "bold", (False, True): "italic"}
+    return family, style.get((bold, italic), "bold-italic")
 
 
 def scan_fonts(directory: Path) -> list[FontFile]:

@@ -12,8 +12,8 @@ from PIL import ImageColor
 from vlmkit.errors import UsageError
 
 PAPER_WORDS = ("Acknowledgement", "Subdermatoglyphic", "tHyUiKaRbNqWeOpXcZvM")
-PAPER_FAMILIES = ("Liberation Sans", "DejaVu Sans")
-"""The paper used Helvetica and DejaVu Sans; Liberation Sans is Helvetica's free metric twin."""
+PAPER_FAMILIES = ("Liberation Sans", "Open Sans")
+"""The paper used Helvetica and Open Sans; Liberation Sans is Helvetica's free metric twin."""
 
 SAMPLINGS = ("grid", "random")
 CASES = ("keep", "lower", "upper", "title", "mixed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -48,38 +49,61 @@ def write_dataset(
     on_image: Callable[[], None] | None = None,
 ) -> Summary:
     """Draw every sample of `plan` into the dataset folder `out` (see vlmkit.synth.output)."""
-    images = dict.fromkeys(plan.counts, 0)
-    records = crowded = 0
-    with staged_folder(out, overwrite=overwrite) as root:
-        files: dict[str | None, TextIO] = {}
-        try:
-            for split in plan.counts:
-                folder = _split_folder(root, split)
-                (folder / "images").mkdir(parents=True)
-                files[split] = (folder / METADATA_FILE).open("w", encoding="utf-8", newline="\n")
-            drawn = ordered_map(
-                _draw_chunk,
-                _chunks(plan.samples(), CHUNK),
-                workers=workers,
-                initializer=_start_worker,
-                initargs=(plan.config, root),
-            )
+    tally = _Tally(images=dict.fromkeys(plan.counts, 0))
+    with (
+        staged_folder(out, overwrite=overwrite) as root,
+        _metadata_files(root, plan.counts) as files,
+    ):
+        drawn = ordered_map(
+            _draw_chunk,
+            _chunks(plan.samples(), CHUNK),
+            workers=workers,
+            initializer=_start_worker,
+            initargs=(plan.config, root),
+        )
+        # closing(): on an error the workers must stop writing into the staging folder before
+        # it is removed, not whenever the generator happens to be garbage-collected.
+        with closing(drawn):
             for chunk in drawn:
                 for image_records in chunk:
-                    meta = image_records[0]["meta"]
-                    for record in image_records:
-                        files[meta["split"]].write(json.dumps(record, ensure_ascii=False) + "\n")
-                    images[meta["split"]] += 1
-                    records += len(image_records)
-                    crowded += meta["oval_crowded"]
+                    tally.add(image_records, files)
                     if on_image is not None:
                         on_image()
-        finally:
-            for file in files.values():
-                file.close()
-        sidecar = _sidecar(plan, images, crowded)
+        sidecar = _sidecar(plan, tally.images, tally.crowded)
         (root / SIDECAR).write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
-    return Summary(out=out, images=images, records=records, crowded=crowded)
+    return Summary(out=out, images=tally.images, records=tally.records, crowded=tally.crowded)
+
+
+@dataclass
+class _Tally:
+    images: dict[str | None, int]
+    records: int = 0
+    crowded: int = 0
+
+    def add(self, image_records: list[dict[str, Any]], files: dict[str | None, TextIO]) -> None:
+        """Write one image's records to its split's metadata.jsonl and count them."""
+        meta = image_records[0]["meta"]
+        out = files[meta["split"]]
+        for record in image_records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.images[meta["split"]] += 1
+        self.records += len(image_records)
+        self.crowded += meta["oval_crowded"]
+
+
+@contextmanager
+def _metadata_files(root: Path, splits: Iterable[str | None]) -> Iterator[dict[str | None, TextIO]]:
+    """An images/ folder and an open metadata.jsonl per split, closed on the way out."""
+    files: dict[str | None, TextIO] = {}
+    try:
+        for split in splits:
+            folder = _split_folder(root, split)
+            (folder / "images").mkdir(parents=True)
+            files[split] = (folder / METADATA_FILE).open("w", encoding="utf-8", newline="\n")
+        yield files
+    finally:
+        for file in files.values():
+            file.close()
 
 
 # Worker side. Each process keeps its config and one FreeType face per font file.
