@@ -11,6 +11,7 @@ from conftest import REPO
 from vlmkit.errors import InputError, UsageError
 from vlmkit.synth.fonts import (
     bundled_fonts_dir,
+    family_and_style,
     missing_characters,
     open_face,
     scan_fonts,
@@ -104,22 +105,20 @@ def test_missing_characters():
     assert missing_characters(face, "a東b京") == "京東"
 
 
-def test_weights_and_widths_are_families_of_their_own():
-    from vlmkit.synth.fonts import family_and_style
-
-    assert family_and_style("Open Sans", "Regular", bold=False, italic=False) == (
-        "Open Sans",
-        "regular",
-    )
-    assert family_and_style("DejaVu Sans", "Book", bold=False, italic=False) == (
-        "DejaVu Sans",
-        "regular",
-    )
-    assert family_and_style("Open Sans", "Semibold Italic", bold=False, italic=True) == (
-        "Open Sans Semibold",
-        "italic",
-    )
-    assert family_and_style("DejaVu Sans", "Condensed Bold Oblique", bold=True, italic=True) == (
-        "DejaVu Sans Condensed",
-        "bold-italic",
-    )
+@pytest.mark.parametrize(
+    ("family", "subfamily", "bold", "italic", "expected"),
+    [
+        ("Open Sans", "Regular", False, False, ("Open Sans", "regular")),
+        ("DejaVu Sans", "Book", False, False, ("DejaVu Sans", "regular")),
+        ("Open Sans", "Semibold Italic", False, True, ("Open Sans Semibold", "italic")),
+        (
+            "DejaVu Sans",
+            "Condensed Bold Oblique",
+            True,
+            True,
+            ("DejaVu Sans Condensed", "bold-italic"),
+        ),
+    ],
+)
+def test_weights_and_widths_are_families_of_their_own(family, subfamily, bold, italic, expected):
+    assert family_and_style(family, subfamily, bold=bold, italic=italic) == expected
