@@ -93,3 +93,21 @@ def test_interrupt_leaves_nothing_under_the_final_name(tmp_path: Path, workers: 
         write_dataset(plan, tmp_path / "data", workers=workers, on_image=interrupt_after_three)
     assert not (tmp_path / "data").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_staging_left_by_a_killed_run_is_removed(tmp_path: Path):
+    import subprocess
+    import sys
+
+    # A pid that existed and is gone: a finished child process.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    abandoned = tmp_path / f".data.partial-{dead}"
+    (abandoned / "images").mkdir(parents=True)
+    (abandoned / "images" / "000000.png").write_bytes(b"half")
+    unrelated = tmp_path / ".data.notes-1"
+    unrelated.mkdir()
+    draw(tmp_path / "data", n=2)
+    assert not abandoned.exists()
+    assert unrelated.exists()
+    assert leftovers(tmp_path) == [".data.notes-1"]

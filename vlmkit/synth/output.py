@@ -47,8 +47,8 @@ def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
     check_output_folder(out, overwrite=overwrite)
     try:
         out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(out)
         staging = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
     except OSError as error:
         raise InputError(f"--out {out}: {error.strerror}", hint="Choose another --out.") from None
@@ -57,6 +57,28 @@ def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
         _move_into_place(staging, out, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Delete staging folders of earlier runs for `out` that were killed (their pid is gone).
+
+    A run stopped by SIGKILL or a power cut cannot clean up after itself; without this its
+    hidden half-dataset would sit beside `out` for ever.
+    """
+    for leftover in out.absolute().parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = leftover.name.removeprefix(f".{out.name}.").partition("-")
+        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _move_into_place(staging: Path, out: Path, *, overwrite: bool) -> None:
