@@ -103,7 +103,7 @@ def test_paper_preset_scores_perfectly_against_itself(tmp_path: Path):
         (["--n", "0"], "--n must be at least 1"),
         (["--preset", "paper", "--n", "5"], "--n: a grid's size follows"),
         (["--family", "Comic Sans"], "--family 'Comic Sans': no font of that family"),
-        (["--words", "missing.txt"], "--words: missing.txt does not exist"),
+        (["--thickness", "4,25"], "--thickness 25: at most 20 points"),
     ],
 )
 def test_usage_errors_name_the_flag(tmp_path: Path, args, message):
@@ -111,10 +111,12 @@ def test_usage_errors_name_the_flag(tmp_path: Path, args, message):
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
-    assert not (tmp_path / "d").exists()
 
 
 def test_input_errors_name_the_file(tmp_path: Path):
+    result = synth("--words", tmp_path / "missing.txt", "-o", tmp_path / "d")
+    assert result.exit_code == 1
+    assert "missing.txt does not exist" in " ".join(result.stderr.split())
     (tmp_path / "fonts").mkdir()
     (tmp_path / "fonts" / "bad.otf").write_bytes(b"\x00\x01junk")
     result = synth("--fonts", tmp_path / "fonts", "-o", tmp_path / "d")
@@ -134,3 +136,19 @@ def test_existing_output_needs_overwrite(tmp_path: Path):
     assert len(records(out)) == 2
     assert synth("--n", "3", "-o", out, "--overwrite").exit_code == 0
     assert len(records(out)) == 3
+
+
+def test_a_family_asked_twice_is_drawn_once(tmp_path: Path):
+    twice = ["--family", "Open Sans", "--family", "open-sans"]
+    result = synth("--preset", "paper", "--padding", "25", "--thickness", "4", *twice,
+                   "-o", tmp_path / "d")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(records(tmp_path / "d")) == 52
+    assert len(json.loads((tmp_path / "d" / "synth.json").read_text())["fonts"]) == 1
+
+
+def test_the_held_out_share_is_reported(tmp_path: Path):
+    result = synth("--preset", "paper", "--padding", "25", "--thickness", "4",
+                   "--test-fraction", "0.01", "-o", tmp_path / "d")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Held out 1 word (33.3% of them)" in " ".join(result.stderr.split())

@@ -13,16 +13,18 @@ from synth_helpers import draw, records, tree_bytes
 
 from vlmkit.errors import InputError, UsageError
 from vlmkit.records import read_dataset
-from vlmkit.synth.circled_letter import from_preset, make_plan
+from vlmkit.synth.circled_letter import Sample, from_preset, make_plan
 from vlmkit.synth.circled_letter.config import BRACES_SUFFIX, PAPER_WORDS
-from vlmkit.synth.circled_letter.geometry import REFERENCE_PX
+from vlmkit.synth.circled_letter.geometry import REFERENCE_PX, CrowdedLetter
 from vlmkit.synth.circled_letter.render import draw_circled_word
-from vlmkit.synth.glyphs import GlyphSource
+from vlmkit.synth.fonts import bundled_fonts_dir, scan_fonts, select_fonts
+from vlmkit.synth.glyphs import Box, GlyphSource
 
 META_KEYS = {
     "word", "index", "letter", "font", "font_style", "font_file", "thickness", "stroke_px",
     "padding", "spacing", "scale", "font_px", "glyph_box", "oval_box", "oval_crowded",
     "oval_narrowed", "seed", "split", "prompt_style", "answer_format", "colour", "image_size",
+    "index_moved", "oval_scale",
 }  # fmt: skip
 
 
@@ -30,7 +32,7 @@ META_KEYS = {
 def paper(tmp_path_factory) -> Path:
     """The paper's grid at its real size, drawn once for the module."""
     out = tmp_path_factory.mktemp("paper") / "paper"
-    draw(out, "paper", image_size=(512, 512))
+    draw(out, "paper", image_size=(512, 512), workers=2)
     return out
 
 
@@ -105,13 +107,24 @@ def test_recorded_boxes_match_the_pixels(paper: Path):
         image = Image.open(paper / row["file_name"])
         assert image.size == (512, 512) and image.mode == "RGB"
         red, dark = red_and_dark_masks(paper / row["file_name"])
+        pixels = np.asarray(Image.open(paper / row["file_name"]).convert("RGB")).astype(int)
+        # Any grey: the text's ink, anti-aliased edges included; the oval's pixels are tinted.
+        spread = pixels.max(axis=2) - pixels.min(axis=2)
+        inked = (pixels.max(axis=2) < 250) & (spread < 24)
         x0, y0, x1, y1 = meta["oval_box"]
         rx0, ry0, rx1, ry1 = bbox(red)
         # The painted oval fills its recorded box to within a pixel of anti-aliasing.
         assert abs(rx0 - x0) <= 1.5 and abs(ry0 - y0) <= 1.5, row["id"]
         assert abs(rx1 - x1) <= 1.5 and abs(ry1 - y1) <= 1.5, row["id"]
+        # The recorded glyph box is the circled glyph's bitmap: its ink reaches each edge.
         gx0, gy0, gx1, gy1 = meta["glyph_box"]
-        assert dark[gy0:gy1, gx0:gx1].any(), row["id"]  # the circled glyph's ink is there
+        ink = inked[gy0:gy1, gx0:gx1]
+        assert ink.any(), row["id"]
+        ix0, iy0, ix1, iy1 = bbox(ink)
+        assert ix0 <= 1 and iy0 <= 1 and ix1 >= ink.shape[1] - 1 and iy1 >= ink.shape[0] - 1
+        # ... and it is that letter's box, not a neighbour's: its centre is the oval's.
+        ox, oy = (x0 + x1) / 2, (y0 + y1) / 2
+        assert abs((gx0 + gx1) / 2 - ox) <= 0.5 and abs((gy0 + gy1) / 2 - oy) <= 0.5
         assert not dark[:, :5].any() and not dark[:5, :].any()  # white margins
 
 
@@ -251,3 +264,64 @@ def test_font_without_a_glyph_names_the_font_and_the_word(tmp_path: Path):
 def test_plan_errors(overrides, message):
     with pytest.raises(UsageError, match=message):
         make_plan(from_preset("random", **overrides))
+
+
+ALPHABET_WORDS = ("abcdefghijklm", "nopqrstuvwxyz", "ABCDEFGHIJKLM", "NOPQRSTUVWXYZ", "0123456789")
+
+
+@pytest.mark.parametrize("font", scan_fonts(bundled_fonts_dir()), ids=lambda f: f.slug)
+def test_every_bundled_glyph_is_circled_alone_or_reported_crowded(font):
+    # Every letter and digit of every bundled font and style, at the paper's extremes
+    # (thin ring, little padding; thick ring, wide padding): each oval holds its glyph, leaves
+    # every other centre out and stays in the image; the only failure allowed is a glyph whose
+    # ink reaches under a neighbour (italic f and j), which random sampling moves away from.
+    source = GlyphSource(font.path, REFERENCE_PX)
+    image = Box(0, 0, 512, 512)
+    for word, thickness, padding in itertools.product(ALPHABET_WORDS, (4, 6), (25, 200)):
+        for index in range(len(word)):
+            try:
+                drawn = draw_circled_word(
+                    source, word, index, thickness=thickness, padding=padding, spacing=0,
+                    oval_scale=1.4, narrow=True, size=(512, 512), colour=(255, 0, 0),
+                )  # fmt: skip
+            except CrowdedLetter:
+                assert font.style in ("italic", "bold-italic"), (word, index)
+                continue
+            oval_box = drawn.oval.outer_box
+            assert oval_box.covers(drawn.glyph_boxes[index]) and image.covers(oval_box)
+            centres = [b.centre for i, b in enumerate(drawn.glyph_boxes) if i != index]
+            assert not any(oval_box.contains_point(*c) for c in centres), (word, index)
+
+
+def italic_sample(word: str, index: int) -> Sample:
+    fonts = select_fonts(scan_fonts(bundled_fonts_dir()), ("Liberation Sans",), ("italic",))
+    return Sample(None, 0, word, index, fonts[0], thickness=4, padding=25, spacing=0)
+
+
+def test_random_sampling_moves_off_a_letter_that_cannot_be_circled_alone(tmp_path: Path):
+    from vlmkit.synth.circled_letter import generate
+
+    config = from_preset("random", n=1)
+    generate._start_worker(config, tmp_path)
+    (tmp_path / "images").mkdir()
+    # The italic f's ink reaches under the j: no oval holds the f alone.
+    [record] = generate._draw_sample(italic_sample("fjord", 0))
+    assert record["meta"]["index"] != 0 and record["meta"]["index_moved"] is True
+    assert record["target"] == "fjord"[record["meta"]["index"]]
+    [plain] = generate._draw_sample(italic_sample("fjord", 3))
+    assert plain["meta"]["index"] == 3 and plain["meta"]["index_moved"] is False
+
+
+def test_a_grid_reports_a_letter_that_cannot_be_circled_alone(tmp_path: Path):
+    from vlmkit.synth.circled_letter import generate
+
+    generate._start_worker(from_preset("paper"), tmp_path)
+    (tmp_path / "images").mkdir()
+    with pytest.raises(UsageError, match=r"cannot circle letter 0 of 'fjord' .*neighbour") as error:
+        generate._draw_sample(italic_sample("fjord", 0))
+    assert "--spacing" in error.value.hint
+
+
+def test_words_must_be_letters_and_digits():
+    with pytest.raises(UsageError, match="every character must be a letter or digit"):
+        make_plan(from_preset("paper", words=("co-op",)))

@@ -90,9 +90,9 @@ def test_selection_errors_name_the_flag(tmp_path: Path):
 
 
 def test_folder_errors(tmp_path: Path):
-    with pytest.raises(UsageError, match=r"--fonts: .* is not a folder"):
+    with pytest.raises(InputError, match=r"--fonts: .* is not a folder"):
         scan_fonts(tmp_path / "missing")
-    with pytest.raises(UsageError, match=r"holds no \.ttf"):
+    with pytest.raises(InputError, match=r"holds no \.ttf"):
         scan_fonts(tmp_path)
     (tmp_path / "broken.ttf").write_bytes(b"not a font at all")
     with pytest.raises(InputError, match=r"broken\.ttf: FreeType cannot load this font"):

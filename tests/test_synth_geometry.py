@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vlmkit.synth.circled_letter.geometry import (
+    CrowdedLetter,
     LayoutError,
     canvas_scale,
     fit_oval,
@@ -31,39 +32,75 @@ def test_stroke_follows_matplotlib_points_on_the_paper_figure():
         )
 
 
+IMAGE = Box(0, 0, 1000, 1000)
+
+
 def boxes(*spans: tuple[float, float]) -> list[Box]:
-    return [Box(x0, 10, x1, 40) for x0, x1 in spans]
+    """Glyph boxes 30 px tall on one line, at the given x spans (away from the image edges)."""
+    return [Box(x0, 110, x1, 140) for x0, x1 in spans]
 
 
 def test_paper_oval_when_neighbours_are_far():
-    glyphs = boxes((0, 20), (40, 60), (80, 100))
-    oval, crowded = fit_oval(glyphs, 1, advance_px=20, scale_factor=1.4, stroke=2)
+    glyphs = boxes((100, 120), (140, 160), (180, 200))
+    oval, crowded = fit_oval(glyphs, 1, advance_px=20, scale_factor=1.4, stroke=2, image=IMAGE)
     assert not crowded
-    assert (oval.cx, oval.cy, oval.rx, oval.ry) == (50, 25, 14, 21)
-    assert oval.outer_box == Box(35, 3, 65, 47)
+    assert (oval.cx, oval.cy, oval.rx, oval.ry) == (150, 125, 14, 21)
+    assert oval.outer_box == Box(135, 103, 165, 147)
 
 
 def test_oval_is_narrowed_to_keep_a_close_neighbours_centre_out():
-    # A wide glyph beside a thin one: the paper's oval (1.4 x 60 wide) would pass x = 65.
-    glyphs = boxes((0, 60), (62, 66))
-    oval, crowded = fit_oval(glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2)
+    # A wide glyph beside a thin one: the paper's oval (1.4 x 60 wide) would pass x = 165.
+    glyphs = boxes((100, 160), (162, 166))
+    oval, crowded = fit_oval(glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2, image=IMAGE)
     assert crowded
-    assert oval.outer_box.x1 < 64 and oval.outer_box.covers(glyphs[0])
+    assert oval.outer_box.x1 < 164 and oval.outer_box.covers(glyphs[0])
     paper, crowded_too = fit_oval(
-        glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2, narrow=False
+        glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2, image=IMAGE, narrow=False
     )
     assert crowded_too and paper.outer_box.contains_point(*glyphs[1].centre)
 
 
 def test_neighbours_at_another_height_do_not_narrow():
-    glyphs = [Box(0, 10, 60, 40), Box(62, 200, 66, 230)]
-    _, crowded = fit_oval(glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2)
+    glyphs = [Box(100, 110, 160, 140), Box(162, 300, 166, 330)]
+    _, crowded = fit_oval(glyphs, 0, advance_px=60, scale_factor=1.4, stroke=2, image=IMAGE)
     assert not crowded
 
 
-def test_impossible_fits_raise():
+def test_glyphs_that_cannot_be_circled_alone_raise():
     with pytest.raises(LayoutError, match="no ink"):
-        fit_oval([Box(0, 0, 0, 0), Box(5, 0, 9, 9)], 0, advance_px=5, scale_factor=1.4, stroke=1)
+        fit_oval(
+            [Box(100, 100, 100, 100), Box(105, 100, 109, 109)], 0,
+            advance_px=5, scale_factor=1.4, stroke=1, image=IMAGE,
+        )  # fmt: skip
     # Overlapping glyphs: no oval can hold one and leave the other's centre out.
-    with pytest.raises(LayoutError, match="neighbour"):
-        fit_oval(boxes((0, 40), (10, 30)), 0, advance_px=40, scale_factor=1.4, stroke=2)
+    with pytest.raises(CrowdedLetter, match="neighbour"):
+        fit_oval(boxes((100, 140), (110, 130)), 0, advance_px=40, scale_factor=1.4, stroke=2,
+                 image=IMAGE)  # fmt: skip
+
+
+def test_an_italic_glyph_wider_than_its_advance_is_still_surrounded():
+    # Ink 54 px wide on a 30 px advance (an italic f): the paper's 1.4 x advance would not do.
+    glyphs = [Box(100, 110, 154, 160)]
+    oval, _ = fit_oval(glyphs, 0, advance_px=30, scale_factor=1.4, stroke=2, image=IMAGE)
+    assert oval.outer_box.covers(glyphs[0])
+    assert oval.rx == pytest.approx(54 * 1.4 / 2)
+
+
+def test_a_ring_that_would_hide_its_letter_is_refused():
+    glyphs = boxes((100, 120))
+    fit_oval(glyphs, 0, advance_px=20, scale_factor=1.4, stroke=4, image=IMAGE)
+    with pytest.raises(LayoutError, match="so thick") as error:
+        fit_oval(glyphs, 0, advance_px=20, scale_factor=1.4, stroke=20, image=IMAGE)
+    assert not isinstance(error.value, CrowdedLetter)
+    assert "--thickness" in error.value.fix
+
+
+def test_an_oval_near_the_edge_is_shrunk_into_the_image():
+    glyphs = [Box(2, 110, 22, 140)]
+    oval, _ = fit_oval(glyphs, 0, advance_px=20, scale_factor=1.4, stroke=2, image=IMAGE)
+    assert IMAGE.covers(oval.outer_box) and oval.outer_box.covers(glyphs[0])
+    # A glyph that pokes out of the image cannot be surrounded inside it.
+    with pytest.raises(LayoutError, match="inside the image") as error:
+        fit_oval([Box(-3, 110, 17, 140)], 0, advance_px=20, scale_factor=1.4, stroke=2,
+                 image=IMAGE)  # fmt: skip
+    assert "--oval-scale" in error.value.fix

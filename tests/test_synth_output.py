@@ -64,17 +64,18 @@ def test_failure_mid_run_leaves_the_previous_dataset_untouched(tmp_path: Path, w
     out = tmp_path / "data"
     draw(out, n=3)
     before = tree_bytes(out)
-    # U+2800 (braille blank) is printable, DejaVu Sans has it, and it draws no ink, so
-    # circling it fails at render time, after other images were written.
+    # A 12-point ring is too thick for the narrow "t" that starts the second word, so the run
+    # fails on its 16th image, after 15 were written.
     words = tmp_path / "w.txt"
-    words.write_text("ab\u2800cd\n")
+    words.write_text("Acknowledgement\ntHyUiKaRbNqWeOpXcZvM\n")
     config = from_preset(
-        "paper", words=str(words), families=("DejaVu Sans",), image_size=(160, 160)
-    )
+        "paper", words=str(words), families=("Liberation Sans",), thickness=(12.0,),
+        padding=(200.0,),
+    )  # fmt: skip
     plan = make_plan(config)
-    with pytest.raises(UsageError, match=r"cannot circle letter 2 of .*draws no ink") as error:
+    with pytest.raises(UsageError, match=r"cannot circle letter 0 of 'tHyU.*so thick") as error:
         write_dataset(plan, out, overwrite=True, workers=workers)
-    assert "--spacing" in error.value.hint  # the hint survives the trip back from a worker
+    assert "--thickness" in error.value.hint  # the hint survives the trip back from a worker
     assert tree_bytes(out) == before
     assert leftovers(tmp_path) == []
 
@@ -96,18 +97,34 @@ def test_interrupt_leaves_nothing_under_the_final_name(tmp_path: Path, workers: 
 
 
 def test_staging_left_by_a_killed_run_is_removed(tmp_path: Path):
+    import socket
     import subprocess
     import sys
 
     # A pid that existed and is gone: a finished child process.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    abandoned = tmp_path / f".data.partial-{dead}"
+    abandoned = tmp_path / f".data.partial-{socket.gethostname()}-{dead}"
+    other_host = tmp_path / f".data.partial-elsewhere-{dead}"
+    other_host.mkdir()
     (abandoned / "images").mkdir(parents=True)
     (abandoned / "images" / "000000.png").write_bytes(b"half")
     unrelated = tmp_path / ".data.notes-1"
     unrelated.mkdir()
     draw(tmp_path / "data", n=2)
     assert not abandoned.exists()
-    assert unrelated.exists()
-    assert leftovers(tmp_path) == [".data.notes-1"]
+    assert unrelated.exists() and other_host.exists()
+    assert leftovers(tmp_path) == [".data.notes-1", other_host.name]
+
+
+def test_the_current_folder_is_never_an_output(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out in (Path("."), Path(""), tmp_path.parent):
+        with pytest.raises(UsageError, match="is the current folder or holds it"):
+            draw(out, n=2)
+
+
+def test_a_file_on_the_way_to_the_output_is_named(tmp_path: Path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UsageError, match=r"afile is a file"):
+        draw(tmp_path / "afile" / "sub", n=2)

@@ -53,10 +53,27 @@ def test_file_errors_name_the_line(tmp_path: Path, content, error, message):
 
 
 def test_missing_file_and_folder(tmp_path: Path):
-    with pytest.raises(UsageError, match=r"--words: .* does not exist"):
+    with pytest.raises(InputError, match=r"--words: .* does not exist"):
         load_words(str(tmp_path / "nope.txt"))
-    with pytest.raises(UsageError, match="is a folder"):
+    with pytest.raises(InputError, match="is a folder"):
         load_words(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("word", "bad"), [("don't", "'"), ("co-op", "-"), ("abc\u0301\u0301de", "\u0301")]
+)
+def test_alphanumeric_words_name_the_character(tmp_path: Path, word: str, bad: str):
+    path = tmp_path / "w.txt"
+    path.write_text(f"fine\n{word}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"w\.txt:2: .* holds {bad!r}, which is not a letter"):
+        load_words(str(path), alphanumeric=True)
+    assert load_words(str(path)).words[1]  # without the option, any single word is fine
+
+
+def test_words_are_nfc_normalised(tmp_path: Path):
+    path = tmp_path / "w.txt"
+    path.write_text("cafe\u0301\n12ab\n", encoding="utf-8")  # e + combining acute accent
+    assert load_words(str(path), alphanumeric=True).words == ("café", "12ab")
 
 
 @pytest.fixture

@@ -55,6 +55,13 @@ class AnswerFormat(str, Enum):
     plain = "plain"
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity and container limits), not the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def parse_numbers(flag: str, text: str | None) -> tuple[float, ...] | None:
     """ "4,5,6" -> (4.0, 5.0, 6.0), with errors naming the flag."""
     if text is None:
@@ -293,7 +300,7 @@ def circled_letter(
     from vlmkit.cli.progress import progress_bar
 
     if workers is None:  # starting a worker costs ~0.4 s: not worth it for a few images
-        workers = (os.cpu_count() or 1) if plan.total >= PARALLEL_FROM else 1
+        workers = available_cpus() if plan.total >= PARALLEL_FROM else 1
     with progress_bar("Drawing", plan.total, "images") as advance:
         summary = write_dataset(plan, out, workers=workers, overwrite=overwrite, on_image=advance)
     splits = ", ".join(
@@ -302,6 +309,14 @@ def circled_letter(
     console.stdout.print(f"Wrote {sum(summary.images.values()):,} images ({splits}).")
     if summary.records != sum(summary.images.values()):
         console.stdout.print(f"{summary.records:,} records: one per prompt per image.")
+    if plan.test_words:
+        held_out = len(plan.test_words)
+        share = held_out / len({w.casefold() for w in plan.words})
+        console.note(
+            f"Held out {held_out:,} word{'s' * (held_out != 1)} ({share:.1%} of them) for the "
+            "test split "
+            f"(--test-fraction {config.test_fraction:g}); synth.json lists them."
+        )
     console.note(
         f"{summary.crowded:,} paper-size ovals reached a neighbour letter's centre"
         + (" and were narrowed." if config.narrow_ovals else " (kept: --paper-ovals).")

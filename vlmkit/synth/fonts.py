@@ -95,13 +95,13 @@ def family_and_style(family: str, subfamily: str, *, bold: bool, italic: bool) -
 def scan_fonts(directory: Path) -> list[FontFile]:
     """Every font file in `directory` (not recursive), sorted by family, style and file name."""
     if not directory.is_dir():
-        raise UsageError(
+        raise InputError(
             f"--fonts: {directory} is not a folder",
             hint="Point --fonts at a folder of .ttf/.otf files (default: the bundled fonts/).",
         )
     paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in FONT_SUFFIXES)
     if not paths:
-        raise UsageError(
+        raise InputError(
             f"--fonts: {directory} holds no .ttf, .otf or .ttc files",
             hint="Point --fonts at a folder of font files.",
         )
@@ -121,15 +121,19 @@ def select_fonts(
     for font in fonts:
         by_family.setdefault(family_key(font.family), []).append(font)
     chosen = []
-    for asked in families or [group[0].family for group in by_family.values()]:
-        group = by_family.get(family_key(asked))
+    # Keyed by family_key: "Open Sans" and "open-sans" asked twice must not draw every image twice.
+    asked_by_key: dict[str, str] = {}
+    for name in families or [group[0].family for group in by_family.values()]:
+        asked_by_key.setdefault(family_key(name), name)
+    for key, asked in asked_by_key.items():
+        group = by_family.get(key)
         if group is None:
             known = ", ".join(sorted({f.family for f in fonts}))
             raise UsageError(
                 f"--family {asked!r}: no font of that family in the --fonts folder",
                 hint=f"Families there: {known}.",
             )
-        for style in styles:
+        for style in dict.fromkeys(styles):
             matches = [f for f in group if f.style == style]
             if not matches:
                 have = ", ".join(sorted({f.style for f in group}))

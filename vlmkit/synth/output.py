@@ -7,8 +7,10 @@ wrote (they hold `synth.json`) are ever replaced, so a mistyped `--out ~` delete
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +22,17 @@ SIDECAR = "synth.json"
 
 def check_output_folder(out: Path, *, overwrite: bool) -> None:
     """Fail before any work when `out` cannot (or may not) become the dataset folder."""
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise UsageError(
+            f"--out {out} is the current folder or holds it",
+            hint="Give --out the name of a new folder, e.g. --out data/letters",
+        )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file", hint="Give --out a folder name.")
+    for ancestor in out.absolute().parents:
+        if ancestor.exists() and not ancestor.is_dir():
+            raise UsageError(f"--out {out}: {ancestor} is a file", hint="Choose another --out.")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(
@@ -48,7 +59,7 @@ def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
     try:
         out.absolute().parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(out)
-        staging = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
+        staging = out.absolute().parent / f".{out.name}.partial-{_run_tag()}"
         staging.mkdir()
     except OSError as error:
         raise InputError(f"--out {out}: {error.strerror}", hint="Choose another --out.") from None
@@ -59,15 +70,24 @@ def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _run_tag() -> str:
+    """host-pid: names this run's temporary folders (a shared disk may hold other hosts' runs)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def _remove_abandoned(out: Path) -> None:
-    """Delete staging folders of earlier runs for `out` that were killed (their pid is gone).
+    """Delete temporary folders of earlier runs on this host for `out` that were killed.
 
     A run stopped by SIGKILL or a power cut cannot clean up after itself; without this its
-    hidden half-dataset would sit beside `out` for ever.
+    hidden half-dataset would sit beside `out` for ever. Only this host's runs are judged, by
+    whether their process still exists.
     """
-    for leftover in out.absolute().parent.glob(f".{out.name}.*-*"):
-        kind, _, pid = leftover.name.removeprefix(f".{out.name}.").partition("-")
-        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+    host = socket.gethostname()
+    for leftover in out.absolute().parent.glob(f".{glob.escape(out.name)}.*"):
+        kind, _, tag = leftover.name.removeprefix(f".{out.name}.").partition("-")
+        leftover_host, _, pid = tag.rpartition("-")
+        ours = kind in ("partial", "old") and leftover_host == host and pid.isdigit()
+        if ours and not _alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
@@ -86,7 +106,7 @@ def _move_into_place(staging: Path, out: Path, *, overwrite: bool) -> None:
     if out.exists():
         if any(out.iterdir()):  # checked again: the folder may have changed during the run
             check_output_folder(out, overwrite=overwrite)
-            retired = out.absolute().parent / f".{out.name}.old-{os.getpid()}"
+            retired = out.absolute().parent / f".{out.name}.old-{_run_tag()}"
             out.rename(retired)
         else:
             out.rmdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,33 +25,41 @@ class WordList:
     """Digest of the words as one newline-joined text: two runs used the same list iff equal."""
 
 
-def load_words(source: str) -> WordList:
+def load_words(source: str, *, alphanumeric: bool = False) -> WordList:
     """Read a word source: `bundled`, `nltk`, or a UTF-8 file with one word per line.
 
-    In files, blank lines and lines starting with `#` are skipped; a line with a space or a
-    control character is an error naming the line, since it cannot be one word.
+    Words are NFC-normalised (an accent typed as a combining mark joins its letter). In files,
+    blank lines and lines starting with `#` are skipped; a line with a space or a control
+    character is an error naming the line, since it cannot be one word. With `alphanumeric`,
+    so is a word with any character that is not a letter or digit (nltk's words that have one
+    are skipped instead: the corpus is not the user's to fix).
     """
     if source == BUNDLED:
-        words = _read_word_file(BUNDLED_FILE)
+        words = _read_word_file(BUNDLED_FILE, alphanumeric)
     elif source == NLTK:
-        words = _read_nltk_words()
+        words = [w for w in _read_nltk_words() if not alphanumeric or not non_alphanumeric(w)]
     else:
-        words = _read_word_file(Path(source))
+        words = _read_word_file(Path(source), alphanumeric)
     unique = tuple(dict.fromkeys(words))
     digest = hashlib.sha256("\n".join(unique).encode("utf-8")).hexdigest()
     return WordList(unique, source, digest)
 
 
-def _read_word_file(path: Path) -> list[str]:
+def non_alphanumeric(word: str) -> str:
+    """The word's characters that are not letters or digits (marks and punctuation included)."""
+    return "".join(c for c in word if not c.isalnum() or unicodedata.category(c).startswith("M"))
+
+
+def _read_word_file(path: Path, alphanumeric: bool) -> list[str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(
+        raise InputError(
             f"--words: {path} does not exist",
             hint=f"Give a text file with one word per line, or '{BUNDLED}' or '{NLTK}'.",
         ) from None
     except IsADirectoryError:
-        raise UsageError(f"--words: {path} is a folder", hint="Give a text file.") from None
+        raise InputError(f"--words: {path} is a folder", hint="Give a text file.") from None
     except OSError as error:
         raise InputError(f"--words: cannot read {path}: {error.strerror}") from None
     try:
@@ -62,7 +71,7 @@ def _read_word_file(path: Path) -> list[str]:
         ) from None
     words = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        word = raw.strip()
+        word = unicodedata.normalize("NFC", raw.strip())
         if not word or word.startswith("#"):
             continue
         if any(c.isspace() or not c.isprintable() for c in word):
@@ -70,6 +79,13 @@ def _read_word_file(path: Path) -> list[str]:
                 f"{path}:{number}: {word!r} is not a single word (it holds a space or a "
                 "control character)",
                 hint="Put one word per line.",
+            )
+        if alphanumeric and non_alphanumeric(word):
+            raise InputError(
+                f"{path}:{number}: {word!r} holds {non_alphanumeric(word)[0]!r}, which is not "
+                "a letter or digit",
+                hint="Each character may be circled, and the answer must be a letter or digit: "
+                "remove or fix that line.",
             )
         words.append(word)
     if not words:

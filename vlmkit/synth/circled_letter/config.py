@@ -28,6 +28,7 @@ BRACES_SUFFIX = "Please provide your answer in curly brackets, e.g. {a}"
 """The answer instruction of the paper's latest version (letter_accuracy reads the braces)."""
 
 MAX_IMAGE_SIDE = 4096
+MAX_THICKNESS = 20.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class CircledLetterConfig:
     n: int | None = 1000
     """Images to draw (random sampling only; a grid's size follows from its axes)."""
     min_length: int = 4
+    """Shortest word used, in characters (--min-length)."""
     max_length: int = 12
+    """Longest word used, in characters (--max-length)."""
     case: str = "keep"
     """Letter case applied to each word: keep, lower, upper, title, or mixed (random per letter)."""
     fonts_dir: Path | None = None
@@ -49,6 +52,7 @@ class CircledLetterConfig:
     families: tuple[str, ...] = ()
     """Font families to use; empty means every family in fonts_dir."""
     styles: tuple[str, ...] = ("regular",)
+    """Font styles to use: regular, bold, italic, bold-italic (every family needs each)."""
     thickness: tuple[float, ...] = (4.0, 5.0, 6.0)
     """Oval line widths in points of the paper's 10 x 2 inch, 1200 dpi figure."""
     padding: tuple[float, ...] = (25.0, 50.0, 100.0, 200.0)
@@ -60,13 +64,19 @@ class CircledLetterConfig:
     narrow_ovals: bool = True
     """Narrow an oval that would reach a neighbour's centre (the paper does not)."""
     image_size: tuple[int, int] = (512, 512)
+    """(width, height) in pixels; the canvas is fitted inside, aspect kept, on white."""
     colour: str = "red"
+    """The oval's colour: a name Pillow knows or #rrggbb."""
     prompt: str = "circled"
+    """Question style: circled, highlighted, or both (one record per question per image)."""
     answer_format: str = "braces"
+    """braces: the prompt asks for the answer as {a} (the paper's); plain: it does not."""
     seed: int = 0
+    """Seeds every random choice (word split, words, letters, fonts, sizes, mixed case)."""
     test_fraction: float = 0.0
     """Share of words (not images) held out in a test split; 0 writes one unsplit dataset."""
     preset: str = field(default="custom", compare=False)
+    """The preset these values started from; recorded, but not part of the identity."""
 
     def __post_init__(self) -> None:
         _check_choice("--sampling", self.sampling, SAMPLINGS)
@@ -87,6 +97,11 @@ class CircledLetterConfig:
                 hint="e.g. --min-length 4 --max-length 12",
             )
         _check_numbers("--thickness", self.thickness, above_zero=True)
+        if max(self.thickness) > MAX_THICKNESS:
+            raise UsageError(
+                f"--thickness {max(self.thickness):g}: at most {MAX_THICKNESS:g} points",
+                hint="The paper uses 4, 5 and 6; thicker rings hide the letters.",
+            )
         _check_numbers("--padding", self.padding)
         _check_numbers("--spacing", self.spacing)
         if not 1.0 <= self.oval_scale <= 3.0 or not math.isfinite(self.oval_scale):

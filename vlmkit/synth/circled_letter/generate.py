@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,7 +16,7 @@ from vlmkit import __version__
 from vlmkit.errors import UsageError
 from vlmkit.records import METADATA_FILE, DatasetRecord
 from vlmkit.synth.circled_letter.config import CircledLetterConfig
-from vlmkit.synth.circled_letter.geometry import REFERENCE_PX, LayoutError
+from vlmkit.synth.circled_letter.geometry import REFERENCE_PX, CrowdedLetter, LayoutError
 from vlmkit.synth.circled_letter.plan import Plan, Sample
 from vlmkit.synth.circled_letter.render import CircledWord, draw_circled_word
 from vlmkit.synth.glyphs import GlyphSource
@@ -125,32 +125,62 @@ def _draw_sample(sample: Sample) -> list[dict[str, Any]]:
     source = sources.get(sample.font.path)
     if source is None:
         source = sources[sample.font.path] = GlyphSource(sample.font.path, REFERENCE_PX)
-    try:
-        drawn = draw_circled_word(
-            source,
-            sample.word,
-            sample.index,
-            thickness=sample.thickness,
-            padding=sample.padding,
-            spacing=sample.spacing,
-            oval_scale=config.oval_scale,
-            narrow=config.narrow_ovals,
-            size=config.image_size,
-            colour=config.rgb(),
-        )
-    except LayoutError as error:
-        raise UsageError(
-            f"cannot circle letter {sample.index} of {sample.word!r} in {sample.font.slug} "
-            f"(--padding {sample.padding:g}, --spacing {sample.spacing:g}): {error}",
-            hint="Raise --spacing, lower --oval-scale, or enlarge --image-size.",
-        ) from None
+    drawn, index = _draw_some_letter(source, sample, config)
     file_name = f"images/{sample.number:06d}.png"
     (_split_folder(_worker["root"], sample.split) / file_name).write_bytes(png_bytes(drawn.image))
-    return _records(sample, drawn, file_name, config)
+    return _records(replace(sample, index=index), drawn, file_name, config, sample.index)
+
+
+def _draw_some_letter(
+    source: GlyphSource, sample: Sample, config: CircledLetterConfig
+) -> tuple[CircledWord, int]:
+    """Draw the sample's letter; a random sample whose letter cannot be circled alone (an
+    italic glyph whose ink reaches under its neighbour) moves to the next letter that can.
+
+    The move depends only on the sample, so the output still does not depend on the workers.
+    A grid asked for every letter, so there it is an error.
+    """
+    candidates = [sample.index]
+    if config.sampling == "random":
+        length = len(sample.word)
+        candidates += [(sample.index + step) % length for step in range(1, length)]
+    failure: tuple[int, LayoutError] | None = None
+    for index in candidates:
+        try:
+            drawn = draw_circled_word(
+                source,
+                sample.word,
+                index,
+                thickness=sample.thickness,
+                padding=sample.padding,
+                spacing=sample.spacing,
+                oval_scale=config.oval_scale,
+                narrow=config.narrow_ovals,
+                size=config.image_size,
+                colour=config.rgb(),
+            )
+            return drawn, index
+        except CrowdedLetter as error:
+            failure = failure or (index, error)
+        except LayoutError as error:  # the flags' fault: moving to another letter would hide it
+            failure = (index, error)
+            break
+    assert failure is not None
+    index, error = failure
+    raise UsageError(
+        f"cannot circle letter {index} of {sample.word!r} in {sample.font.slug} "
+        f"(--thickness {sample.thickness:g}, --padding {sample.padding:g}, --spacing "
+        f"{sample.spacing:g}): {error}",
+        hint=error.fix,
+    )
 
 
 def _records(
-    sample: Sample, drawn: CircledWord, file_name: str, config: CircledLetterConfig
+    sample: Sample,
+    drawn: CircledWord,
+    file_name: str,
+    config: CircledLetterConfig,
+    planned_index: int,
 ) -> list[dict[str, Any]]:
     """One record per prompt style; all of them point at the same image."""
     number = f"{sample.number:06d}"
@@ -160,6 +190,7 @@ def _records(
         "split": sample.split,
         "word": sample.word,
         "index": sample.index,
+        "index_moved": sample.index != planned_index,
         "letter": sample.word[sample.index],
         "font": sample.font.family,
         "font_style": sample.font.style,
@@ -173,6 +204,7 @@ def _records(
         "image_size": list(config.image_size),
         "glyph_box": drawn.glyph_boxes[sample.index].rounded(),
         "oval_box": drawn.oval.outer_box.rounded(),
+        "oval_scale": config.oval_scale,
         "oval_crowded": drawn.crowded,
         "oval_narrowed": drawn.crowded and config.narrow_ovals,
         "colour": config.colour,

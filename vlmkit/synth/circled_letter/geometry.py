@@ -25,7 +25,16 @@ CENTRE_MARGIN_PX = 0.5
 
 
 class LayoutError(ValueError):
-    """The word cannot be drawn with these parameters (the caller names the word and the fix)."""
+    """The word cannot be drawn with these parameters; `fix` says which flag would help."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class CrowdedLetter(LayoutError):
+    """No oval can hold this glyph without another glyph's centre: its ink reaches under a
+    neighbour (an italic f or y). A property of the letter in context, not of the flags."""
 
 
 @dataclass(frozen=True)
@@ -70,22 +79,28 @@ def fit_oval(
     advance_px: float,
     scale_factor: float,
     stroke: float,
+    image: Box,
     *,
     narrow: bool = True,
 ) -> tuple[Oval, bool]:
     """The oval around glyph `index`, and whether the paper's oval would reach a neighbour.
 
     As in the paper, it is centred on the glyph's ink box, `scale_factor` times the glyph's
-    advance wide and `scale_factor` times its ink height tall. That oval's box can reach another
-    glyph's centre (a wide capital beside an "i" in the paper's words), which makes the label
-    ambiguous; with `narrow` (vlmkit's default, not the paper's) the oval is then made just
-    narrow enough to leave every other centre outside its box.
+    advance wide (or its ink, when an italic glyph's ink is wider than its advance) and
+    `scale_factor` times its ink height tall. That oval's box can reach another glyph's centre
+    (a wide capital beside an "i" in the paper's words), which makes the label ambiguous; with
+    `narrow` (vlmkit's default, not the paper's) the oval is then made just narrow enough to
+    leave every other centre outside its box.
+
+    An oval that would leave `image` is shrunk to fit. Raises LayoutError when no oval does:
+    its box must cover the glyph's box and its ring must leave the middle of the glyph clear
+    (CrowdedLetter when a neighbour is what prevents it).
     """
     target = glyph_boxes[index]
     if target.empty:
-        raise LayoutError("the circled character draws no ink")
+        raise LayoutError("the circled character draws no ink", "Remove it from --words.")
     cx, cy = target.centre
-    rx = advance_px * scale_factor / 2
+    rx = max(advance_px, target.width) * scale_factor / 2
     ry = target.height * scale_factor / 2
     half = stroke / 2
     limit = math.inf
@@ -98,9 +113,29 @@ def fit_oval(
     crowded = rx + half > limit
     if crowded and narrow:
         rx = limit - half
+    # An oval that would leave the image (an italic capital at the very end of a word drawn
+    # with little padding) is made to fit, as the paper's figure clips it.
+    room_x = min(cx - image.x0, image.x1 - cx) - half
+    room_y = min(cy - image.y0, image.y1 - cy) - half
+    clipped = rx > room_x or ry > room_y
+    rx, ry = min(rx, room_x), min(ry, room_y)
     oval = Oval(cx=cx, cy=cy, rx=rx, ry=ry, stroke=stroke)
-    if rx <= 0 or not oval.outer_box.covers(target):
+    # The box must cover the glyph's box; the stroke may lie over the edge of that box (the
+    # paper's thick ovals do) but the ring's hole must keep its middle half clear.
+    fits = oval.outer_box.covers(target)
+    clear = rx - half >= target.width / 4 and ry - half >= target.height / 4
+    if not (fits and clear):
+        if crowded and narrow:
+            raise CrowdedLetter(
+                "its ink comes so close to a neighbour's centre that no oval fits",
+                "Add --spacing, or leave this font style out.",
+            )
+        if clipped:
+            raise LayoutError(
+                "the oval would not fit inside the image",
+                "Lower --oval-scale, or raise --padding or the --image-size height.",
+            )
         raise LayoutError(
-            "the oval cannot surround its letter without reaching a neighbour's centre"
+            "the oval's line is so thick that it would cover the letter", "Lower --thickness."
         )
     return oval, crowded

@@ -24,7 +24,7 @@ from vlmkit.synth.fonts import (
     select_fonts,
 )
 from vlmkit.synth.glyphs import GlyphSource
-from vlmkit.synth.words import WordList, filter_words, load_words
+from vlmkit.synth.words import WordList, filter_words, load_words, non_alphanumeric
 
 TRAIN, TEST = "train", "test"
 
@@ -138,10 +138,17 @@ def make_plan(config: CircledLetterConfig) -> Plan:
     fonts = tuple(select_fonts(scan_fonts(fonts_dir), config.families, config.styles))
     word_list = None
     if isinstance(config.words, str):
-        word_list = load_words(config.words)
+        word_list = load_words(config.words, alphanumeric=True)
         candidates = word_list.words
     else:
         candidates = config.words
+        for word in candidates:
+            if non_alphanumeric(word) or not word:
+                raise UsageError(
+                    f"word {word!r}: every character must be a letter or digit",
+                    hint="The target is the circled character; letter_accuracy reads letters "
+                    "and digits.",
+                )
     words = filter_words(candidates, config.min_length, config.max_length)
     source = word_list.source if word_list else "the preset's words"
     if not words:
@@ -177,6 +184,11 @@ def _check_fonts_draw_words(
     for font in fonts:
         source = GlyphSource(font.path, REFERENCE_PX)
         missing = missing_characters(source.face, needed)
+        if missing == " ":
+            raise InputError(
+                f"{font.path}: font {font.family!r} has no space glyph, which --spacing measures",
+                hint="Drop --spacing, or choose other --family/--fonts.",
+            )
         if missing:
             word = next(w for w in words if set(_case_variants(w, config.case)) & set(missing))
             raise InputError(

@@ -96,7 +96,10 @@ def draw_circled_word(
     """The word in black on white with a `colour` oval around the glyph at `index`."""
     layout = layout_word(source, word, padding, spacing, size)
     if layout.font_px < MIN_FONT_PX:
-        raise LayoutError(f"it would be drawn {layout.font_px:.1f} px high")
+        raise LayoutError(
+            f"it would be drawn {layout.font_px:.1f} px high",
+            "Use a larger --image-size, a smaller --padding, or shorter words.",
+        )
     placed: list[PlacedGlyph] = [
         source.render(char, layout.font_px, x, layout.baseline)
         for char, x in zip(word, layout.origins, strict=True)
@@ -104,7 +107,8 @@ def draw_circled_word(
     boxes = tuple(glyph.box for glyph in placed)
     stroke = stroke_units(thickness, layout.width_units) * layout.scale
     advance = source.reference(word[index]).advance * layout.scale
-    oval, crowded = fit_oval(list(boxes), index, advance, oval_scale, stroke, narrow=narrow)
+    image = Box(0, 0, *size)
+    oval, crowded = fit_oval(list(boxes), index, advance, oval_scale, stroke, image, narrow=narrow)
     image = text_canvas(size, placed)
     paint_ellipse_outline(image, _box_tuple(oval.outer_box), stroke, colour)
     return CircledWord(image, layout, boxes, oval, crowded)
