@@ -99,6 +99,7 @@ def test_paper_preset_scores_perfectly_against_itself(tmp_path: Path):
         (["--test-fraction", "1"], "--test-fraction 1: must be at least 0 and below 1"),
         (["--oval-scale", "0.5"], "--oval-scale 0.5: must be between 1 and 3"),
         (["--color", "reed"], "--color 'reed': not a colour"),
+        (["--color", "white"], "--color 'white': too pale to see"),
         (["--seed", "-1"], "--seed -1: must be 0 or more"),
         (["--n", "0"], "--n must be at least 1"),
         (["--preset", "paper", "--n", "5"], "--n: a grid's size follows"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,17 @@ class FontFile:
 
 
 def bundled_fonts_dir() -> Path:
-    """The repository's `fonts/` folder (or $VLMKIT_FONTS), where `--fonts` points by default."""
+    """Where `--fonts` points by default: $VLMKIT_FONTS, else the bundled fonts.
+
+    The repository's `fonts/` folder is installed as the data package `vlmkit.fonts` (see
+    pyproject.toml); run from a checkout without installing, it is found beside the package.
+    """
     override = os.environ.get(ENV_FONTS_DIR)
     if override:
         return Path(override)
+    spec = importlib.util.find_spec("vlmkit.fonts")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
     return Path(__file__).resolve().parents[2] / "fonts"
 
 

@@ -120,12 +120,17 @@ class CircledLetterConfig:
                 hint="e.g. --test-fraction 0.2 holds out a fifth of the words",
             )
         try:
-            ImageColor.getrgb(self.colour)
+            red, green, blue = ImageColor.getrgb(self.colour)[:3]
         except ValueError:
             raise UsageError(
                 f"--color {self.colour!r}: not a colour name or #rrggbb value",
                 hint="e.g. --color red, --color '#d00000'",
             ) from None
+        if min(red, green, blue) > 200:  # every channel near white: a near-invisible ring
+            raise UsageError(
+                f"--color {self.colour!r}: too pale to see on the white background",
+                hint="Choose a darker or more saturated colour, e.g. --color red",
+            )
         if self.seed < 0:
             raise UsageError(f"--seed {self.seed}: must be 0 or more")
 

@@ -132,7 +132,8 @@ def make_plan(config: CircledLetterConfig) -> Plan:
     fonts_dir = config.fonts_dir or bundled_fonts_dir()
     if config.fonts_dir is None and not fonts_dir.is_dir():
         raise UsageError(
-            f"the bundled fonts are not at {fonts_dir} (they ship with the source checkout)",
+            f"the bundled fonts are not at {fonts_dir} (a checkout or an installed vlmkit "
+            "carries them)",
             hint="Pass --fonts DIR or set VLMKIT_FONTS to a folder of .ttf/.otf files.",
         )
     fonts = tuple(select_fonts(scan_fonts(fonts_dir), config.families, config.styles))
