@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from synth_helpers import draw, records, tree_bytes
 
-from vlmkit.errors import UsageError
+from vlmkit.errors import InputError, UsageError
 from vlmkit.synth.circled_letter import from_preset, make_plan, write_dataset
 
 
@@ -128,3 +128,22 @@ def test_a_file_on_the_way_to_the_output_is_named(tmp_path: Path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UsageError, match=r"afile is a file"):
         draw(tmp_path / "afile" / "sub", n=2)
+
+
+def test_a_write_failure_is_a_clear_error(tmp_path: Path, monkeypatch):
+    # A disk that fills up mid-run: the PNG writer raises ENOSPC after a few images.
+    from vlmkit.synth.circled_letter import generate
+
+    real = generate.png_bytes
+    calls = []
+
+    def filling_disk(image):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError(28, "No space left on device")
+        return real(image)
+
+    monkeypatch.setattr(generate, "png_bytes", filling_disk)
+    with pytest.raises(InputError, match=r"cannot write the dataset \(No space left on device"):
+        draw(tmp_path / "data", n=8)
+    assert not (tmp_path / "data").exists() and leftovers(tmp_path) == []

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import freetype
 
 from vlmkit import __version__
-from vlmkit.errors import UsageError
+from vlmkit.errors import InputError, UsageError
 from vlmkit.records import METADATA_FILE, DatasetRecord
 from vlmkit.synth.circled_letter.config import CircledLetterConfig
 from vlmkit.synth.circled_letter.geometry import REFERENCE_PX, CrowdedLetter, LayoutError
@@ -49,6 +49,23 @@ def write_dataset(
     on_image: Callable[[], None] | None = None,
 ) -> Summary:
     """Draw every sample of `plan` into the dataset folder `out` (see vlmkit.synth.output)."""
+    try:
+        return _write(plan, out, workers=workers, overwrite=overwrite, on_image=on_image)
+    except OSError as error:  # a full disk, or a folder made read-only during the run
+        raise InputError(
+            f"--out {out}: cannot write the dataset ({error.strerror or error})",
+            hint="Free some space or choose another --out; nothing was left under --out.",
+        ) from None
+
+
+def _write(
+    plan: Plan,
+    out: Path,
+    *,
+    workers: int,
+    overwrite: bool,
+    on_image: Callable[[], None] | None,
+) -> Summary:
     tally = _Tally(images=dict.fromkeys(plan.counts, 0))
     with (
         staged_folder(out, overwrite=overwrite) as root,
