@@ -7,11 +7,14 @@ depend on the number of workers.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
@@ -41,7 +44,12 @@ def ordered_map(
         initargs=(initializer, initargs),
     )
     pending: deque[Future[Result]] = deque()
+    items = iter(items)
     try:
+        # The first submissions start the workers; started while the parent ignores Ctrl-C,
+        # they inherit that from their very first instruction, before the initializer runs.
+        with _ctrl_c_ignored():
+            pending.extend(pool.submit(function, item) for item in itertools.islice(items, workers))
         for item in items:
             pending.append(pool.submit(function, item))
             if len(pending) >= workers * window_per_worker:
@@ -50,6 +58,18 @@ def ordered_map(
             yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_initializer(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
