@@ -270,8 +270,8 @@ def circled_letter(
         vlmkit synth circled-letter --spacing 0,1,2,3 --case mixed -o data/sp
         vlmkit synth circled-letter --words my.txt --style bold -o data/b
     """
+    from vlmkit.staging import check_output_folder
     from vlmkit.synth.circled_letter import from_preset, make_plan, write_dataset
-    from vlmkit.synth.output import check_output_folder
 
     check_output_folder(out, overwrite=overwrite)
     config = from_preset(

@@ -15,16 +15,17 @@ import freetype
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
 from vlmkit.records import METADATA_FILE, DatasetRecord
+from vlmkit.staging import staged_folder
 from vlmkit.synth.circled_letter.config import CircledLetterConfig
 from vlmkit.synth.circled_letter.geometry import REFERENCE_PX, CrowdedLetter, LayoutError
 from vlmkit.synth.circled_letter.plan import Plan, Sample
 from vlmkit.synth.circled_letter.render import CircledWord, draw_circled_word
 from vlmkit.synth.glyphs import GlyphSource
-from vlmkit.synth.output import SIDECAR, staged_folder
 from vlmkit.synth.parallel import ordered_map
 from vlmkit.synth.raster import png_bytes
 
 GENERATOR = "circled-letter"
+SIDECAR = "synth.json"
 CHUNK = 16
 """Images per task sent to a worker: enough to hide the inter-process round trip."""
 
@@ -48,7 +49,7 @@ def write_dataset(
     overwrite: bool = False,
     on_image: Callable[[], None] | None = None,
 ) -> Summary:
-    """Draw every sample of `plan` into the dataset folder `out` (see vlmkit.synth.output)."""
+    """Draw every sample of `plan` into the dataset folder `out` (see vlmkit.staging)."""
     try:
         return _write(plan, out, workers=workers, overwrite=overwrite, on_image=on_image)
     except OSError as error:  # a full disk, or a folder made read-only during the run

@@ -1,8 +1,9 @@
-"""A generator's output folder, built under a temporary name and moved into place when complete.
+"""A dataset folder (`--out`), built under a temporary name and moved into place when complete.
 
-A run that fails or is interrupted leaves nothing under the final name, and `--overwrite`
-replaces an old dataset only once the new one is whole. Only folders that a vlmkit generator
-wrote (they hold `synth.json`) are ever replaced, so a mistyped `--out ~` deletes nothing.
+Used by the commands that write whole folders (`synth`, `convert`). A run that fails or is
+interrupted leaves nothing under the final name, and `--overwrite` replaces an old dataset only
+once the new one is whole. Only folders that vlmkit wrote (they hold one of its sidecar files)
+are ever replaced, so a mistyped `--out ~` deletes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from vlmkit.errors import InputError, UsageError
 
-SIDECAR = "synth.json"
+SIDECARS = ("synth.json", "convert.json")
+"""The file each folder-writing command leaves in its output: proof that vlmkit wrote it."""
 
 
 def check_output_folder(out: Path, *, overwrite: bool) -> None:
@@ -39,10 +41,10 @@ def check_output_folder(out: Path, *, overwrite: bool) -> None:
                 f"--out {out} already exists and is not empty",
                 hint="Pass --overwrite to replace it, or choose another --out.",
             )
-        if not (out / SIDECAR).is_file():
+        if not any((out / name).is_file() for name in SIDECARS):
             raise UsageError(
-                f"--out {out}: --overwrite only replaces folders written by vlmkit synth "
-                f"(this one has no {SIDECAR})",
+                f"--out {out}: --overwrite only replaces folders that vlmkit wrote "
+                f"(this one has no {' or '.join(SIDECARS)})",
                 hint="Choose another --out, or empty that folder yourself.",
             )
     ancestor = out.absolute().parent
