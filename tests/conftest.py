@@ -38,3 +38,23 @@ def refs_and_preds(tmp_path: Path):
         ],
     )
     return preds, refs
+
+
+CORD_FIXTURE = REPO / "tests" / "data" / "cord_v2"
+
+
+@pytest.fixture(scope="session")
+def cord_imagefolder(tmp_path_factory) -> Path:
+    """The nine real CORD v2 receipts in the Donut/imagefolder layout, as on ../shared/data.
+
+    Ground truth from tests/data/cord_v2 (a verbatim copy), images from examples/ (the same
+    bytes), put together once per session.
+    """
+    import shutil
+
+    root = tmp_path_factory.mktemp("cord") / "cord_v2"
+    (root / "test").mkdir(parents=True)
+    shutil.copyfile(CORD_FIXTURE / "test" / "metadata.jsonl", root / "test" / "metadata.jsonl")
+    for image in sorted((EXAMPLE_CORD / "images").glob("*.png")):
+        shutil.copyfile(image, root / "test" / image.name)
+    return root

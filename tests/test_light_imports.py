@@ -63,3 +63,9 @@ def test_synth_imports_nothing_heavy(tmp_path):
     args = ("synth", "circled-letter", "--n", "3", "--image-size", "128", "-o", str(tmp_path / "d"))
     assert heavy_modules_after(*args) == []
     assert (tmp_path / "d" / "metadata.jsonl").is_file()  # the run really drew something
+
+
+def test_convert_imports_nothing_heavy(tmp_path, cord_imagefolder):
+    args = ("convert", "cord-v2", str(cord_imagefolder), "-o", str(tmp_path / "d"))
+    assert heavy_modules_after(*args) == []
+    assert (tmp_path / "d" / "test" / "metadata.jsonl").is_file()

@@ -13,6 +13,7 @@ import typer
 
 from vlmkit import __version__
 from vlmkit.cli import console
+from vlmkit.cli.convert import convert_command
 from vlmkit.cli.score import metrics_command, score
 from vlmkit.cli.synth import circled_letter, synth_app
 
@@ -31,6 +32,7 @@ app.command("score")(console.friendly_errors(score))
 app.command("metrics")(console.friendly_errors(metrics_command))
 synth_app.command("circled-letter")(console.friendly_errors(circled_letter))
 app.add_typer(synth_app, name="synth")
+app.command("convert")(console.friendly_errors(convert_command))
 
 
 def _version(value: bool) -> None:

@@ -19,8 +19,8 @@ from vlmkit.cli.console import stderr
 
 
 @contextmanager
-def progress_bar(description: str, total: int, unit: str) -> Iterator[Callable[[], None]]:
-    """Yield a function that advances the bar by one `unit`."""
+def progress_bar(description: str, total: int | None, unit: str) -> Iterator[Callable[[], None]]:
+    """Yield a function that advances the bar by one `unit` (total None: count, no ETA)."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -1,0 +1,134 @@
+"""Every bad input of `vlmkit convert`: a clear error, or with --skip-bad a counted, listed skip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vlmkit.convert import converter_class
+from vlmkit.convert.writer import ConvertOptions, convert
+from vlmkit.errors import InputError, UsageError
+
+
+def run(src: Path | str, out: Path, **options) -> dict:
+    return convert(converter_class("cord-v2")(str(src)), out, ConvertOptions(**options))
+
+
+@pytest.fixture
+def cord_copy(cord_imagefolder: Path, tmp_path: Path) -> Path:
+    """A writable copy of the real receipts, to damage."""
+    return Path(shutil.copytree(cord_imagefolder, tmp_path / "src"))
+
+
+def edit_line(root: Path, number: int, **changes) -> None:
+    path = root / "test" / "metadata.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[number - 1])
+    row.update(changes)
+    lines[number - 1] = json.dumps(row, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_unknown_layout_lists_the_accepted_ones_and_what_was_found(tmp_path: Path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match=r"not a cord-v2 layout .*found: notes\.txt") as error:
+        converter_class("cord-v2")(str(tmp_path / "stuff"))
+    for layout in ("parquet", "save_to_disk", "imagefolder", "hub id"):
+        assert layout in error.value.hint
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="the folder is empty"):
+        converter_class("donut")(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message", "category"),
+    [
+        (
+            {"ground_truth": '{"gt_parse": {"menu": '},
+            "ground_truth is not JSON",
+            "bad ground truth",
+        ),
+        ({"ground_truth": '{"parse": {}}'}, "has no gt_parse or gt_parses", "bad ground truth"),
+        ({"file_name": "missing.png"}, "missing.png does not exist", "bad image"),
+        ({"file_name": "../outside.png"}, "'../outside.png' leaves the dataset", "bad image path"),
+        ({"file_name": "/etc/passwd"}, "'/etc/passwd' leaves the dataset", "bad image path"),
+    ],
+)
+def test_bad_rows_stop_the_run_or_are_skipped(
+    cord_copy: Path, tmp_path: Path, damage: dict, message: str, category: str
+):
+    (cord_copy / "outside.png").write_bytes((cord_copy / "test" / "receipt_00.png").read_bytes())
+    edit_line(cord_copy, 3, **damage)
+    with pytest.raises(InputError, match=rf"metadata\.jsonl:3: .*{message}") as error:
+        run(cord_copy, tmp_path / "out")
+    assert "--skip-bad" in error.value.hint
+    assert not (tmp_path / "out").exists()  # nothing half-written under the final name
+    summaries = run(cord_copy, tmp_path / "out", skip_bad=True)
+    assert summaries["test"].written == 8 and dict(summaries["test"].skipped) == {category: 1}
+    [skipped] = (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()
+    assert json.loads(skipped)["where"].endswith("metadata.jsonl:3")
+
+
+def test_corrupt_image(cord_copy: Path, tmp_path: Path):
+    image = cord_copy / "test" / "receipt_03.png"
+    image.write_bytes(image.read_bytes()[:2000])  # truncated mid-stream
+    (cord_copy / "test" / "receipt_04.png").write_bytes(b"not an image at all")
+    summaries = run(cord_copy, tmp_path / "out", skip_bad=True)
+    assert dict(summaries["test"].skipped) == {"bad image": 2}
+    reasons = (tmp_path / "out" / "skipped.jsonl").read_text()
+    assert "not an image Pillow can read" in reasons
+
+
+def test_a_target_that_cannot_be_written_in_the_format_is_a_bad_row(
+    cord_copy: Path, tmp_path: Path
+):
+    edit_line(cord_copy, 2, ground_truth=json.dumps({"gt_parse": {"total": {"price": 12}}}))
+    with pytest.raises(InputError, match="cannot be written as kv lines"):
+        run(cord_copy, tmp_path / "out", target_format="kv")
+    # Donut tokens would bring 12 back as "12": refused rather than silently changed.
+    with pytest.raises(InputError, match="does not survive the donut format"):
+        run(cord_copy, tmp_path / "out", target_format="donut")
+    assert run(cord_copy, tmp_path / "out", target_format="json")["test"].written == 9
+
+
+def test_existing_output_is_refused_unless_overwrite(cord_imagefolder: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(UsageError, match="already exists and is not empty"):
+        run(cord_imagefolder, out)
+    with pytest.raises(UsageError, match="only replaces folders that vlmkit wrote"):
+        convert(converter_class("cord-v2")(str(cord_imagefolder)), out, ConvertOptions(),
+                overwrite=True)  # fmt: skip
+    assert (out / "mine.txt").read_text() == "keep"
+    shutil.rmtree(out)
+    run(cord_imagefolder, out)
+    convert(converter_class("cord-v2")(str(cord_imagefolder)), out,
+            ConvertOptions(target_format="kv"), overwrite=True)  # fmt: skip
+    assert json.loads((out / "convert.json").read_text())["options"]["target_format"] == "kv"
+
+
+def test_hub_id_offline_says_how_to_use_local_files(monkeypatch, tmp_path: Path):
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never touch the network in tests
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(InputError, match="cannot download it from the Hugging Face hub") as error:
+        converter_class("cord-v2")("naver-clova-ix/cord-v2")
+    assert "--local-dir DIR" in error.value.hint
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"target_format": "yaml"}, "--target-format 'yaml'"),
+        ({"max_side": 8}, "--max-side 8: must be at least 16"),
+        ({"prompt": "  "}, "--prompt is empty"),
+    ],
+)
+def test_option_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        ConvertOptions(**options)

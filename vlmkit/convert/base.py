@@ -1,0 +1,94 @@
+"""What every converter yields: source rows (image, target, prompt) or bad rows, split by split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlmkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image that exists as a file in the source: copied byte for byte."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    """An image that arrives as encoded bytes (parquet, Arrow): written as it came."""
+
+    data: bytes
+    name: str | None = None
+    """The file name the source recorded, if any (its suffix is only a hint)."""
+
+
+ImageRef = ImageFile | ImageBytes
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One sample as read from the source, before anything is written."""
+
+    key: str
+    """Unique within its split and stable across runs: the sample id is `kind/split/key`."""
+    where: str
+    """Where it came from, for messages: `test/metadata.jsonl:8`, `test-00000.parquet row 7`."""
+    image: ImageRef
+    target: Any
+    """The parsed answer: a dict/list for `json` tasks, a string for `ocr`."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that cannot be converted; an error, or with --skip-bad a line of the report."""
+
+    where: str
+    reason: str
+    category: str = "bad row"
+    """A short label for the per-split summary: "bad image", "bad ground truth", ..."""
+
+
+class Converter:
+    """Base of the source kinds: subclasses find the layout and read rows lazily."""
+
+    name: ClassVar[str]
+    """The SOURCE_KIND on the command line, and the first part of every id."""
+    task: ClassVar[str] = "json"
+    default_prompt: ClassVar[str]
+    layouts: ClassVar[tuple[str, ...]]
+    """The layouts this kind accepts, as shown when none matches."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.layout = "?"
+        """The layout found, set by subclasses (recorded in convert.json)."""
+
+    def splits(self) -> list[str]:
+        raise NotImplementedError
+
+    def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
+        raise NotImplementedError
+
+    def unknown_layout(self, found: str) -> InputError:
+        accepted = "; ".join(self.layouts)
+        return InputError(
+            f"{self.src}: not a {self.name} layout vlmkit knows ({found})",
+            hint=f"Accepted layouts: {accepted}.",
+        )
+
+
+def inside(root: Path, relative: str) -> Path | None:
+    """`root / relative` if it stays inside `root` (no absolute path, no `..` escape), else None."""
+    if not relative or Path(relative).is_absolute():
+        return None
+    candidate = (root / relative).resolve()
+    try:
+        candidate.relative_to(root.resolve())
+    except ValueError:
+        return None
+    return candidate

@@ -1,0 +1,72 @@
+"""`donut`: any Donut-format dataset, an image and a `ground_truth` JSON string with `gt_parse`.
+
+Such as the katanaml invoices, or CORD v2 itself (see `cord.py`). The layouts are those of
+`tables.py`; the target is `gt_parse` (or the first of Donut's `gt_parses`), keys in their
+original order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlmkit.convert.base import BadRow, Converter, SourceRow
+from vlmkit.convert.tables import LAYOUTS, describe_folder, open_table
+
+
+class DonutConverter(Converter):
+    name: ClassVar[str] = "donut"
+    default_prompt: ClassVar[str] = "Extract the document as JSON."
+    layouts: ClassVar[tuple[str, ...]] = LAYOUTS
+
+    def __init__(self, src: str) -> None:
+        super().__init__(src)
+        root = self.local_root(src)
+        table = open_table(root)
+        if table is None:
+            raise self.unknown_layout(describe_folder(root))
+        self.table = table
+        self.layout = table.layout
+
+    def local_root(self, src: str) -> Path:
+        """The folder to read; subclasses may fetch it first."""
+        return Path(src)
+
+    def splits(self) -> list[str]:
+        return self.table.splits()
+
+    def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
+        for raw in self.table.rows(split):
+            if isinstance(raw, BadRow):
+                yield raw
+                continue
+            target = read_ground_truth(raw.ground_truth)
+            if isinstance(target, str):  # the reason it could not be read
+                yield BadRow(raw.where, target, "bad ground truth")
+                continue
+            parse, alternatives = target
+            meta: dict[str, Any] = {"row": raw.index}
+            if raw.source_file:
+                meta["source_file"] = raw.source_file
+            if alternatives > 1:
+                meta["gt_parses"] = alternatives
+            yield SourceRow(f"{raw.index:06d}", raw.where, raw.image, parse, meta)
+
+
+def read_ground_truth(value: Any) -> tuple[Any, int] | str:
+    """(gt_parse, number of alternatives) from a Donut ground truth, or why it cannot be read."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            return f"ground_truth is not JSON ({error})"
+    if not isinstance(value, dict):
+        return f"ground_truth is a JSON {type(value).__name__}, not an object with gt_parse"
+    if "gt_parse" in value:
+        return value["gt_parse"], 1
+    parses = value.get("gt_parses")
+    if isinstance(parses, list) and parses:
+        return parses[0], len(parses)
+    return f"ground_truth has no gt_parse or gt_parses (keys: {', '.join(map(str, value))})"

@@ -1,0 +1,73 @@
+"""Images into the output folder: copied byte for byte, or (with --max-side) downsized."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from vlmkit.convert.base import ImageBytes, ImageFile, ImageRef
+
+SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
+            "GIF": ".gif"}  # fmt: skip
+SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+
+
+class ImageError(ValueError):
+    """The image is missing or cannot be read (a bad row)."""
+
+
+def write_image(
+    image: ImageRef, folder: Path, stem: str, max_side: int | None
+) -> tuple[str, dict[str, Any]]:
+    """Write `image` as `folder/images/<stem>.<ext>`; return its relative name and its meta."""
+    data = _read(image)
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            image_format, size = probe.format, probe.size
+            probe.verify()  # checksums and structure, without decoding every pixel
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"not an image Pillow can read ({error})") from None
+    suffix = SUFFIXES.get(image_format or "", _original_suffix(image))
+    name = f"images/{stem}{suffix}"
+    meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
+    if max_side is not None and max(size) > max_side:
+        data = _downsized(data, image_format, max_side)
+        meta.update(original_size=list(size), max_side=max_side)
+    (folder / name).write_bytes(data)
+    return name, meta
+
+
+def _read(image: ImageRef) -> bytes:
+    if isinstance(image, ImageBytes):
+        return image.data
+    assert isinstance(image, ImageFile)
+    try:
+        return image.path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"image file {image.path} does not exist") from None
+    except OSError as error:
+        raise ImageError(f"cannot read image file {image.path} ({error.strerror})") from None
+
+
+def _original_suffix(image: ImageRef) -> str:
+    name = image.path.name if isinstance(image, ImageFile) else (image.name or "")
+    return Path(name).suffix.lower() or ".img"
+
+
+def _downsized(data: bytes, image_format: str | None, max_side: int) -> bytes:
+    """The image scaled so its longer side is `max_side`, in its own format."""
+    with Image.open(io.BytesIO(data)) as original:
+        try:
+            original.load()
+        except OSError as error:  # truncated data that verify() let through
+            raise ImageError(f"cannot decode the image ({error})") from None
+        scale = max_side / max(original.size)
+        size = (max(1, round(original.width * scale)), max(1, round(original.height * scale)))
+        small = original.resize(size, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        small.save(out, format=image_format or "PNG", **SAVE_OPTIONS.get(image_format or "", {}))
+    return out.getvalue()

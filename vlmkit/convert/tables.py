@@ -1,0 +1,214 @@
+"""Donut-format tables on disk (an image and a `ground_truth` JSON string per row), read lazily.
+
+Three layouts, the ways such a dataset is found on disk:
+- `parquet`: the hub's layout, `data/{split}-*.parquet` (or the shards at the top);
+- `save_to_disk`: a folder written by `datasets`' `save_to_disk` (a DatasetDict with
+  `dataset_dict.json`, or one Dataset with `state.json`), Arrow stream files;
+- `imagefolder`: `{split}/metadata.jsonl` with `file_name` and `ground_truth` beside the images
+  (or `metadata.jsonl` at the top, split "train", as the imagefolder builder names it).
+
+Parquet and Arrow need pyarrow (`pip install 'vlmkit[convert]'`); rows are decoded a few at a
+time from memory-mapped files, so memory does not grow with the number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlmkit.convert.base import BadRow, ImageBytes, ImageFile, ImageRef, inside
+from vlmkit.errors import InputError, MissingExtraError
+
+LAYOUTS = (
+    "parquet: data/{split}-*.parquet with image + ground_truth (the hub's layout)",
+    "save_to_disk: a folder written by datasets' save_to_disk",
+    "imagefolder: {split}/metadata.jsonl with file_name + ground_truth beside the images",
+)
+PARQUET_BATCH = 16
+
+
+@dataclass(frozen=True)
+class TableRow:
+    index: int
+    """Position within the split, across shards in order."""
+    where: str
+    image: ImageRef
+    ground_truth: Any
+    source_file: str | None
+    """The image's file name in the source, when it has one."""
+
+
+class DonutTable:
+    """One Donut-format dataset on disk; `open_table` finds which layout it is."""
+
+    def __init__(self, root: Path, layout: str, split_files: dict[str, list[Path]]) -> None:
+        self.root = root
+        self.layout = layout
+        self.split_files = split_files
+
+    def splits(self) -> list[str]:
+        return list(self.split_files)
+
+    def rows(self, split: str) -> Iterator[TableRow | BadRow]:
+        reader = {"parquet": _parquet_rows, "save_to_disk": _arrow_rows}.get(self.layout)
+        index = 0
+        for path in self.split_files[split]:
+            if reader is None:
+                rows = _imagefolder_rows(path, index)
+            else:
+                rows = reader(path, self.root, index)
+            for row in rows:
+                index += 1
+                yield row
+
+
+def open_table(root: Path) -> DonutTable | None:
+    """The layout of `root`, or None when it is none of LAYOUTS."""
+    for finder in (_find_parquet, _find_save_to_disk, _find_imagefolder):
+        table = finder(root)
+        if table is not None:
+            return table
+    return None
+
+
+def describe_folder(root: Path) -> str:
+    """A short "what was found" for the unknown-layout error."""
+    if not root.exists():
+        return "it does not exist"
+    if not root.is_dir():
+        return "it is a file, not a folder"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"found: {shown}" if names else "the folder is empty"
+
+
+def _find_parquet(root: Path) -> DonutTable | None:
+    shards = sorted((root / "data").glob("*.parquet")) or sorted(root.glob("*.parquet"))
+    if not shards:
+        return None
+    splits: dict[str, list[Path]] = {}
+    for shard in shards:
+        splits.setdefault(shard.name.split("-", 1)[0].split(".", 1)[0], []).append(shard)
+    return DonutTable(root, "parquet", splits)
+
+
+def _find_save_to_disk(root: Path) -> DonutTable | None:
+    if (root / "dataset_dict.json").is_file():
+        names = _read_json_file(root / "dataset_dict.json").get("splits", [])
+        folders = {name: root / name for name in names}
+    elif (root / "state.json").is_file():
+        split = _read_json_file(root / "state.json").get("_split") or "train"
+        folders = {split: root}
+    else:
+        return None
+    splits = {}
+    for name, folder in folders.items():
+        state = _read_json_file(folder / "state.json")
+        files = [folder / f["filename"] for f in state.get("_data_files", [])]
+        for file in files:
+            if not file.is_file():
+                raise InputError(f"{file}: listed in {folder / 'state.json'} but missing")
+        splits[name] = files
+    return DonutTable(root, "save_to_disk", splits)
+
+
+def _find_imagefolder(root: Path) -> DonutTable | None:
+    if not root.is_dir():
+        return None
+    if (root / "metadata.jsonl").is_file():
+        return DonutTable(root, "imagefolder", {"train": [root / "metadata.jsonl"]})
+    splits = {
+        sub.name: [sub / "metadata.jsonl"]
+        for sub in sorted(root.iterdir())
+        if sub.is_dir() and (sub / "metadata.jsonl").is_file()
+    }
+    return DonutTable(root, "imagefolder", splits) if splits else None
+
+
+def _read_json_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read it as JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise MissingExtraError(
+            "reading parquet or Arrow files needs pyarrow",
+            hint="pip install 'vlmkit[convert]'",
+        ) from None
+    return pyarrow
+
+
+def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
+    pa = _pyarrow()
+    try:
+        shard = pa.parquet.ParquetFile(path, memory_map=True)
+        batches = shard.iter_batches(batch_size=PARQUET_BATCH)
+        offset = 0
+        for batch in batches:
+            for i, row in enumerate(batch.to_pylist()):
+                yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
+            offset += batch.num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise InputError(f"{path}: cannot read this parquet file ({error})") from None
+
+
+def _arrow_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
+    pa = _pyarrow()
+    try:
+        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        offset = 0
+        for batch in reader:
+            # save_to_disk writes up to 1,000 rows per batch: decode them one at a time.
+            for i in range(batch.num_rows):
+                [row] = batch.slice(i, 1).to_pylist()
+                yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
+            offset += batch.num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise InputError(f"{path}: cannot read this Arrow file ({error})") from None
+
+
+def _table_row(row: dict[str, Any], where: str, index: int, root: Path) -> TableRow | BadRow:
+    if "image" not in row or "ground_truth" not in row:
+        return BadRow(where, f"needs columns image and ground_truth, has {sorted(row)}")
+    image = row["image"]
+    if not isinstance(image, dict):
+        return BadRow(where, "the image column is not an image (bytes + path)", "bad image")
+    name = image.get("path")
+    if image.get("bytes"):
+        return TableRow(index, where, ImageBytes(image["bytes"], name), row["ground_truth"], name)
+    # Without bytes the row points at a file, which must be inside the dataset's folder.
+    path = inside(root, name) if isinstance(name, str) else None
+    if path is None:
+        return BadRow(where, f"the image has no bytes, and its path {name!r} is not inside "
+                      f"{root}", "bad image path")  # fmt: skip
+    return TableRow(index, where, ImageFile(path), row["ground_truth"], name)
+
+
+def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]:
+    from vlmkit.records import iter_jsonl
+
+    folder = metadata.parent
+    for offset, line in enumerate(iter_jsonl(metadata)):
+        where = line.where
+        data = line.data
+        if not isinstance(data, dict) or "file_name" not in data or "ground_truth" not in data:
+            yield BadRow(where, "needs file_name and ground_truth", "bad row")
+            continue
+        name = str(data["file_name"])
+        path = inside(folder, name)
+        if path is None:
+            yield BadRow(where, f"file_name {name!r} leaves the dataset folder", "bad image path")
+            continue
+        yield TableRow(start + offset, where, ImageFile(path), data["ground_truth"], name)
