@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vlmkit.cli import console
+from vlmkit.cli.options import TaskChoice
 
 
 # Mirrors vlmkit.convert.CONVERTERS and TARGET_FORMATS (a test keeps them equal), spelled out so
@@ -16,6 +17,7 @@ from vlmkit.cli import console
 class SourceKind(str, Enum):
     cord_v2 = "cord-v2"
     donut = "donut"
+    sroie = "sroie"
 
 
 class TargetFormat(str, Enum):
@@ -42,6 +44,13 @@ def convert_command(
             "lines. Every target is read back before it is kept."
         ),
     ] = TargetFormat.json,
+    task: Annotated[
+        TaskChoice | None,
+        typer.Option(
+            help="The target: json (key fields) or, for sroie, ocr (the text in reading order). "
+            "Default: the kind's first."
+        ),
+    ] = None,
     prompt: Annotated[
         str | None, typer.Option(help="Replace the source kind's default prompt.")
     ] = None,
@@ -70,6 +79,7 @@ def convert_command(
         vlmkit convert cord-v2 ../shared/data/cord_v2 -o data/cord
         vlmkit convert cord-v2 cord-parquet/ --target-format donut -o data/cord-donut
         vlmkit convert donut invoices/ --max-side 1280 --skip-bad -o data/invoices
+        vlmkit convert sroie SROIE2019/ --task ocr -o data/sroie-ocr
     """
     from vlmkit.cli.progress import progress_bar
     from vlmkit.convert import converter_class
@@ -80,7 +90,7 @@ def convert_command(
     options = ConvertOptions(
         target_format=target_format.value, prompt=prompt, max_side=max_side, skip_bad=skip_bad
     )
-    converter = converter_class(kind.value)(src)
+    converter = converter_class(kind.value)(src, task.value if task else None)
     with progress_bar("Converting", None, "rows") as advance:
         summaries = convert(
             converter, out, options, overwrite=overwrite, on_row=lambda split: advance()

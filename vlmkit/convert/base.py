@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmkit.errors import InputError
+from vlmkit.errors import InputError, UsageError
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,27 @@ class Converter:
 
     name: ClassVar[str]
     """The SOURCE_KIND on the command line, and the first part of every id."""
-    task: ClassVar[str] = "json"
-    default_prompt: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]] = ("json",)
+    """The targets this kind can produce; the first is the default."""
+    prompts: ClassVar[dict[str, str]]
+    """The default prompt of each task."""
     layouts: ClassVar[tuple[str, ...]]
     """The layouts this kind accepts, as shown when none matches."""
 
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, task: str | None = None) -> None:
         self.src = src
+        self.task = task or self.tasks[0]
+        if self.task not in self.tasks:
+            raise UsageError(
+                f"--task {self.task}: {self.name} gives {' or '.join(self.tasks)} targets",
+                hint="Drop --task." if len(self.tasks) == 1 else f"Choose {self.tasks}.",
+            )
         self.layout = "?"
         """The layout found, set by subclasses (recorded in convert.json)."""
+
+    @property
+    def default_prompt(self) -> str:
+        return self.prompts[self.task]
 
     def splits(self) -> list[str]:
         raise NotImplementedError

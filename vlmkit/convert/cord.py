@@ -20,7 +20,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class CordV2(DonutConverter):
     name: ClassVar[str] = "cord-v2"
-    default_prompt: ClassVar[str] = "Extract the receipt as JSON."
+    prompts: ClassVar[dict[str, str]] = {"json": "Extract the receipt as JSON."}
     layouts: ClassVar[tuple[str, ...]] = (*LAYOUTS, f"a hub id such as {HUB_ID} (needs network)")
 
     def local_root(self, src: str) -> Path:

@@ -18,11 +18,11 @@ from vlmkit.convert.tables import LAYOUTS, describe_folder, open_table
 
 class DonutConverter(Converter):
     name: ClassVar[str] = "donut"
-    default_prompt: ClassVar[str] = "Extract the document as JSON."
+    prompts: ClassVar[dict[str, str]] = {"json": "Extract the document as JSON."}
     layouts: ClassVar[tuple[str, ...]] = LAYOUTS
 
-    def __init__(self, src: str) -> None:
-        super().__init__(src)
+    def __init__(self, src: str, task: str | None = None) -> None:
+        super().__init__(src, task)
         root = self.local_root(src)
         table = open_table(root)
         if table is None:

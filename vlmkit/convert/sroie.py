@@ -1,0 +1,140 @@
+"""`sroie`: ICDAR 2019 SROIE receipts, `{split}/{img,box,entities}/<ID>.*`.
+
+`--task json` (the default): the four key fields (company, date, address, total) from
+`entities/<ID>.txt`. `--task ocr`: the transcripts of `box/<ID>.txt` in reading order, one text
+line per line of the receipt, so WER/CER can be measured on real receipts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlmkit.convert.base import BadRow, Converter, ImageFile, SourceRow
+from vlmkit.convert.tables import describe_folder
+
+FIELDS = ("company", "date", "address", "total")
+PARTS = ("img", "box", "entities")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class Box:
+    """One OCR line: its transcript and the vertical and horizontal extent of its quad."""
+
+    text: str
+    top: float
+    bottom: float
+    left: float
+
+
+class Sroie(Converter):
+    name: ClassVar[str] = "sroie"
+    tasks: ClassVar[tuple[str, ...]] = ("json", "ocr")
+    prompts: ClassVar[dict[str, str]] = {
+        "json": "Extract the company, date, address and total of this receipt as JSON.",
+        "ocr": "Read all the text of this receipt, line by line.",
+    }
+    layouts: ClassVar[tuple[str, ...]] = (
+        "{train,test}/{img,box,entities}/<ID>.* (the SROIE2019 layout)",
+        "{img,box,entities}/<ID>.* (one split, named train)",
+    )
+
+    def __init__(self, src: str, task: str | None = None) -> None:
+        super().__init__(src, task)
+        root = Path(src)
+        if _is_split(root):
+            self.folders = {"train": root}
+        elif root.is_dir():
+            self.folders = {p.name: p for p in sorted(root.iterdir()) if _is_split(p)}
+        else:
+            self.folders = {}
+        if not self.folders:
+            raise self.unknown_layout(describe_folder(root))
+        self.layout = "sroie"
+
+    def splits(self) -> list[str]:
+        return list(self.folders)
+
+    def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
+        folder = self.folders[split]
+        label_dir = folder / ("entities" if self.task == "json" else "box")
+        for label in sorted(label_dir.glob("*.txt")):
+            where = str(label.relative_to(folder.parent))
+            image = next(
+                (folder / "img" / f"{label.stem}{s}" for s in IMAGE_SUFFIXES
+                 if (folder / "img" / f"{label.stem}{s}").is_file()), None,
+            )  # fmt: skip
+            if image is None:
+                yield BadRow(where, f"no image img/{label.stem}.jpg for it", "bad image")
+                continue
+            target = _entities(label) if self.task == "json" else _transcript(label)
+            if isinstance(target, BadRow):
+                yield target
+                continue
+            meta = {"source_file": f"img/{image.name}"}
+            yield SourceRow(label.stem, where, ImageFile(image), target, meta)
+
+
+def _is_split(folder: Path) -> bool:
+    return all((folder / part).is_dir() for part in PARTS)
+
+
+def _read_text(path: Path) -> str:
+    # UTF-8 with the odd BOM and CRLF line ends, as the released files have.
+    return path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _entities(path: Path) -> dict[str, Any] | BadRow:
+    where = str(path)
+    try:
+        data = json.loads(_read_text(path))
+    except (UnicodeDecodeError, ValueError) as error:
+        return BadRow(where, f"entities are not JSON ({error})", "bad ground truth")
+    if not isinstance(data, dict):
+        return BadRow(where, "entities are not a JSON object", "bad ground truth")
+    # The four fields in the task's order; a receipt without one keeps the others.
+    found = {key: data[key] for key in FIELDS if key in data}
+    if not found or not all(isinstance(v, str) for v in found.values()):
+        return BadRow(where, f"entities need string values for {', '.join(FIELDS)}",
+                      "bad ground truth")  # fmt: skip
+    return found
+
+
+def _transcript(path: Path) -> str | BadRow:
+    boxes = []
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(",", 8)  # the transcript itself may hold commas
+        try:
+            coords = [float(v) for v in parts[:8]]
+            text = parts[8]
+        except (ValueError, IndexError):
+            return BadRow(f"{path}:{number}", "not x1,y1,...,x4,y4,transcript", "bad ground truth")
+        xs, ys = coords[0::2], coords[1::2]
+        boxes.append(Box(text.strip(), min(ys), max(ys), min(xs)))
+    return "\n".join(" ".join(b.text for b in row) for row in reading_order(boxes))
+
+
+def reading_order(boxes: list[Box]) -> list[list[Box]]:
+    """Boxes grouped into text lines, top to bottom, each line left to right.
+
+    A box joins the current line when it overlaps the line's vertical extent by at least half
+    the smaller of the two heights (receipts are scanned straight, but not perfectly).
+    """
+    lines: list[list[Box]] = []
+    top = bottom = 0.0
+    for box in sorted(boxes, key=lambda b: ((b.top + b.bottom) / 2, b.left)):
+        if lines:
+            overlap = min(bottom, box.bottom) - max(top, box.top)
+            if overlap >= 0.5 * min(bottom - top, box.bottom - box.top):
+                lines[-1].append(box)
+                top, bottom = min(top, box.top), max(bottom, box.bottom)
+                continue
+        lines.append([box])
+        top, bottom = box.top, box.bottom
+    return [sorted(line, key=lambda b: b.left) for line in lines]
