@@ -10,6 +10,7 @@ import typer
 
 from vlmkit.cli import console
 from vlmkit.cli.options import TaskChoice
+from vlmkit.errors import UsageError
 
 
 # Mirrors vlmkit.convert.CONVERTERS and TARGET_FORMATS (a test keeps them equal), spelled out so
@@ -18,6 +19,7 @@ class SourceKind(str, Enum):
     cord_v2 = "cord-v2"
     donut = "donut"
     sroie = "sroie"
+    jsonl = "jsonl"
 
 
 class TargetFormat(str, Enum):
@@ -32,8 +34,9 @@ def convert_command(
         str,
         typer.Argument(
             metavar="SRC",
-            help="The source folder (parquet shards, a save_to_disk folder, an imagefolder), "
-            "or for cord-v2 a hub id when the network allows.",
+            help="The source folder (parquet shards, a save_to_disk folder, an imagefolder, "
+            "SROIE's img/box/entities, JSONL files), or for cord-v2 a hub id when the network "
+            "allows.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create.")],
@@ -58,6 +61,15 @@ def convert_command(
         int | None,
         typer.Option(help="Downsize images whose longer side exceeds this many pixels."),
     ] = None,
+    image_field: Annotated[
+        str | None, typer.Option(help="jsonl: the field holding the image path.")
+    ] = None,
+    prompt_field: Annotated[
+        str | None, typer.Option(help="jsonl: the field holding the prompt (optional).")
+    ] = None,
+    target_field: Annotated[
+        str | None, typer.Option(help="jsonl: the field holding the answer.")
+    ] = None,
     skip_bad: Annotated[
         bool,
         typer.Option(
@@ -80,6 +92,7 @@ def convert_command(
         vlmkit convert cord-v2 cord-parquet/ --target-format donut -o data/cord-donut
         vlmkit convert donut invoices/ --max-side 1280 --skip-bad -o data/invoices
         vlmkit convert sroie SROIE2019/ --task ocr -o data/sroie-ocr
+        vlmkit convert jsonl dataset/ --task json -o data/roboflow
     """
     from vlmkit.cli.progress import progress_bar
     from vlmkit.convert import converter_class
@@ -90,7 +103,19 @@ def convert_command(
     options = ConvertOptions(
         target_format=target_format.value, prompt=prompt, max_side=max_side, skip_bad=skip_bad
     )
-    converter = converter_class(kind.value)(src, task.value if task else None)
+    task_name = task.value if task else None
+    fields = (image_field, prompt_field, target_field)
+    if kind is SourceKind.jsonl:
+        from vlmkit.convert.jsonl import FieldMap, JsonlConverter
+
+        converter = JsonlConverter(src, task_name, FieldMap(*fields))
+    else:
+        if any(fields):
+            raise UsageError(
+                "--image-field, --prompt-field and --target-field apply to jsonl sources",
+                hint=f"{kind.value} knows its own fields: drop them.",
+            )
+        converter = converter_class(kind.value)(src, task_name)
     with progress_bar("Converting", None, "rows") as advance:
         summaries = convert(
             converter, out, options, overwrite=overwrite, on_row=lambda split: advance()

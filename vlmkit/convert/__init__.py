@@ -1,6 +1,6 @@
 """Real datasets into vlmkit's dataset format: one module per source kind, one registry.
 
-Kinds: `cord` (cord-v2), `donut`, `sroie`. Shared: `base` (rows and bad rows), `tables`
+Kinds: `cord` (cord-v2), `donut`, `sroie`, `jsonl`. Shared: `base` (rows and bad rows), `tables`
 (Donut-format tables: parquet, save_to_disk, imagefolder), `targets` (json / donut / kv target
 text, read back before it is kept), `images` (copy or write images, optional downsizing),
 `writer` (split folders, skip report, convert.json).
@@ -19,6 +19,7 @@ CONVERTERS: dict[str, str] = {
     "cord-v2": "vlmkit.convert.cord:CordV2",
     "donut": "vlmkit.convert.donut:DonutConverter",
     "sroie": "vlmkit.convert.sroie:Sroie",
+    "jsonl": "vlmkit.convert.jsonl:JsonlConverter",
 }
 
 

@@ -41,6 +41,8 @@ class SourceRow:
     target: Any
     """The parsed answer: a dict/list for `json` tasks, a string for `ocr`."""
     meta: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
+    """The row's own question, when the source has one (--prompt still wins)."""
 
 
 @dataclass(frozen=True)

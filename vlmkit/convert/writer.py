@@ -114,7 +114,7 @@ def _record(
         id=f"{converter.name}/{split}/{row.key}",
         file_name=file_name,
         task=converter.task,
-        prompt=options.prompt or converter.default_prompt,
+        prompt=options.prompt or row.prompt or converter.default_prompt,
         target=target,
         meta=meta,
     ).to_json()
