@@ -12,6 +12,7 @@ from conftest import REPO
 
 from vlmkit.convert import converter_class
 from vlmkit.convert.writer import ConvertOptions, convert
+from vlmkit.errors import InputError
 from vlmkit.records import read_dataset
 from vlmkit.structured import parse_structured
 
@@ -137,3 +138,35 @@ def test_sidecar_records_source_layout_and_counts(cord_imagefolder: Path, tmp_pa
     assert sidecar["converter"] == "cord-v2" and sidecar["layout"] == "imagefolder"
     assert sidecar["options"]["target_format"] == "kv"
     assert sidecar["splits"] == {"test": {"written": 9, "skipped": {}}}
+
+
+def build_original_release(source: Path, root: Path) -> None:
+    """The CORD release layout, v2 json files (gt_parse beside the word annotations)."""
+    (root / "test" / "image").mkdir(parents=True)
+    (root / "test" / "json").mkdir()
+    for line in (source / "test" / "metadata.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        number = int(row["file_name"].removeprefix("receipt_").removesuffix(".png"))
+        stem = f"receipt_{number:05d}"
+        (root / "test" / "image" / f"{stem}.png").write_bytes(
+            (source / "test" / row["file_name"]).read_bytes()
+        )
+        document = {**json.loads(row["ground_truth"]), "valid_line": [], "meta": {"split": "test"}}
+        (root / "test" / "json" / f"{stem}.json").write_text(json.dumps(document))
+
+
+def test_original_release_layout_keeps_the_receipt_numbers(cord_imagefolder: Path, tmp_path: Path):
+    build_original_release(cord_imagefolder, tmp_path / "CORD")
+    converter = converter_class("cord-v2")(str(tmp_path / "CORD"))
+    assert converter.layout == "original"
+    convert(converter, tmp_path / "out", ConvertOptions())
+    records = list(read_dataset(tmp_path / "out" / "test"))
+    # Hub test row i is the release's test/image/receipt_0000i.png: the ids agree.
+    assert [r.id for r in records] == [
+        f"cord-v2/test/{n:06d}" for n in (0, 1, 3, 4, 7, 8, 11, 12, 14)
+    ]
+    assert [json.loads(r.target) for r in records] == source_parses(cord_imagefolder)
+    (tmp_path / "CORD" / "test" / "image" / "receipt_00003.png").unlink()
+    with pytest.raises(InputError, match=r"test/json/receipt_00003\.json: no image"):
+        convert(converter_class("cord-v2")(str(tmp_path / "CORD")), tmp_path / "o2",
+                ConvertOptions())  # fmt: skip

@@ -1,17 +1,22 @@
 """`cord-v2`: the CORD v2 receipts (naver-clova-ix/cord-v2), a Donut-format dataset.
 
-Read from a local copy in any layout of `tables.py`, or from the hub id when this machine can
-reach the hub (`huggingface_hub` downloads the parquet shards into its cache).
+Read from a local copy in any layout of `tables.py`, from the original CORD release layout
+(`{train,dev,test}/{image,json}/receipt_NNNNN.*`, whose v2 json files carry `gt_parse`), or from
+the hub id when this machine can reach the hub (`huggingface_hub` downloads the parquet shards
+into its cache). Ids use the receipt's number, so `test/image/receipt_00007.png` and row 7 of
+the hub's test split are both `cord-v2/test/000007`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from vlmkit.convert.base import BadRow, ImageFile
 from vlmkit.convert.donut import DonutConverter
-from vlmkit.convert.tables import LAYOUTS
+from vlmkit.convert.tables import LAYOUTS, DonutTable, TableRow
 from vlmkit.errors import InputError, MissingExtraError
 
 HUB_ID = "naver-clova-ix/cord-v2"
@@ -21,13 +26,48 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 class CordV2(DonutConverter):
     name: ClassVar[str] = "cord-v2"
     prompts: ClassVar[dict[str, str]] = {"json": "Extract the receipt as JSON."}
-    layouts: ClassVar[tuple[str, ...]] = (*LAYOUTS, f"a hub id such as {HUB_ID} (needs network)")
+    layouts: ClassVar[tuple[str, ...]] = (
+        *LAYOUTS,
+        "original: {train,dev,test}/{image,json}/receipt_NNNNN.* (the CORD release)",
+        f"a hub id such as {HUB_ID} (needs network)",
+    )
 
     def local_root(self, src: str) -> Path:
         path = Path(src)
         if path.exists() or not _REPO_ID.match(src):
             return path
         return download(src)
+
+    def find_table(self, root: Path) -> DonutTable | None:
+        splits = {
+            sub.name: [sub]
+            for sub in (sorted(root.iterdir()) if root.is_dir() else [])
+            if (sub / "json").is_dir() and (sub / "image").is_dir()
+        }
+        if splits:
+            return OriginalCord(root, "original", splits)
+        return super().find_table(root)
+
+
+class OriginalCord(DonutTable):
+    """The CORD release: `split/json/receipt_NNNNN.json` beside `split/image/receipt_NNNNN.png`."""
+
+    def rows(self, split: str) -> Iterator[TableRow | BadRow]:
+        [folder] = self.split_files[split]
+        for index, label in enumerate(sorted((folder / "json").glob("*.json"))):
+            where = f"{split}/json/{label.name}"
+            image = next((p for p in sorted((folder / "image").glob(f"{label.stem}.*"))), None)
+            if image is None:
+                yield BadRow(where, f"no image {split}/image/{label.stem}.*", "bad image")
+                continue
+            try:
+                ground_truth = label.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as error:
+                yield BadRow(where, f"cannot read it ({error})", "bad ground truth")
+                continue
+            number = re.search(r"(\d+)$", label.stem)
+            key = f"{int(number.group(1)):06d}" if number else label.stem
+            yield TableRow(index, where, ImageFile(image), ground_truth, image.name, key)
 
 
 def download(repo_id: str) -> Path:

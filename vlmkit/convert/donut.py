@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.convert.base import BadRow, Converter, SourceRow
-from vlmkit.convert.tables import LAYOUTS, describe_folder, open_table
+from vlmkit.convert.tables import LAYOUTS, DonutTable, describe_folder, open_table
 
 
 class DonutConverter(Converter):
@@ -24,7 +24,7 @@ class DonutConverter(Converter):
     def __init__(self, src: str, task: str | None = None) -> None:
         super().__init__(src, task)
         root = self.local_root(src)
-        table = open_table(root)
+        table = self.find_table(root)
         if table is None:
             raise self.unknown_layout(describe_folder(root))
         self.table = table
@@ -33,6 +33,10 @@ class DonutConverter(Converter):
     def local_root(self, src: str) -> Path:
         """The folder to read; subclasses may fetch it first."""
         return Path(src)
+
+    def find_table(self, root: Path) -> DonutTable | None:
+        """The layout of `root`; subclasses may know more layouts."""
+        return open_table(root)
 
     def splits(self) -> list[str]:
         return self.table.splits()
@@ -52,7 +56,7 @@ class DonutConverter(Converter):
                 meta["source_file"] = raw.source_file
             if alternatives > 1:
                 meta["gt_parses"] = alternatives
-            yield SourceRow(f"{raw.index:06d}", raw.where, raw.image, parse, meta)
+            yield SourceRow(raw.key or f"{raw.index:06d}", raw.where, raw.image, parse, meta)
 
 
 def read_ground_truth(value: Any) -> tuple[Any, int] | str:

@@ -39,6 +39,8 @@ class TableRow:
     ground_truth: Any
     source_file: str | None
     """The image's file name in the source, when it has one."""
+    key: str | None = None
+    """The sample's own number when the layout names it (receipt_00007 -> 000007)."""
 
 
 class DonutTable:
