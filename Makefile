@@ -47,6 +47,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_json.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_convert.py
 
 # --- demo: until infer/finetune land, the main job draws the paper's dataset and scores the
 # bundled example predictions ----------------------------------------------------------------

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peak_memory import run_measured  # bench/ is on sys.path: scripts run from there
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -109,41 +111,12 @@ def time_vlmkit(workers: int) -> tuple[float, int]:
 
 
 def peak_memory_mb(n: int, workers: int) -> tuple[float, float]:
-    """Peak resident memory (MB) of a `--n` run: the parent, and its largest worker.
-
-    Sampled from /proc every 20 ms (ru_maxrss would not do: Linux carries it across exec, so a
-    child of this process would report this process's own peak).
-    """
+    """Peak resident memory (MB) of a `--n` run: the parent, and its largest worker."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "vlmkit", "synth", "circled-letter", "--n", str(n),
                    "--image-size", "256", "--workers", str(workers), "-o", f"{tmp}/d"]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        parent = worker = 0
-        while process.poll() is None:
-            table = _process_table()
-            parent = max(parent, table.get(process.pid, (0, 0))[1])
-            children = [rss for ppid, rss in table.values() if ppid == process.pid]
-            worker = max([worker, *children])
-            time.sleep(0.02)
-        if process.returncode:
-            raise RuntimeError(process.stderr.read().decode())
-    return parent / 1024, worker / 1024
-
-
-def _process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, resident kB), from /proc."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        rss = int(fields.get("VmRSS", "0 kB").split()[0])
-        table[int(entry.name)] = (int(fields["PPid"]), rss)
-    return table
+        _, parent, worker = run_measured(command)
+    return parent, worker
 
 
 def main() -> None:

@@ -123,3 +123,10 @@ def test_layout_and_field_errors(tmp_path: Path):
     result = CliRunner().invoke(app, ["convert", "sroie", str(tmp_path), "--image-field", "x",
                                       "-o", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 2 and "apply to jsonl sources" in result.stderr
+
+
+def test_split_names_must_be_plain(receipts, tmp_path: Path):
+    folder, pairs = receipts
+    write_jsonl(folder / "my split.jsonl", [{"image": pairs[0][0], "suffix": "x"}])
+    with pytest.raises(InputError, match="split name 'my split' is not a plain name"):
+        convert_jsonl(folder / "my split.jsonl", tmp_path / "out")

@@ -155,7 +155,8 @@ def _pyarrow():
 def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
     try:
-        shard = pa.parquet.ParquetFile(path, memory_map=True)
+        # pre_buffer=False: with it, pyarrow keeps every buffered row group (memory grew with N).
+        shard = pa.parquet.ParquetFile(path, pre_buffer=False)
         batches = shard.iter_batches(batch_size=PARQUET_BATCH)
         offset = 0
         for batch in batches:

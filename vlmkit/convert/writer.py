@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from vlmkit.records import METADATA_FILE, DatasetRecord
 from vlmkit.staging import staged_folder
 
 SIDECAR = "convert.json"
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 REPORT = "skipped.jsonl"
 MIN_SIDE = 16
 
@@ -66,6 +68,11 @@ def convert(
     summaries: dict[str, SplitSummary] = {}
     with staged_folder(out, overwrite=overwrite) as root, _Report(root) as report:
         for split in converter.splits():
+            if not SPLIT_NAME.fullmatch(split):  # it becomes a folder name and part of every id
+                raise InputError(
+                    f"{converter.src}: split name {split!r} is not a plain name",
+                    hint="Rename the source's split (letters, digits, - and _).",
+                )
             summary = summaries[split] = SplitSummary()
             folder = root / split
             (folder / "images").mkdir(parents=True)
