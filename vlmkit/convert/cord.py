@@ -84,9 +84,10 @@ def download(repo_id: str) -> Path:
             repo_id, repo_type="dataset", allow_patterns=["data/*.parquet", "*.json", "*.md"]
         )
     except Exception as error:  # offline, unknown repo, auth: all end here with one message
+        reason = str(error).splitlines()[0] if str(error) else ""
         raise InputError(
-            f"{repo_id}: cannot download it from the Hugging Face hub "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
+            f"{repo_id}: not a local folder, and cannot download it from the Hugging Face hub "
+            f"({type(error).__name__}: {reason})",
             hint=f"Without network, download it where there is one (huggingface-cli download "
             f"{repo_id} --repo-type dataset --local-dir DIR) and pass DIR.",
         ) from None
