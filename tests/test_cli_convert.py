@@ -27,14 +27,14 @@ def test_help():
 
 
 def test_cli_choices_mirror_the_registry():
-    assert [k.value for k in cli_convert.SourceKind] == list(CONVERTERS)
+    assert ", ".join(CONVERTERS) == cli_convert.KINDS
     assert tuple(f.value for f in cli_convert.TargetFormat) == TARGET_FORMATS
 
 
 def test_summary_line_per_split(cord_imagefolder: Path, tmp_path: Path):
     result = run("convert", "cord-v2", cord_imagefolder, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "test: 9 rows written to" in result.stdout and "0 skipped" in result.stdout
+    assert f"test: 9 rows written ({tmp_path / 'out' / 'test'}), 0 skipped" in result.stdout
     assert "imagefolder layout" in result.stderr
 
 
@@ -67,7 +67,17 @@ def test_skipped_rows_are_summarised(cord_imagefolder: Path, tmp_path: Path):
 
 
 def test_errors_exit_codes(tmp_path: Path):
-    assert run("convert", "cord-v2", tmp_path / "nope", "-o", tmp_path / "o").exit_code == 1
-    assert run("convert", "cordv2", tmp_path, "-o", tmp_path / "o").exit_code == 2
-    result = run("convert", "cord-v2", tmp_path, "--max-side", "4", "-o", tmp_path / "o")
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    assert run("convert", "cord-v2", tmp_path / "nope", "-o", out).exit_code == 1
+    typo = run("convert", "cordv2", src, "-o", out)
+    assert typo.exit_code == 2 and "Did you mean 'cord-v2'?" in typo.stderr
+    result = run("convert", "cord-v2", src, "--max-side", "4", "-o", out)
     assert result.exit_code == 2 and "--max-side 4" in result.stderr
+
+
+def test_output_and_source_must_not_overlap(cord_imagefolder: Path, tmp_path: Path):
+    for out in (cord_imagefolder, cord_imagefolder / "converted", cord_imagefolder.parent):
+        result = run("convert", "cord-v2", cord_imagefolder, "-o", out, "--overwrite")
+        assert result.exit_code == 2 and "overlap" in result.stderr
+    assert (cord_imagefolder / "test" / "metadata.jsonl").is_file()

@@ -132,3 +132,50 @@ def test_hub_id_offline_says_how_to_use_local_files(monkeypatch, tmp_path: Path)
 def test_option_errors(options, message):
     with pytest.raises(UsageError, match=message):
         ConvertOptions(**options)
+
+
+def test_a_decompression_bomb_is_a_bad_image(cord_copy: Path, tmp_path: Path, monkeypatch):
+    from PIL import Image
+
+    # Pillow refuses images over twice MAX_IMAGE_PIXELS; make every receipt count as one.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError, match="refused as a decompression bomb"):
+        run(cord_copy, tmp_path / "out")
+
+
+def test_a_null_ground_truth_is_a_bad_target(cord_copy: Path, tmp_path: Path):
+    edit_line(cord_copy, 1, ground_truth='{"gt_parse": null}')
+    with pytest.raises(InputError, match="the target is null, not a non-empty object"):
+        run(cord_copy, tmp_path / "out")
+
+
+def test_two_rows_with_one_id_are_refused(cord_copy: Path, tmp_path: Path):
+    # receipt_07.png and copy_7.png would both be cord-v2/test/000007.
+    shutil.copyfile(cord_copy / "test" / "receipt_07.png", cord_copy / "test" / "copy_7.png")
+    edit_line(cord_copy, 1, file_name="copy_7.png")
+    with pytest.raises(InputError, match=r"its id cord-v2/test/000007 is also .*metadata\.jsonl:1"):
+        run(cord_copy, tmp_path / "out")
+
+
+def test_wrong_parquet_schema_is_one_file_error(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"img": [b"x"], "label": ["y"]}),
+                   tmp_path / "src" / "data" / "train-00000.parquet")  # fmt: skip
+    with pytest.raises(InputError, match=r"no column image or ground_truth \(it has img, label"):
+        run(tmp_path / "src", tmp_path / "out", skip_bad=True)
+
+
+def test_empty_splits_are_left_out_and_nothing_at_all_is_an_error(cord_copy: Path, tmp_path: Path):
+    (cord_copy / "validation").mkdir()
+    (cord_copy / "validation" / "metadata.jsonl").write_text("")
+    summaries = run(cord_copy, tmp_path / "out")
+    assert summaries["validation"].written == 0 and summaries["test"].written == 9
+    assert not (tmp_path / "out" / "validation").exists()
+    for number in range(1, 10):
+        edit_line(cord_copy, number, ground_truth="broken")
+    with pytest.raises(InputError, match=r"no row could be converted \(9 bad, 0 good\)"):
+        run(cord_copy, tmp_path / "out2", skip_bad=True)
+    assert not (tmp_path / "out2").exists()

@@ -121,7 +121,7 @@ def test_layout_and_field_errors(tmp_path: Path):
     with pytest.raises(UsageError, match="--image-field and --target-field go together"):
         JsonlConverter(str(tmp_path), fields=FieldMap(prompt="q"))
     result = CliRunner().invoke(app, ["convert", "sroie", str(tmp_path), "--image-field", "x",
-                                      "-o", str(tmp_path / "o")])  # fmt: skip
+                                      "-o", str(tmp_path.parent / "o")])  # fmt: skip
     assert result.exit_code == 2 and "apply to jsonl sources" in result.stderr
 
 
@@ -130,3 +130,18 @@ def test_split_names_must_be_plain(receipts, tmp_path: Path):
     write_jsonl(folder / "my split.jsonl", [{"image": pairs[0][0], "suffix": "x"}])
     with pytest.raises(InputError, match="split name 'my split' is not a plain name"):
         convert_jsonl(folder / "my split.jsonl", tmp_path / "out")
+
+
+def test_absolute_paths_inside_the_folder_and_chatter_around_json(receipts, tmp_path: Path):
+    folder, pairs = receipts
+    name, gt = pairs[0]
+    write_jsonl(folder / "train.jsonl", [
+        {"image": str((folder / name).resolve()), "suffix": json.dumps(gt)},
+        {"image": name, "suffix": "Sure! Here it is: " + json.dumps(gt) + " Hope it helps."},
+    ])  # fmt: skip
+    summaries = convert_jsonl(folder / "train.jsonl", tmp_path / "out", "json", skip_bad=True)
+    assert summaries["train"].written == 1
+    [record] = read_dataset(tmp_path / "out" / "train")
+    assert record.meta["target_read_as"] == "json"
+    report = (tmp_path / "out" / "skipped.jsonl").read_text()
+    assert "the target has text around its braces structured part" in report

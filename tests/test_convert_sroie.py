@@ -112,3 +112,22 @@ def test_task_errors(tmp_path: Path, cord_imagefolder: Path):
         converter_class("sroie")(str(tmp_path), "letter")
     with pytest.raises(InputError, match="not a sroie layout"):
         converter_class("sroie")(str(tmp_path))
+
+
+def test_truncated_jpeg_non_utf8_labels_and_escaping_links(sroie_copy: Path, tmp_path: Path):
+    train = sroie_copy / "train"
+    jpeg = train / "img" / "X51005442378.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:20_000])  # verify() alone would let this through
+    (train / "box" / "X51005447852.txt").write_bytes(b"1,2,3,4,5,6,7,8,caf\xe9\n")
+    outside = tmp_path / "secret.jpg"
+    shutil.copyfile(train / "img" / "X51005663293.jpg", outside)
+    (train / "img" / "X51005663293.jpg").unlink()
+    (train / "img" / "X51005663293.jpg").symlink_to(outside)
+    summaries = convert(converter_class("sroie")(str(sroie_copy), "ocr"), tmp_path / "o",
+                        ConvertOptions(skip_bad=True))  # fmt: skip
+    assert summaries["train"].written == 21
+    report = [json.loads(x) for x in (tmp_path / "o" / "skipped.jsonl").read_text().splitlines()]
+    reasons = {r["where"].split("/")[-1]: r["reason"] for r in report}
+    assert "not an image Pillow can read" in reasons["X51005442378.txt"]
+    assert "not UTF-8" in reasons["X51005447852.txt"]
+    assert "links outside SRC" in reasons["X51005663293.txt"]

@@ -12,14 +12,10 @@ from vlmkit.cli import console
 from vlmkit.cli.options import TaskChoice
 from vlmkit.errors import UsageError
 
-
-# Mirrors vlmkit.convert.CONVERTERS and TARGET_FORMATS (a test keeps them equal), spelled out so
-# `--help` lists them without importing the converters.
-class SourceKind(str, Enum):
-    cord_v2 = "cord-v2"
-    donut = "donut"
-    sroie = "sroie"
-    jsonl = "jsonl"
+# The kinds are an open registry (vlmkit.convert.CONVERTERS: a typo gets a did-you-mean); the
+# target formats a closed choice, mirrored here (a test keeps them equal) so `--help` lists
+# them without importing the converters.
+KINDS = "cord-v2, donut, sroie, jsonl"
 
 
 class TargetFormat(str, Enum):
@@ -29,7 +25,7 @@ class TargetFormat(str, Enum):
 
 
 def convert_command(
-    kind: Annotated[SourceKind, typer.Argument(metavar="SOURCE_KIND", help="What SRC holds.")],
+    kind: Annotated[str, typer.Argument(metavar="SOURCE_KIND", help=f"What SRC holds: {KINDS}.")],
     src: Annotated[
         str,
         typer.Argument(
@@ -55,7 +51,8 @@ def convert_command(
         ),
     ] = None,
     prompt: Annotated[
-        str | None, typer.Option(help="Replace the source kind's default prompt.")
+        str | None,
+        typer.Option(help="The prompt of every record (instead of the kind's or the row's own)."),
     ] = None,
     max_side: Annotated[
         int | None,
@@ -99,13 +96,20 @@ def convert_command(
     from vlmkit.convert.writer import REPORT, ConvertOptions, convert
     from vlmkit.staging import check_output_folder
 
+    source, target = Path(src).resolve(), out.resolve()
+    if Path(src).exists() and (source == target or target in source.parents
+                               or source in target.parents):  # fmt: skip
+        raise UsageError(
+            f"--out {out} and SRC {src} overlap",
+            hint="Write the converted dataset to a folder outside the source, and vice versa.",
+        )
     check_output_folder(out, overwrite=overwrite)
     options = ConvertOptions(
         target_format=target_format.value, prompt=prompt, max_side=max_side, skip_bad=skip_bad
     )
     task_name = task.value if task else None
     fields = (image_field, prompt_field, target_field)
-    if kind is SourceKind.jsonl:
+    if kind == "jsonl":
         from vlmkit.convert.jsonl import FieldMap, JsonlConverter
 
         converter = JsonlConverter(src, task_name, FieldMap(*fields))
@@ -113,16 +117,17 @@ def convert_command(
         if any(fields):
             raise UsageError(
                 "--image-field, --prompt-field and --target-field apply to jsonl sources",
-                hint=f"{kind.value} knows its own fields: drop them.",
+                hint=f"{kind} knows its own fields: drop them.",
             )
-        converter = converter_class(kind.value)(src, task_name)
+        converter = converter_class(kind)(src, task_name)
     with progress_bar("Converting", None, "rows") as advance:
         summaries = convert(
             converter, out, options, overwrite=overwrite, on_row=lambda split: advance()
         )
     console.note(f"{src}: {converter.layout} layout")
     for split, summary in summaries.items():
-        line = f"{split}: {summary.written:,} rows written to {out / split}"
+        where = out / split if summary.written else "no folder"
+        line = f"{split}: {summary.written:,} rows written ({where})"
         if summary.skipped:
             reasons = ", ".join(f"{n:,} {why}" for why, n in summary.skipped.most_common())
             line += f"; {sum(summary.skipped.values()):,} skipped ({reasons}), see {out / REPORT}"

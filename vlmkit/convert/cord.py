@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from vlmkit.convert.base import BadRow, ImageFile
+from vlmkit.convert.base import BadRow, ImageFile, inside
 from vlmkit.convert.donut import DonutConverter
-from vlmkit.convert.tables import LAYOUTS, DonutTable, TableRow
+from vlmkit.convert.tables import LAYOUTS, DonutTable, TableRow, number_key
 from vlmkit.errors import InputError, MissingExtraError
 
 HUB_ID = "naver-clova-ix/cord-v2"
@@ -60,14 +60,24 @@ class OriginalCord(DonutTable):
             if image is None:
                 yield BadRow(where, f"no image {split}/image/{label.stem}.*", "bad image")
                 continue
-            try:
-                ground_truth = label.read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as error:
-                yield BadRow(where, f"cannot read it ({error})", "bad ground truth")
-                continue
-            number = re.search(r"(\d+)$", label.stem)
-            key = f"{int(number.group(1)):06d}" if number else label.stem
-            yield TableRow(index, where, ImageFile(image), ground_truth, image.name, key)
+            for path in (label, image):  # a symbolic link elsewhere is not the dataset's
+                if inside(self.root, str(path.relative_to(self.root))) is None:
+                    yield BadRow(where, f"{path.name} links outside SRC", "bad image path")
+                    break
+            else:
+                yield self._row(index, where, label, image)
+
+    def _row(self, index: int, where: str, label: Path, image: Path) -> TableRow | BadRow:
+        try:
+            ground_truth = label.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as error:
+            return BadRow(where, f"cannot read it ({error})", "bad ground truth")
+        if '"gt_parse"' not in ground_truth:
+            reason = ("no gt_parse in this json: vlmkit reads the CORD v2 release, whose files "
+                      "carry it beside valid_line")  # fmt: skip
+            return BadRow(where, reason, "bad ground truth")
+        key = number_key(label.stem)
+        return TableRow(index, where, ImageFile(image), ground_truth, image.name, key)
 
 
 def download(repo_id: str) -> Path:

@@ -11,8 +11,8 @@ from PIL import Image, UnidentifiedImageError
 
 from vlmkit.convert.base import ImageBytes, ImageFile, ImageRef
 
-SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
-            "GIF": ".gif"}  # fmt: skip
+SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif",
+            "BMP": ".bmp", "GIF": ".gif"}  # fmt: skip
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 
 
@@ -28,7 +28,11 @@ def write_image(
     try:
         with Image.open(io.BytesIO(data)) as probe:
             image_format, size = probe.format, probe.size
-            probe.verify()  # checksums and structure, without decoding every pixel
+            # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
+            # JPEG would pass it and only fail in a training run.
+            probe.load()
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"refused as a decompression bomb ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"not an image Pillow can read ({error})") from None
     suffix = SUFFIXES.get(image_format or "", _original_suffix(image))
@@ -69,5 +73,11 @@ def _downsized(data: bytes, image_format: str | None, max_side: int) -> bytes:
         size = (max(1, round(original.width * scale)), max(1, round(original.height * scale)))
         small = original.resize(size, Image.Resampling.LANCZOS)
         out = io.BytesIO()
-        small.save(out, format=image_format or "PNG", **SAVE_OPTIONS.get(image_format or "", {}))
+        save_format = "JPEG" if image_format == "MPO" else image_format or "PNG"
+        options = dict(SAVE_OPTIONS.get(save_format, {}))
+        # Keep what says how to show the pixels: orientation (EXIF) and colour profile.
+        for key in ("exif", "icc_profile"):
+            if original.info.get(key) and save_format in ("JPEG", "PNG", "WEBP", "TIFF"):
+                options[key] = original.info[key]
+        small.save(out, format=save_format, **options)
     return out.getvalue()

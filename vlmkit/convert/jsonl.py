@@ -39,6 +39,9 @@ from vlmkit.structured import parse_structured
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 _SPLIT_NAME = re.compile(r"^(?:_annotations\.)?(?P<split>[^.]+)(?:\.[^.]+)*$")
 USER_ROLES = {"user", "human"}
+# Readers that take the whole text as the answer; "fenced" and "braces" dig an object out of
+# surrounding chatter, which a training target must not have.
+WHOLE_TEXT_METHODS = {"json", "python", "donut", "kv"}
 ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model"}
 
 
@@ -102,14 +105,18 @@ class JsonlConverter(Converter):
             if isinstance(image, str):
                 yield BadRow(line.where, image, "bad image path")
                 continue
+            meta: dict[str, Any] = {"row": index}
             if self.task == "json":
                 parsed = parse_structured(target)
-                if parsed.value is None:
-                    yield BadRow(line.where, "the target is not JSON (nor a dict, Donut tokens or "
-                                 "kv lines)", "bad ground truth")  # fmt: skip
+                if parsed.method not in WHOLE_TEXT_METHODS:
+                    if parsed.value is None:
+                        reason = "the target is not JSON (nor a Python dict, Donut tokens or kv)"
+                    else:
+                        reason = f"the target has text around its {parsed.method} structured part"
+                    yield BadRow(line.where, reason, "bad ground truth")
                     continue
                 target = parsed.value
-            meta: dict[str, Any] = {"row": index}
+                meta["target_read_as"] = parsed.method
             if isinstance(line.data.get("id"), (str, int)):
                 meta["source_id"] = line.data["id"]
             yield SourceRow(f"{index:06d}", line.where, image, target, meta, prompt)
@@ -135,7 +142,14 @@ class JsonlConverter(Converter):
                 return ImageBytes(base64.b64decode(value.split(",", 1)[1], validate=True))
             except (binascii.Error, ValueError):
                 return "the image data URL is not valid base64"
-        path = inside(folder, value)  # the folder of the JSONL file: SRC, or SRC's parent
+        # Relative to the JSONL file's folder; an absolute path is fine if it points inside it.
+        relative = value
+        if Path(value).is_absolute():
+            try:
+                relative = str(Path(value).resolve().relative_to(folder.resolve()))
+            except ValueError:
+                return f"the image path {value!r} is absolute and outside {folder}"
+        path = inside(folder, relative)
         if path is None:
             return f"the image path {value!r} leaves {folder}"
         return ImageFile(path)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmkit.convert.base import BadRow, Converter, ImageFile, SourceRow
+from vlmkit.convert.base import BadRow, Converter, ImageFile, SourceRow, inside
 from vlmkit.convert.tables import describe_folder
 
 FIELDS = ("company", "date", "address", "total")
-PARTS = ("img", "box", "entities")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -46,10 +45,13 @@ class Sroie(Converter):
     def __init__(self, src: str, task: str | None = None) -> None:
         super().__init__(src, task)
         root = Path(src)
-        if _is_split(root):
+        self.root = root
+        self.label_part = "entities" if self.task == "json" else "box"
+        parts = ("img", self.label_part)
+        if _has(root, parts):
             self.folders = {"train": root}
         elif root.is_dir():
-            self.folders = {p.name: p for p in sorted(root.iterdir()) if _is_split(p)}
+            self.folders = {p.name: p for p in sorted(root.iterdir()) if _has(p, parts)}
         else:
             self.folders = {}
         if not self.folders:
@@ -61,17 +63,22 @@ class Sroie(Converter):
 
     def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
         folder = self.folders[split]
-        label_dir = folder / ("entities" if self.task == "json" else "box")
-        for label in sorted(label_dir.glob("*.txt")):
-            where = str(label.relative_to(folder.parent))
-            image = next(
-                (folder / "img" / f"{label.stem}{s}" for s in IMAGE_SUFFIXES
-                 if (folder / "img" / f"{label.stem}{s}").is_file()), None,
-            )  # fmt: skip
+        images = {p.stem: p for p in sorted((folder / "img").iterdir())
+                  if p.suffix.lower() in IMAGE_SUFFIXES}  # fmt: skip
+        for label in sorted((folder / self.label_part).glob("*.txt")):
+            where = f"{split}/{self.label_part}/{label.name}"
+            # Files must be inside SRC: a symbolic link elsewhere is not the dataset's.
+            if inside(self.root, str(label.relative_to(self.root))) is None:
+                yield BadRow(where, "the label file links outside SRC", "bad ground truth")
+                continue
+            image = images.get(label.stem)
             if image is None:
                 yield BadRow(where, f"no image img/{label.stem}.jpg for it", "bad image")
                 continue
-            target = _entities(label) if self.task == "json" else _transcript(label)
+            if inside(self.root, str(image.relative_to(self.root))) is None:
+                yield BadRow(where, f"img/{image.name} links outside SRC", "bad image path")
+                continue
+            target = _entities(label, where) if self.task == "json" else _transcript(label, where)
             if isinstance(target, BadRow):
                 yield target
                 continue
@@ -79,20 +86,28 @@ class Sroie(Converter):
             yield SourceRow(label.stem, where, ImageFile(image), target, meta)
 
 
-def _is_split(folder: Path) -> bool:
-    return all((folder / part).is_dir() for part in PARTS)
+def _has(folder: Path, parts: tuple[str, ...]) -> bool:
+    return all((folder / part).is_dir() for part in parts)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, where: str) -> str | BadRow:
     # UTF-8 with the odd BOM and CRLF line ends, as the released files have.
-    return path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _entities(path: Path) -> dict[str, Any] | BadRow:
-    where = str(path)
     try:
-        data = json.loads(_read_text(path))
-    except (UnicodeDecodeError, ValueError) as error:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return BadRow(where, f"not UTF-8 (byte {error.start})", "bad ground truth")
+    except OSError as error:
+        return BadRow(where, f"cannot read it ({error.strerror})", "bad ground truth")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _entities(path: Path, where: str) -> dict[str, Any] | BadRow:
+    text = _read_text(path, where)
+    if isinstance(text, BadRow):
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError as error:
         return BadRow(where, f"entities are not JSON ({error})", "bad ground truth")
     if not isinstance(data, dict):
         return BadRow(where, "entities are not a JSON object", "bad ground truth")
@@ -104,9 +119,12 @@ def _entities(path: Path) -> dict[str, Any] | BadRow:
     return found
 
 
-def _transcript(path: Path) -> str | BadRow:
+def _transcript(path: Path, where: str) -> str | BadRow:
+    text = _read_text(path, where)
+    if isinstance(text, BadRow):
+        return text
     boxes = []
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         parts = line.split(",", 8)  # the transcript itself may hold commas
@@ -114,7 +132,7 @@ def _transcript(path: Path) -> str | BadRow:
             coords = [float(v) for v in parts[:8]]
             text = parts[8]
         except (ValueError, IndexError):
-            return BadRow(f"{path}:{number}", "not x1,y1,...,x4,y4,transcript", "bad ground truth")
+            return BadRow(f"{where}:{number}", "not x1,y1,...,x4,y4,transcript", "bad ground truth")
         xs, ys = coords[0::2], coords[1::2]
         boxes.append(Box(text.strip(), min(ys), max(ys), min(xs)))
     return "\n".join(" ".join(b.text for b in row) for row in reading_order(boxes))

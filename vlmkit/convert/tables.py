@@ -14,6 +14,7 @@ time from memory-mapped files, so memory does not grow with the number of rows.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,12 @@ class DonutTable:
             for row in rows:
                 index += 1
                 yield row
+
+
+def number_key(stem: str) -> str:
+    """A file's key: its trailing number (receipt_07 -> 000007, the hub's row), else its stem."""
+    match = re.search(r"(\d+)$", stem)
+    return f"{int(match.group(1)):06d}" if match else stem
 
 
 def open_table(root: Path) -> DonutTable | None:
@@ -157,6 +164,7 @@ def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | Bad
     try:
         # pre_buffer=False: with it, pyarrow keeps every buffered row group (memory grew with N).
         shard = pa.parquet.ParquetFile(path, pre_buffer=False)
+        _check_columns(path, shard.schema_arrow.names)
         batches = shard.iter_batches(batch_size=PARQUET_BATCH)
         offset = 0
         for batch in batches:
@@ -164,13 +172,17 @@ def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | Bad
                 yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
             offset += batch.num_rows
     except (pa.ArrowException, OSError) as error:
-        raise InputError(f"{path}: cannot read this parquet file ({error})") from None
+        raise InputError(
+            f"{path}: cannot read this parquet file ({error})",
+            hint="Download the shard again: it is truncated or not parquet.",
+        ) from None
 
 
 def _arrow_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
     try:
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        _check_columns(path, reader.schema.names)
         offset = 0
         for batch in reader:
             # save_to_disk writes up to 1,000 rows per batch: decode them one at a time.
@@ -179,7 +191,20 @@ def _arrow_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRo
                 yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
             offset += batch.num_rows
     except (pa.ArrowException, OSError) as error:
-        raise InputError(f"{path}: cannot read this Arrow file ({error})") from None
+        raise InputError(
+            f"{path}: cannot read this Arrow file ({error})",
+            hint="Write the dataset again with save_to_disk: the file is damaged.",
+        ) from None
+
+
+def _check_columns(path: Path, names: list[str]) -> None:
+    """A file without the two columns is the wrong file, not a file of bad rows."""
+    missing = [c for c in ("image", "ground_truth") if c not in names]
+    if missing:
+        raise InputError(
+            f"{path}: no column {' or '.join(missing)} (it has {', '.join(names)})",
+            hint="A Donut-format dataset has an image column and a ground_truth JSON column.",
+        )
 
 
 def _table_row(row: dict[str, Any], where: str, index: int, root: Path) -> TableRow | BadRow:
@@ -214,4 +239,5 @@ def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]
         if path is None:
             yield BadRow(where, f"file_name {name!r} leaves the dataset folder", "bad image path")
             continue
-        yield TableRow(start + offset, where, ImageFile(path), data["ground_truth"], name)
+        key = number_key(Path(name).stem)
+        yield TableRow(start + offset, where, ImageFile(path), data["ground_truth"], name, key)

@@ -23,9 +23,14 @@ class TargetError(ValueError):
 
 def serialise(obj: Any, target_format: str) -> str:
     """`obj` as text in `target_format`, checked to read back equal to `obj`."""
+    if not isinstance(obj, (dict, list)) or not obj:
+        raise TargetError(f"is {json.dumps(obj)[:40]}, not a non-empty object or list")
     if target_format == "json":
-        # Canonical: keys in their original order, UTF-8 characters as they are.
-        text = json.dumps(obj, ensure_ascii=False)
+        # Canonical: keys in their original order, UTF-8 characters as they are, no NaN.
+        try:
+            text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise TargetError("holds NaN or Infinity, which JSON cannot write") from None
         back = json.loads(text)
     elif target_format == "donut":
         text = to_donut_tokens(obj)

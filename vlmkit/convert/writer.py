@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -76,8 +77,11 @@ def convert(
             summary = summaries[split] = SplitSummary()
             folder = root / split
             (folder / "images").mkdir(parents=True)
+            seen: dict[str, str] = {}  # key -> where: two rows must never share an id
             with (folder / METADATA_FILE).open("w", encoding="utf-8", newline="\n") as records:
                 for row in converter.rows(split):
+                    if isinstance(row, SourceRow):
+                        _check_unique(row, seen, converter.name, split)
                     result = _record(converter, split, row, folder, options)
                     if isinstance(result, BadRow):
                         if not options.skip_bad:
@@ -93,9 +97,32 @@ def convert(
                         summary.written += 1
                     if on_row is not None:
                         on_row(split)
+            if summary.written == 0:
+                shutil.rmtree(folder)  # `datasets` refuses a split folder with no rows
+        _check_something_written(converter, summaries)
         sidecar = _sidecar(converter, options, summaries)
         (root / SIDECAR).write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
     return summaries
+
+
+def _check_unique(row: SourceRow, seen: dict[str, str], kind: str, split: str) -> None:
+    if row.key in seen:
+        raise InputError(
+            f"{row.where}: its id {kind}/{split}/{row.key} is also {seen[row.key]}'s",
+            hint="Ids come from the file names' numbers; give the files distinct numbers.",
+        )
+    seen[row.key] = row.where
+
+
+def _check_something_written(converter: Converter, summaries: dict[str, SplitSummary]) -> None:
+    if not summaries:
+        raise InputError(f"{converter.src}: no split found ({converter.layout} layout)")
+    if not any(s.written for s in summaries.values()):
+        skipped = sum(sum(s.skipped.values()) for s in summaries.values())
+        raise InputError(
+            f"{converter.src}: no row could be converted ({skipped:,} bad, 0 good)",
+            hint="Run without --skip-bad to see the first bad row and why.",
+        )
 
 
 def _record(
