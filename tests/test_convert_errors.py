@@ -179,3 +179,12 @@ def test_empty_splits_are_left_out_and_nothing_at_all_is_an_error(cord_copy: Pat
     with pytest.raises(InputError, match=r"no row could be converted \(9 bad, 0 good\)"):
         run(cord_copy, tmp_path / "out2", skip_bad=True)
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_damaged_parquet_shard_is_named(tmp_path: Path):
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    (tmp_path / "src" / "data" / "test-00000.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"test-00000\.parquet: cannot read this parquet") as e:
+        run(tmp_path / "src", tmp_path / "out")
+    assert "truncated" in e.value.hint
+    assert not (tmp_path / "out").exists()

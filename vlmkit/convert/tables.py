@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,40 +162,39 @@ def _pyarrow():
 
 def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
-    try:
+    with _arrow_errors(pa, path, "parquet file", "Download the shard again: it is truncated."):
         # pre_buffer=False: with it, pyarrow keeps every buffered row group (memory grew with N).
         shard = pa.parquet.ParquetFile(path, pre_buffer=False)
         _check_columns(path, shard.schema_arrow.names)
-        batches = shard.iter_batches(batch_size=PARQUET_BATCH)
-        offset = 0
-        for batch in batches:
-            for i, row in enumerate(batch.to_pylist()):
-                yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
-            offset += batch.num_rows
-    except (pa.ArrowException, OSError) as error:
-        raise InputError(
-            f"{path}: cannot read this parquet file ({error})",
-            hint="Download the shard again: it is truncated or not parquet.",
-        ) from None
+        yield from _batch_rows(shard.iter_batches(batch_size=PARQUET_BATCH), path, root, start)
 
 
 def _arrow_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
-    try:
+    with _arrow_errors(pa, path, "Arrow file", "Write it again with save_to_disk: it is damaged."):
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
         _check_columns(path, reader.schema.names)
-        offset = 0
-        for batch in reader:
-            # save_to_disk writes up to 1,000 rows per batch: decode them one at a time.
-            for i in range(batch.num_rows):
-                [row] = batch.slice(i, 1).to_pylist()
-                yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
-            offset += batch.num_rows
+        yield from _batch_rows(reader, path, root, start)
+
+
+def _batch_rows(
+    batches: Iterable[Any], path: Path, root: Path, start: int
+) -> Iterator[TableRow | BadRow]:
+    # A batch can hold up to 1,000 rows (save_to_disk): decode them to Python one at a time.
+    offset = 0
+    for batch in batches:
+        for i in range(batch.num_rows):
+            [row] = batch.slice(i, 1).to_pylist()
+            yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
+        offset += batch.num_rows
+
+
+@contextmanager
+def _arrow_errors(pa: Any, path: Path, what: str, hint: str) -> Iterator[None]:
+    try:
+        yield
     except (pa.ArrowException, OSError) as error:
-        raise InputError(
-            f"{path}: cannot read this Arrow file ({error})",
-            hint="Write the dataset again with save_to_disk: the file is damaged.",
-        ) from None
+        raise InputError(f"{path}: cannot read this {what} ({error})", hint=hint) from None
 
 
 def _check_columns(path: Path, names: list[str]) -> None:
