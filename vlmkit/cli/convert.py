@@ -46,8 +46,8 @@ def convert_command(
     task: Annotated[
         TaskChoice | None,
         typer.Option(
-            help="The target: json (key fields) or, for sroie, ocr (the text in reading order). "
-            "Default: the kind's first."
+            help="The target. cord-v2, donut: json. sroie: json (the key fields, default) or "
+            "ocr (the text in reading order). jsonl: ocr (default), json or letter."
         ),
     ] = None,
     prompt: Annotated[
@@ -79,9 +79,10 @@ def convert_command(
 ) -> None:
     """Convert a real dataset into vlmkit's format: OUT/SPLIT/metadata.jsonl + images.
 
-    Ids are `SOURCE_KIND/split/row` (row: 000007), stable across runs. Images are copied byte
-    for byte (or written in their own encoding when they come as bytes). OUT/convert.json
-    records the source, its layout, the options and what each split got.
+    Ids are `SOURCE_KIND/split/KEY`, stable across runs: the row number, or the number in the
+    image's file name (receipt_07.png: 000007). Images are copied byte for byte (or written in
+    their own encoding when they come as bytes). OUT/convert.json records the source, its
+    layout, the options and what each split got.
 
     Examples:
 
