@@ -188,3 +188,17 @@ def test_a_damaged_parquet_shard_is_named(tmp_path: Path):
         run(tmp_path / "src", tmp_path / "out")
     assert "truncated" in e.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_metadata_lines_are_skippable(cord_copy: Path, tmp_path: Path):
+    path = cord_copy / "test" / "metadata.jsonl"
+    lines = path.read_bytes().splitlines()
+    lines[1] = b'{"file_name": "receipt_01.png", "ground_truth": '  # cut short
+    lines[2] = b'{"file_name": "caf\xe9.png"}'  # latin-1, not UTF-8
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(InputError, match=r"metadata\.jsonl:2: malformed JSON"):
+        run(cord_copy, tmp_path / "out")
+    summaries = run(cord_copy, tmp_path / "out", skip_bad=True)
+    assert summaries["test"].written == 7 and dict(summaries["test"].skipped) == {"bad row": 2}
+    report = (tmp_path / "out" / "skipped.jsonl").read_text()
+    assert "malformed JSON" in report and "not UTF-8" in report

@@ -104,45 +104,81 @@ def resolve_jsonl(path: Path, *, role: str, flag: str) -> Path:
     raise InputError(f"{role} {path} does not exist", hint=f"check the path given as {flag}")
 
 
+class LineError(InputError):
+    """A JSONL line that cannot be read: `where` is `path:line`, `reason` the rest."""
+
+    def __init__(self, where: str, reason: str, hint: str) -> None:
+        super().__init__(f"{where}: {reason}", hint=hint)
+        self.where = where
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None]]:
+        return (type(self), (self.where, self.reason, self.hint))
+
+
 def iter_jsonl(path: Path) -> Iterator[Line]:
     """Yield each non-blank line of `path` as a JSON object, streaming, with `path:line` errors."""
+    for number, raw in _raw_lines(path):
+        yield _parse_line(path, number, raw)
+
+
+def iter_jsonl_lenient(path: Path) -> Iterator[Line | LineError]:
+    """As `iter_jsonl`, but a line that cannot be read comes as its error, and reading goes on.
+
+    For readers that can skip bad rows (`vlmkit convert --skip-bad`); an unreadable file is
+    still raised.
+    """
+    for number, raw in _raw_lines(path):
+        try:
+            yield _parse_line(path, number, raw)
+        except LineError as error:
+            yield error
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
     with handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{where}: not UTF-8 (byte {exc.object[exc.start]:#04x} "
-                    f"at column {exc.start + 1})",
-                    hint="re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`",
-                ) from exc
-            if number == 1 and text.startswith("\ufeff"):
-                text = text[1:]  # a UTF-8 byte-order mark from Windows editors is harmless
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"{where}: malformed JSON ({exc.msg} at column {exc.colno})",
-                    hint="each line must be one complete JSON object; fix or delete that line",
-                ) from exc
-            except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k-deep nesting
-                raise InputError(
-                    f"{where}: unreadable JSON ({type(exc).__name__}: {exc})",
-                    hint="each line must be one ordinary JSON object; fix or delete that line",
-                ) from exc
-            if not isinstance(data, dict):
-                raise InputError(
-                    f"{where}: expected a JSON object, got {type(data).__name__}",
-                    hint='each line must look like {"id": ..., ...}',
-                )
-            yield Line(path, number, data)
+            if raw.strip():
+                yield number, raw
+
+
+def _parse_line(path: Path, number: int, raw: bytes) -> Line:
+    where = f"{path}:{number}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(
+            where,
+            f"not UTF-8 (byte {exc.object[exc.start]:#04x} at column {exc.start + 1})",
+            hint="re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+        ) from exc
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 byte-order mark from Windows editors is harmless
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(
+            where,
+            f"malformed JSON ({exc.msg} at column {exc.colno})",
+            hint="each line must be one complete JSON object; fix or delete that line",
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k-deep nesting
+        raise LineError(
+            where,
+            f"unreadable JSON ({type(exc).__name__}: {exc})",
+            hint="each line must be one ordinary JSON object; fix or delete that line",
+        ) from exc
+    if not isinstance(data, dict):
+        raise LineError(
+            where,
+            f"expected a JSON object, got {type(data).__name__}",
+            hint='each line must look like {"id": ..., ...}',
+        )
+    return Line(path, number, data)
 
 
 def require_field(line: Line, name: str, *, flag: str | None = None) -> Any:

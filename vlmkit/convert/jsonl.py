@@ -33,7 +33,7 @@ from vlmkit.convert.base import (
 )
 from vlmkit.convert.tables import describe_folder
 from vlmkit.errors import UsageError
-from vlmkit.records import iter_jsonl
+from vlmkit.records import LineError, iter_jsonl_lenient
 from vlmkit.structured import parse_structured
 
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
@@ -95,7 +95,10 @@ class JsonlConverter(Converter):
 
     def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
         path = self.files[split]
-        for index, line in enumerate(iter_jsonl(path)):
+        for index, line in enumerate(iter_jsonl_lenient(path)):
+            if isinstance(line, LineError):
+                yield BadRow(line.where, line.reason, "bad row")
+                continue
             read = self._read(line.data)
             if isinstance(read, str):
                 yield BadRow(line.where, read, "bad row")

@@ -225,10 +225,13 @@ def _table_row(row: dict[str, Any], where: str, index: int, root: Path) -> Table
 
 
 def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]:
-    from vlmkit.records import iter_jsonl
+    from vlmkit.records import LineError, iter_jsonl_lenient
 
     folder = metadata.parent
-    for offset, line in enumerate(iter_jsonl(metadata)):
+    for offset, line in enumerate(iter_jsonl_lenient(metadata)):
+        if isinstance(line, LineError):
+            yield BadRow(line.where, line.reason, "bad row")
+            continue
         where = line.where
         data = line.data
         if not isinstance(data, dict) or "file_name" not in data or "ground_truth" not in data:
