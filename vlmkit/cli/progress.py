@@ -39,8 +39,9 @@ def progress_bar(description: str, total: int | None, unit: str) -> Iterator[Cal
 
         def advance() -> None:
             progress.advance(task)
-            speed = progress.tasks[0].speed
-            if speed:
-                progress.update(task, rate=f"{speed:,.0f} {unit}/s")
+            state = progress.tasks[0]
+            # Results come in chunks: a rate over the first fraction of a second means nothing.
+            if state.speed and (state.elapsed or 0) >= 1:
+                progress.update(task, rate=f"{state.speed:,.0f} {unit}/s")
 
         yield advance
