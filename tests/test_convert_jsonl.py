@@ -145,3 +145,15 @@ def test_absolute_paths_inside_the_folder_and_chatter_around_json(receipts, tmp_
     assert record.meta["target_read_as"] == "json"
     report = (tmp_path / "out" / "skipped.jsonl").read_text()
     assert "the target has text around its braces structured part" in report
+
+
+def test_rows_without_a_prompt_are_reported(receipts, tmp_path: Path):
+    folder, pairs = receipts
+    write_jsonl(folder / "train.jsonl", [{"image": name, "suffix": "x"} for name, _ in pairs])
+    result = CliRunner().invoke(app, ["convert", "jsonl", str(folder / "train.jsonl"),
+                                      "-o", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "train: 4 records have an empty prompt" in " ".join(result.stderr.split())
+    result = CliRunner().invoke(app, ["convert", "jsonl", str(folder / "train.jsonl"), "--prompt",
+                                      "Read it.", "-o", str(tmp_path / "out2")])  # fmt: skip
+    assert "empty prompt" not in result.stderr

@@ -135,3 +135,8 @@ def convert_command(
         else:
             line += ", 0 skipped"
         console.stdout.print(line)
+        if summary.empty_prompts:
+            console.warn(
+                f"{split}: {summary.empty_prompts:,} records have an empty prompt (their rows "
+                "had none); pass --prompt to give them one."
+            )

@@ -55,6 +55,8 @@ class ConvertOptions:
 class SplitSummary:
     written: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    empty_prompts: int = 0
+    """Records written with no prompt (a JSONL row without one, and no --prompt)."""
 
 
 def convert(
@@ -95,6 +97,7 @@ def convert(
                     else:
                         records.write(json.dumps(result, ensure_ascii=False) + "\n")
                         summary.written += 1
+                        summary.empty_prompts += not result["prompt"].strip()
                     if on_row is not None:
                         on_row(split)
             if summary.written == 0:
