@@ -80,7 +80,6 @@ class JsonlConverter(Converter):
         files = [root] if root.is_file() else sorted(root.glob("*.jsonl")) if root.is_dir() else []
         if not files:
             raise self.unknown_layout(describe_folder(root))
-        self.root = root.parent if root.is_file() else root
         self.files = {}
         for file in files:
             match = _SPLIT_NAME.match(file.name)
