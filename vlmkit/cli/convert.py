@@ -88,9 +88,8 @@ def convert_command(
 
         vlmkit convert cord-v2 ../shared/data/cord_v2 -o data/cord
         vlmkit convert cord-v2 cord-parquet/ --target-format donut -o data/cord-donut
-        vlmkit convert donut invoices/ --max-side 1280 --skip-bad -o data/invoices
-        vlmkit convert sroie SROIE2019/ --task ocr -o data/sroie-ocr
-        vlmkit convert jsonl dataset/ --task json -o data/roboflow
+        vlmkit convert sroie SROIE2019/ --task ocr --max-side 1280 -o data/sroie-ocr
+        vlmkit convert jsonl dataset/ --task json --skip-bad -o data/roboflow
     """
     from vlmkit.cli.progress import progress_bar
     from vlmkit.convert import converter_class
