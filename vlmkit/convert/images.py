@@ -26,21 +26,20 @@ def write_image(
     """Write `image` as `folder/images/<stem>.<ext>`; return its relative name and its meta."""
     data = _read(image)
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            image_format, size = probe.format, probe.size
+        with Image.open(io.BytesIO(data)) as decoded:
             # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
             # JPEG would pass it and only fail in a training run.
-            probe.load()
+            decoded.load()
+            suffix = SUFFIXES.get(decoded.format or "", _original_suffix(image))
+            meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
+            if max_side is not None and max(decoded.size) > max_side:
+                meta.update(original_size=list(decoded.size), max_side=max_side)
+                data = _downsized(decoded, max_side)
     except Image.DecompressionBombError as error:
         raise ImageError(f"refused as a decompression bomb ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"not an image Pillow can read ({error})") from None
-    suffix = SUFFIXES.get(image_format or "", _original_suffix(image))
     name = f"images/{stem}{suffix}"
-    meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
-    if max_side is not None and max(size) > max_side:
-        data = _downsized(data, image_format, max_side)
-        meta.update(original_size=list(size), max_side=max_side)
     (folder / name).write_bytes(data)
     return name, meta
 
@@ -62,22 +61,17 @@ def _original_suffix(image: ImageRef) -> str:
     return Path(name).suffix.lower() or ".img"
 
 
-def _downsized(data: bytes, image_format: str | None, max_side: int) -> bytes:
-    """The image scaled so its longer side is `max_side`, in its own format."""
-    with Image.open(io.BytesIO(data)) as original:
-        try:
-            original.load()
-        except OSError as error:  # truncated data that verify() let through
-            raise ImageError(f"cannot decode the image ({error})") from None
-        scale = max_side / max(original.size)
-        size = (max(1, round(original.width * scale)), max(1, round(original.height * scale)))
-        small = original.resize(size, Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        save_format = "JPEG" if image_format == "MPO" else image_format or "PNG"
-        options = dict(SAVE_OPTIONS.get(save_format, {}))
-        # Keep what says how to show the pixels: orientation (EXIF) and colour profile.
-        for key in ("exif", "icc_profile"):
-            if original.info.get(key) and save_format in ("JPEG", "PNG", "WEBP", "TIFF"):
-                options[key] = original.info[key]
-        small.save(out, format=save_format, **options)
+def _downsized(original: Image.Image, max_side: int) -> bytes:
+    """The decoded image scaled so its longer side is `max_side`, in its own format."""
+    scale = max_side / max(original.size)
+    size = (max(1, round(original.width * scale)), max(1, round(original.height * scale)))
+    small = original.resize(size, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    save_format = "JPEG" if original.format == "MPO" else original.format or "PNG"
+    options = dict(SAVE_OPTIONS.get(save_format, {}))
+    # Keep what says how to show the pixels: orientation (EXIF) and colour profile.
+    for key in ("exif", "icc_profile"):
+        if original.info.get(key) and save_format in ("JPEG", "PNG", "WEBP", "TIFF"):
+            options[key] = original.info[key]
+    small.save(out, format=save_format, **options)
     return out.getvalue()
