@@ -202,3 +202,9 @@ def test_unreadable_metadata_lines_are_skippable(cord_copy: Path, tmp_path: Path
     assert summaries["test"].written == 7 and dict(summaries["test"].skipped) == {"bad row": 2}
     report = (tmp_path / "out" / "skipped.jsonl").read_text()
     assert "malformed JSON" in report and "not UTF-8" in report
+
+
+def test_the_library_refuses_an_output_inside_its_source(cord_imagefolder: Path):
+    with pytest.raises(UsageError, match="overlap"):
+        run(cord_imagefolder, cord_imagefolder / "converted")
+    assert not (cord_imagefolder / "converted").exists()

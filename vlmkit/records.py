@@ -235,13 +235,19 @@ def read_dataset(path: Path) -> Iterator[DatasetRecord]:
         )
 
 
+def nearest_existing_parent(path: Path) -> Path:
+    """The closest folder (or file) above `path` that exists: where it would be created."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    return ancestor
+
+
 def check_writable(path: Path, flag: str) -> None:
     """Fail before any work when `path` cannot become an output file."""
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder", hint=f"give {flag} a file name")
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
+    ancestor = nearest_existing_parent(path)
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
         raise UsageError(f"{flag} {path}: cannot write in {ancestor}", hint="choose another path")
 

@@ -17,13 +17,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vlmkit.errors import InputError, UsageError
+from vlmkit.records import nearest_existing_parent
 
 SIDECARS = ("synth.json", "convert.json")
 """The file each folder-writing command leaves in its output: proof that vlmkit wrote it."""
 
 
-def check_output_folder(out: Path, *, overwrite: bool) -> None:
-    """Fail before any work when `out` cannot (or may not) become the dataset folder."""
+def check_output_folder(out: Path, *, overwrite: bool, source: Path | None = None) -> None:
+    """Fail before any work when `out` cannot (or may not) become the dataset folder.
+
+    `source`, the folder a command reads, must not overlap `out`: replacing one would
+    delete the other.
+    """
+    if source is not None and source.exists():
+        src, target = source.resolve(), out.resolve()
+        if src == target or target in src.parents or src in target.parents:
+            raise UsageError(
+                f"--out {out} and SRC {source} overlap",
+                hint="Write the output to a folder outside the source, and vice versa.",
+            )
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
         raise UsageError(
@@ -32,9 +44,10 @@ def check_output_folder(out: Path, *, overwrite: bool) -> None:
         )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file", hint="Give --out a folder name.")
-    for ancestor in out.absolute().parents:
-        if ancestor.exists() and not ancestor.is_dir():
-            raise UsageError(f"--out {out}: {ancestor} is a file", hint="Choose another --out.")
+    # Only the nearest existing ancestor can be a file: nothing exists below a file.
+    ancestor = nearest_existing_parent(out)
+    if not ancestor.is_dir():
+        raise UsageError(f"--out {out}: {ancestor} is a file", hint="Choose another --out.")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(
@@ -47,17 +60,14 @@ def check_output_folder(out: Path, *, overwrite: bool) -> None:
                 f"(this one has no {' or '.join(SIDECARS)})",
                 hint="Choose another --out, or empty that folder yourself.",
             )
-    ancestor = out.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
     if not os.access(ancestor, os.W_OK):
         raise UsageError(f"--out {out}: cannot write in {ancestor}", hint="Choose another --out.")
 
 
 @contextmanager
-def staged_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
+def staged_folder(out: Path, *, overwrite: bool, source: Path | None = None) -> Iterator[Path]:
     """Yield an empty sibling folder of `out`; it becomes `out` when the block succeeds."""
-    check_output_folder(out, overwrite=overwrite)
+    check_output_folder(out, overwrite=overwrite, source=source)
     try:
         out.absolute().parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(out)

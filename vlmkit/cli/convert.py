@@ -96,14 +96,7 @@ def convert_command(
     from vlmkit.convert.writer import REPORT, ConvertOptions, convert
     from vlmkit.staging import check_output_folder
 
-    source, target = Path(src).resolve(), out.resolve()
-    if Path(src).exists() and (source == target or target in source.parents
-                               or source in target.parents):  # fmt: skip
-        raise UsageError(
-            f"--out {out} and SRC {src} overlap",
-            hint="Write the converted dataset to a folder outside the source, and vice versa.",
-        )
-    check_output_folder(out, overwrite=overwrite)
+    check_output_folder(out, overwrite=overwrite, source=Path(src))
     options = ConvertOptions(
         target_format=target_format.value, prompt=prompt, max_side=max_side, skip_bad=skip_bad
     )

@@ -69,7 +69,11 @@ def convert(
 ) -> dict[str, SplitSummary]:
     """Convert every split of `converter` into `out/<split>/`; return what each split got."""
     summaries: dict[str, SplitSummary] = {}
-    with staged_folder(out, overwrite=overwrite) as root, _Report(root) as report:
+    source = Path(converter.src)
+    with (
+        staged_folder(out, overwrite=overwrite, source=source) as root,
+        _Report(root) as report,
+    ):
         for split in converter.splits():
             if not SPLIT_NAME.fullmatch(split):  # it becomes a folder name and part of every id
                 raise InputError(
