@@ -176,3 +176,12 @@ def test_original_release_layout_keeps_the_receipt_numbers(cord_imagefolder: Pat
     with pytest.raises(InputError, match=r"test/json/receipt_00003\.json: no image"):
         convert(converter_class("cord-v2")(str(tmp_path / "CORD")), tmp_path / "o2",
                 ConvertOptions())  # fmt: skip
+
+
+def test_a_cord_v1_json_without_gt_parse_says_so(cord_imagefolder: Path, tmp_path: Path):
+    build_original_release(cord_imagefolder, tmp_path / "CORD")
+    v1 = tmp_path / "CORD" / "test" / "json" / "receipt_00001.json"
+    v1.write_text(json.dumps({"valid_line": [], "meta": {"split": "test"}}))
+    with pytest.raises(InputError, match=r"receipt_00001\.json: .*a CORD v1 file\?"):
+        convert(converter_class("cord-v2")(str(tmp_path / "CORD")), tmp_path / "out",
+                ConvertOptions())  # fmt: skip

@@ -73,4 +73,7 @@ def read_ground_truth(value: Any) -> tuple[Any, int] | str:
     parses = value.get("gt_parses")
     if isinstance(parses, list) and parses:
         return parses[0], len(parses)
-    return f"ground_truth has no gt_parse or gt_parses (keys: {', '.join(map(str, value))})"
+    missing = f"ground_truth has no gt_parse or gt_parses (keys: {', '.join(map(str, value))})"
+    if "valid_line" in value:  # CORD v1 json: word annotations only; v2 files carry gt_parse too
+        missing += "; a CORD v1 file? vlmkit reads CORD v2, whose files carry gt_parse"
+    return missing
