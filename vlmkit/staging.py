@@ -19,7 +19,7 @@ from pathlib import Path
 from vlmkit.errors import InputError, UsageError
 from vlmkit.records import nearest_existing_parent
 
-SIDECARS = ("synth.json", "convert.json")
+SIDECARS = ("synth.json", "convert.json", "tiny-model.json")
 """The file each folder-writing command leaves in its output: proof that vlmkit wrote it."""
 
 

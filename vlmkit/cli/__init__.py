@@ -14,8 +14,10 @@ import typer
 from vlmkit import __version__
 from vlmkit.cli import console
 from vlmkit.cli.convert import convert_command
+from vlmkit.cli.infer import infer_command
 from vlmkit.cli.score import metrics_command, score
 from vlmkit.cli.synth import circled_letter, synth_app
+from vlmkit.cli.tiny_model import tiny_model_command
 
 app = typer.Typer(
     name="vlmkit",
@@ -33,6 +35,8 @@ app.command("metrics")(console.friendly_errors(metrics_command))
 synth_app.command("circled-letter")(console.friendly_errors(circled_letter))
 app.add_typer(synth_app, name="synth")
 app.command("convert")(console.friendly_errors(convert_command))
+app.command("infer")(console.friendly_errors(infer_command))
+app.command("tiny-model")(console.friendly_errors(tiny_model_command))
 
 
 def _version(value: bool) -> None:

@@ -19,8 +19,8 @@ from vlmkit.cli.console import stderr
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None, unit: str) -> Iterator[Callable[[], None]]:
-    """Yield a function that advances the bar by one `unit` (total None: count, no ETA)."""
+def progress_bar(description: str, total: int | None, unit: str) -> Iterator[Callable[..., None]]:
+    """Yield `advance(n=1)`, which moves the bar on by n `unit`s (total None: count, no ETA)."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -37,8 +37,8 @@ def progress_bar(description: str, total: int | None, unit: str) -> Iterator[Cal
     task = progress.add_task(description, total=total, rate="")
     with progress:
 
-        def advance() -> None:
-            progress.advance(task)
+        def advance(n: int = 1) -> None:
+            progress.advance(task, n)
             state = progress.tasks[0]
             # Results come in chunks: a rate over the first fraction of a second means nothing.
             if state.speed and (state.elapsed or 0) >= 1:

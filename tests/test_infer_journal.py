@@ -1,0 +1,139 @@
+"""The predictions journal: appends survive kills, resumes refuse other configurations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vlmkit.errors import InputError, UsageError
+from vlmkit.infer.journal import Journal, partial_path, sidecar_path
+from vlmkit.infer.run import pending
+from vlmkit.infer.selection import Sample
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def _journal_with(tmp_path: Path, rows: list[dict]) -> Journal:
+    journal = Journal(tmp_path / "preds.jsonl")
+    journal.write_sidecar({"key": {"model": "m", "prompt": None}})
+    journal.open()
+    journal.append(rows)
+    journal.close()
+    return journal
+
+
+def test_sidecar_and_partial_names():
+    assert sidecar_path(Path("out/preds.jsonl")) == Path("out/preds.run.json")
+    assert sidecar_path(Path("preds")) == Path("preds.run.json")
+    assert partial_path(Path("a/p.jsonl")) == Path("a/p.jsonl.partial")
+
+
+def test_a_torn_last_line_is_cut_and_the_rest_kept(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    with open(journal.partial, "ab") as handle:
+        handle.write(b'{"id": "b", "predic')  # what a SIGKILL mid-write leaves
+    done = journal.load(overwrite=False)
+    assert list(done) == ["a"]
+    assert journal.partial.read_bytes() == b'{"id": "a", "prediction": "x"}\n'
+
+
+def test_a_torn_only_line_leaves_an_empty_file(tmp_path):
+    journal = Journal(tmp_path / "preds.jsonl")
+    journal.partial.write_bytes(b'{"id": "a"')
+    assert journal.load(overwrite=False) == {}
+    assert journal.partial.read_bytes() == b""
+
+
+def test_a_later_line_supersedes_and_finish_restores_dataset_order(tmp_path):
+    journal = _journal_with(
+        tmp_path,
+        [
+            {"id": "b", "prediction": "", "error": "unreadable"},
+            {"id": "a", "prediction": "A"},
+            {"id": "b", "prediction": "B"},  # --retry-errors answered b again
+        ],
+    )
+    journal.finish(["a", "b"])
+    assert not journal.partial.exists()
+    assert _lines(journal.out) == [{"id": "a", "prediction": "A"}, {"id": "b", "prediction": "B"}]
+
+
+def test_finish_leaves_an_ordered_file_byte_for_byte(tmp_path):
+    journal = _journal_with(
+        tmp_path, [{"id": "a", "prediction": "é"}, {"id": "b", "prediction": ""}]
+    )
+    before = journal.partial.read_bytes()
+    journal.finish(["a", "b"])
+    assert journal.out.read_bytes() == before
+
+
+def test_a_broken_line_in_the_middle_names_the_file_and_line(tmp_path):
+    journal = Journal(tmp_path / "preds.jsonl")
+    journal.partial.write_text('{"id": "a", "prediction": ""}\nnot json\n{"id": "c"}\n', "utf-8")
+    with pytest.raises(InputError, match=r"preds\.jsonl\.partial:2: not a predictions line"):
+        journal.load(overwrite=False)
+
+
+def test_resume_is_refused_under_another_configuration(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.check_resumable({"model": "m", "prompt": None}, overwrite=False)
+    with pytest.raises(UsageError, match=r"prompt: None -> 'Read it'") as caught:
+        journal.check_resumable({"model": "m", "prompt": "Read it"}, overwrite=False)
+    assert "--overwrite" in caught.value.hint
+    journal.check_resumable({"model": "other"}, overwrite=True)
+    # A key part the old sidecar lacks (known only after loading) is not compared here.
+    journal.check_resumable({"model": "m", "dtype_loaded": "float32"}, overwrite=False)
+
+
+def test_a_file_without_its_sidecar_is_not_resumed(tmp_path):
+    out = tmp_path / "preds.jsonl"
+    out.write_text('{"id": "a", "prediction": "x"}\n', "utf-8")
+    with pytest.raises(UsageError, match=r"has no preds\.run\.json"):
+        Journal(out).check_resumable({"model": "m"}, overwrite=False)
+
+
+def test_overwrite_discards_the_unfinished_file_but_keeps_the_finished_one(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"])
+    journal.partial.write_text('{"id": "a", "prediction": "half"}\n', "utf-8")
+    assert journal.load(overwrite=True) == {}
+    assert not journal.partial.exists()
+    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]
+
+
+def test_resuming_a_finished_file_moves_it_back_to_partial(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"])
+    assert journal.load(overwrite=False) == {"a": {"id": "a", "prediction": "x"}}
+    journal.open()
+    journal.append([{"id": "b", "prediction": "y"}])
+    assert not journal.out.exists()  # a half-extended file never has the final name
+    journal.finish(["a", "b"])
+    assert [line["id"] for line in _lines(journal.out)] == ["a", "b"]
+
+
+def test_two_runs_cannot_write_one_file(tmp_path):
+    first = Journal(tmp_path / "preds.jsonl")
+    first.open()
+    try:
+        with pytest.raises(UsageError, match="another vlmkit infer is writing"):
+            Journal(tmp_path / "preds.jsonl").open()
+    finally:
+        first.close()
+
+
+def test_output_that_cannot_be_a_file_is_refused(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UsageError, match=r"--out .* is a folder"):
+        Journal(tmp_path / "folder").check()
+
+
+def test_pending_skips_done_and_retries_only_errors_when_asked():
+    samples = [Sample(i, Path(f"{i}.png"), "q") for i in ("a", "b", "c")]
+    done = {"a": {"id": "a", "prediction": "x"}, "b": {"id": "b", "prediction": "", "error": "e"}}
+    assert [s.id for s in pending(samples, done, retry_errors=False)] == ["c"]
+    assert [s.id for s in pending(samples, done, retry_errors=True)] == ["b", "c"]

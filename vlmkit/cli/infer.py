@@ -1,0 +1,300 @@
+"""`vlmkit infer DATASET --model M --out preds.jsonl`: predictions, batched and resumable."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmkit.cli import console
+from vlmkit.errors import VlmkitError
+
+LOADING = "Loading"
+OUTPUT = "Output"
+GENERATION = "Generation"
+SAMPLES = "Samples"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class Backend(str, Enum):
+    transformers = "transformers"
+    vllm = "vllm"
+
+
+def infer_command(
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset folder (metadata.jsonl + images), or one with splits.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Predictions JSONL to write; its run goes in OUT's .run.json.",
+            rich_help_panel=OUTPUT,
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model folder or hub id. Optional with --adapter: its base model is used.",
+            rich_help_panel=LOADING,
+        ),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="LoRA adapter folder to apply (vlmkit finetune's --out).", rich_help_panel=LOADING
+        ),
+    ] = None,
+    device: Annotated[
+        Device,
+        typer.Option(help="auto: CUDA when a GPU is visible, else CPU.", rich_help_panel=LOADING),
+    ] = Device.auto,
+    dtype: Annotated[
+        DType,
+        typer.Option(
+            help="auto: bf16 on CUDA, fp32 on CPU (bf16 is far slower there).",
+            rich_help_panel=LOADING,
+        ),
+    ] = DType.auto,
+    load_in_4bit: Annotated[
+        bool,
+        typer.Option(
+            "--load-in-4bit",
+            help="Quantise weights to 4-bit NF4 (bitsandbytes).",
+            rich_help_panel=LOADING,
+        ),
+    ] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="Run Python code shipped with the model (off: only its weights and configs load).",
+            rich_help_panel=LOADING,
+        ),
+    ] = False,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="vllm: faster generation on a CUDA GPU, when vLLM is installed.",
+            rich_help_panel=LOADING,
+        ),
+    ] = Backend.transformers,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Split subfolder of DATASET to answer (e.g. test).", rich_help_panel=SAMPLES
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Only the first N samples of the dataset.", rich_help_panel=SAMPLES),
+    ] = None,
+    shard: Annotated[
+        str,
+        typer.Option(
+            help="K/N: this run's share (every N-th sample from the K-th), for N parallel runs "
+            "whose outputs concatenate.",
+            rich_help_panel=SAMPLES,
+        ),
+    ] = "1/1",
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask every sample this instead of its record's prompt.", rich_help_panel=SAMPLES
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Samples generated together (prompts padded on the left).",
+            rich_help_panel=GENERATION,
+        ),
+    ] = 8,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Most tokens generated per answer.", rich_help_panel=GENERATION)
+    ] = 256,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="Sample answers (default: greedy, repeatable).",
+            rich_help_panel=GENERATION,
+        ),
+    ] = False,
+    temperature: Annotated[
+        float,
+        typer.Option(help="Sampling temperature (with --sample).", rich_help_panel=GENERATION),
+    ] = 1.0,
+    top_p: Annotated[
+        float,
+        typer.Option(help="Nucleus sampling mass (with --sample).", rich_help_panel=GENERATION),
+    ] = 1.0,
+    num_beams: Annotated[
+        int, typer.Option(help="Beam search width (1: greedy).", rich_help_panel=GENERATION)
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.", rich_help_panel=GENERATION)] = 0,
+    retry_errors: Annotated[
+        bool,
+        typer.Option(
+            "--retry-errors",
+            help="Answer again the samples recorded with an error.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start again instead of resuming (OUT is replaced when the new run finishes).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+) -> None:
+    """Answer every sample of a dataset with a model (and adapter): one JSONL line per sample.
+
+    Greedy decoding unless `--sample`. Lines are written as they come and flushed to disk, to
+    OUT.partial until the run is whole, then OUT. Rerunning the same command resumes where a
+    stopped run left off (Ctrl-C finishes the batch in flight; a killed run loses at most its
+    last batch). A sample that fails (unreadable image, too long) is recorded with its error
+    and the run goes on; `--retry-errors` answers those again. The model, adapter, prompt
+    format, generation settings and library versions go in OUT's sidecar `.run.json`.
+
+    Examples:
+
+        vlmkit infer data/letters/test --model google/paligemma2-3b-pt-224 -o base.jsonl
+        vlmkit infer data/letters/test --adapter runs/lora -o tuned.jsonl --batch-size 16
+        vlmkit infer data/cord --split test --model tiny/ -o preds.jsonl --limit 20
+        vlmkit infer data/cord --split test --model M -o part2.jsonl --shard 2/4
+    """
+    from vlmkit.infer.session import InferRequest, execute, plan
+    from vlmkit.infer.settings import GenerationSettings, RunOptions, Shard
+    from vlmkit.models.options import LoadOptions
+
+    request = InferRequest(
+        dataset=dataset,
+        out=out,
+        model=model,
+        adapter=adapter,
+        split=split,
+        load=LoadOptions(
+            device=device.value,
+            dtype=dtype.value,
+            load_in_4bit=load_in_4bit,
+            trust_remote_code=trust_remote_code,
+        ),
+        generation=GenerationSettings(
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature,
+            top_p=top_p,
+            num_beams=num_beams,
+            seed=seed,
+        ),
+        options=RunOptions(
+            batch_size=batch_size,
+            limit=limit,
+            prompt=prompt,
+            shard=Shard.parse(shard),
+            retry_errors=retry_errors,
+            overwrite=overwrite,
+        ),
+        backend=backend.value,
+    )
+    work = plan(request)
+    counts = work.counts
+    if work.finished:
+        console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")
+        return
+    if counts.already_done:
+        console.note(
+            f"Resuming {work.journal.existing_file()}: {counts.already_done:,} of "
+            f"{counts.selected:,} samples already answered."
+        )
+    from vlmkit.cli.progress import progress_bar
+
+    with (
+        _interruptible() as stop_requested,
+        progress_bar("Answering", counts.todo, "samples") as advance,
+    ):
+        counts = execute(
+            work,
+            advance=advance,
+            stop_requested=stop_requested,
+            on_loaded=lambda described: console.note(_loaded_line(described)),
+        )
+    _report(out, counts, work.journal.sidecar)
+
+
+def _loaded_line(described: dict[str, Any]) -> str:
+    adapter = f" + {described['adapter']}" if described.get("adapter") else ""
+    return (
+        f"Loaded {described['model']}{adapter} ({described['family']}, {described['dtype']} "
+        f"on {described['device']})"
+    )
+
+
+def _report(out: Path, counts: Any, sidecar: Path) -> None:
+    rate = counts.answered / counts.generation_s if counts.generation_s else 0.0
+    if counts.interrupted:
+        console.stderr.print(
+            f"Interrupted: {counts.already_done + counts.answered:,} of {counts.selected:,} "
+            f"samples answered, saved in {out}.partial."
+        )
+        console.note("Rerun the same command to resume.")
+        raise typer.Exit(130)
+    console.stdout.print(
+        f"Wrote {out}: {counts.selected:,} samples ({counts.answered:,} answered now at "
+        f"{rate:.2f} samples/s, {counts.already_done:,} earlier), "
+        f"{counts.errors_in_file:,} with an error. Run recorded in {sidecar}."
+    )
+    if counts.errors_in_file:
+        console.warn(
+            f"{counts.errors_in_file:,} samples failed "
+            f"(first: {counts.first_error or 'in an earlier run'})."
+        )
+        console.note(
+            "Their lines carry an `error`; rerun with --retry-errors to answer them again."
+        )
+    if counts.answered and counts.failed == counts.answered:
+        raise VlmkitError(
+            f"every one of the {counts.answered:,} samples answered failed",
+            hint=f"first error: {counts.first_error}",
+        )
+
+
+@contextmanager
+def _interruptible() -> Iterator[Any]:
+    """Ctrl-C once: finish the batch in flight, then stop. Twice: stop at once."""
+    requested = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
+        console.stderr.print("\nStopping after the batch in flight (Ctrl-C again to abort)...")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested
+    finally:
+        signal.signal(signal.SIGINT, previous)

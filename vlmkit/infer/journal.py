@@ -1,0 +1,198 @@
+"""The predictions file of a run, written as it goes and resumable after any kind of stop.
+
+Lines are appended to `OUT.partial` and flushed to disk after every batch; the file takes its
+final name only when every sample of the run has a line, so `OUT` is always a finished Make
+target. A hard kill can tear the last line: the next run cuts it off and answers that sample
+again. The run's configuration lives in the sidecar `OUT.run.json`; resuming under a different
+configuration would mix two runs in one file, so it is refused unless `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from vlmkit.errors import InputError, UsageError
+from vlmkit.records import check_writable, write_text_atomic
+
+
+def sidecar_path(out: Path) -> Path:
+    """`preds.jsonl` -> `preds.run.json`: the run's configuration, beside its predictions."""
+    stem = out.name.removesuffix(".jsonl")
+    return out.with_name(f"{stem}.run.json")
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(f"{out.name}.partial")
+
+
+class Journal:
+    """Appends prediction lines to `OUT.partial` and promotes it to `OUT` once complete."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.partial = partial_path(out)
+        self.sidecar = sidecar_path(out)
+        self._handle: Any = None
+
+    # --- before the run ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Fail before any work when OUT cannot be written."""
+        for path, flag in ((self.out, "--out"), (self.partial, "--out")):
+            check_writable(path, flag)
+
+    def previous_config(self) -> dict[str, Any] | None:
+        """The sidecar of the run that wrote the existing file, or None when there is none."""
+        if not self.sidecar.is_file():
+            return None
+        try:
+            data = json.loads(self.sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(
+                f"{self.sidecar}: cannot read it ({error})",
+                hint="pass --overwrite to start the predictions again",
+            ) from None
+        return data if isinstance(data, dict) else None
+
+    def existing_file(self) -> Path | None:
+        """The file holding earlier lines of this run: the unfinished one first, else OUT."""
+        for path in (self.partial, self.out):
+            if path.is_file():
+                return path
+        return None
+
+    def check_resumable(self, key: dict[str, Any], *, overwrite: bool) -> None:
+        """Refuse to add to an existing file made under another configuration.
+
+        `key` holds the settings that change predictions; those missing from the sidecar (a
+        key part known only after the model loads) are compared once it has loaded.
+        """
+        if overwrite or self.existing_file() is None:
+            return
+        previous = self.previous_config()
+        if previous is None:
+            raise UsageError(
+                f"--out {self.existing_file()} exists but has no {self.sidecar.name} "
+                "saying how it was made",
+                hint="pass --overwrite to start again, or choose another --out",
+            )
+        old = previous.get("key", {})
+        changed = sorted(name for name in key if name in old and old[name] != key[name])
+        if changed:
+            details = "; ".join(f"{name}: {old[name]!r} -> {key[name]!r}" for name in changed)
+            raise UsageError(
+                f"--out {self.out} holds predictions made with another configuration ({details})",
+                hint="rerun with the same flags to resume, pass --overwrite to start again, "
+                "or choose another --out",
+            )
+
+    def load(self, *, overwrite: bool) -> dict[str, dict[str, Any]]:
+        """The lines already written, by id (a later line for an id supersedes an earlier one).
+
+        With `overwrite` an unfinished file is discarded (a finished OUT stays until the new
+        run replaces it). A torn last line is cut off here.
+        """
+        if overwrite:
+            self.partial.unlink(missing_ok=True)
+            return {}
+        path = self.existing_file()
+        if path is None:
+            return {}
+        if path == self.partial:
+            _cut_torn_line(path)
+        return _read_lines(path)
+
+    # --- during the run ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Append to OUT.partial (a finished OUT is moved there first), locked to this run."""
+        if not self.partial.exists() and self.out.is_file():
+            os.replace(self.out, self.partial)
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.partial, "ab")  # noqa: SIM115 (closed by close())
+        try:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            self._handle = None
+            raise UsageError(
+                f"another vlmkit infer is writing {self.partial}",
+                hint="wait for it to finish, or choose another --out",
+            ) from None
+
+    def append(self, lines: Iterable[dict[str, Any]]) -> None:
+        """Write lines and push them to disk: a crash after this loses none of them."""
+        data = b"".join(
+            json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n" for line in lines
+        )
+        self._handle.write(data)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self, order: list[str]) -> None:
+        """Give OUT.partial its final name, one line per id in `order` (ids of other runs after).
+
+        The file is rewritten only when it must be: after `--retry-errors` (superseded lines)
+        or a resume that wrote ids out of order.
+        """
+        self.close()
+        lines = _read_lines(self.partial)
+        position = {sample_id: index for index, sample_id in enumerate(order)}
+        ordered = sorted(lines, key=lambda i: (position.get(i, len(order)), i))
+        if ordered != list(lines) or _line_count(self.partial) != len(lines):
+            text = "".join(json.dumps(lines[i], ensure_ascii=False) + "\n" for i in ordered)
+            write_text_atomic(self.partial, text)
+        os.replace(self.partial, self.out)
+
+    def write_sidecar(self, data: dict[str, Any]) -> None:
+        write_text_atomic(self.sidecar, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Truncate `path` after its last newline: a killed run may have written half a line."""
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        back = min(size, 1 << 20)
+        handle.seek(size - back)
+        tail = handle.read(back)
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        handle.truncate(size - back + cut + 1 if cut >= 0 else 0)
+
+
+def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
+    lines: dict[str, dict[str, Any]] = {}
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                line = None
+            if not isinstance(line, dict) or not isinstance(line.get("id"), str):
+                raise InputError(
+                    f"{path}:{number}: not a predictions line vlmkit wrote",
+                    hint="pass --overwrite to start the predictions again, or fix that line",
+                )
+            lines.pop(line["id"], None)  # keep the file order of the latest line
+            lines[line["id"]] = line
+    return lines
+
+
+def _line_count(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())

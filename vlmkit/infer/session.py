@@ -1,0 +1,248 @@
+"""One `vlmkit infer` run from request to finished file: checks first, the model only if needed.
+
+`plan` does every check that needs no model (dataset, output, model and adapter paths, the
+existing file's configuration) so a mistake is reported in milliseconds; `execute` loads the
+model, answers what is pending and records the run in the sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from vlmkit import __version__
+from vlmkit.errors import MissingExtraError, UsageError
+from vlmkit.infer.journal import Journal
+from vlmkit.infer.run import RunCounts, pending, run_batches
+from vlmkit.infer.selection import Sample, Selection, select_samples
+from vlmkit.infer.settings import GenerationSettings, RunOptions
+from vlmkit.models.sources import ModelSource, resolve_source
+
+BACKENDS = ("transformers", "vllm")
+_VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "pillow")
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """Everything `vlmkit infer` was asked, validated field by field by its dataclasses."""
+
+    dataset: Path
+    out: Path
+    model: str | None
+    adapter: Path | None
+    split: str | None
+    load: Any  # vlmkit.models.loading.LoadOptions (heavy module: not imported here)
+    generation: GenerationSettings
+    options: RunOptions
+    backend: str = "transformers"
+
+
+@dataclass
+class Plan:
+    """What a run will do, known before any model loads."""
+
+    request: InferRequest
+    selection: Selection
+    source: ModelSource
+    journal: Journal
+    key: dict[str, Any]
+    done: dict[str, dict[str, Any]]
+    todo: list[Sample]
+    counts: RunCounts
+
+    @property
+    def finished(self) -> bool:
+        """Every sample already has its line in OUT: nothing to load or write."""
+        return not self.todo and self.journal.existing_file() == self.request.out
+
+
+def plan(request: InferRequest) -> Plan:
+    """Check everything that needs no model, and find what is left to answer."""
+    if request.backend not in BACKENDS:
+        raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
+    selection = select_samples(request.dataset, request.split, request.options)
+    journal = Journal(request.out)
+    journal.check()
+    source = resolve_source(request.model, request.adapter)
+    key = _settings_key(request, selection, source)
+    journal.check_resumable(key, overwrite=request.options.overwrite)
+    done = journal.load(overwrite=request.options.overwrite)
+    todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
+    counts = RunCounts(
+        selected=len(selection.samples),
+        already_done=len(selection.samples) - len(todo),
+        todo=len(todo),
+    )
+    return Plan(request, selection, source, journal, key, done, todo, counts)
+
+
+def execute(
+    plan: Plan,
+    *,
+    advance: Callable[[int], None] = lambda n: None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    on_loaded: Callable[[Any], None] = lambda loaded: None,
+) -> RunCounts:
+    """Load the model, answer the pending samples, and finish the file when all are answered."""
+    request, counts, journal = plan.request, plan.counts, plan.journal
+    started_at = _now()
+    if plan.todo:
+        predictor, described = _predictor(plan)
+        on_loaded(described)
+        sidecar = _sidecar(plan, described, started_at, status="running")
+        journal.write_sidecar(sidecar)
+        journal.open()
+        try:
+            run_batches(
+                plan.todo,
+                predictor,
+                journal,
+                batch_size=request.options.batch_size,
+                counts=counts,
+                advance=advance,
+                stop_requested=stop_requested,
+            )
+        finally:
+            journal.close()
+    else:
+        sidecar = journal.previous_config() or _sidecar(plan, {}, started_at, status="running")
+    complete = not counts.interrupted
+    if complete:
+        journal.finish([sample.id for sample in plan.selection.samples])
+    lines = plan.journal.load(overwrite=False)
+    counts.errors_in_file = sum("error" in line for line in lines.values())
+    sidecar.update(
+        status="complete" if complete else "interrupted",
+        ended_at=_now(),
+        counts=counts.to_json(),
+    )
+    journal.write_sidecar(sidecar)
+    return counts
+
+
+def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
+    """Load the model for the chosen backend; check the settings known only once it is loaded."""
+    request = plan.request
+    require_model_libraries("vlmkit infer")
+    if request.backend == "vllm":
+        from vlmkit.infer.vllm_backend import vllm_predictor
+
+        predictor, described = vllm_predictor(plan.source, request.load, request.generation)
+    else:
+        from vlmkit.infer.generate import Predictor
+        from vlmkit.models.loading import load_model
+
+        loaded = load_model(plan.source, request.load)
+        predictor, described = Predictor(loaded, request.generation), loaded.describe()
+    loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
+    plan.journal.check_resumable(
+        {**plan.key, **loaded_key}, overwrite=request.options.overwrite or not plan.done
+    )
+    plan.key.update(loaded_key)
+    return predictor, described
+
+
+def require_model_libraries(command: str) -> None:
+    """Fail with the install command when the model extra is missing."""
+    missing = [name for name in ("torch", "transformers", "peft") if not _installed(name)]
+    if missing:
+        raise MissingExtraError(
+            f"{command} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'}"
+            " not installed",
+            hint="install the model extra: pip install 'vlmkit[train]'",
+        )
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _settings_key(
+    request: InferRequest, selection: Selection, source: ModelSource
+) -> dict[str, Any]:
+    """The settings that change predictions: a resumed run must share all of them."""
+    adapter = source.adapter
+    return {
+        "dataset_sha256": selection.metadata_sha256,
+        "model": str(Path(source.model).resolve()) if source.local else source.model,
+        "adapter": str(adapter.resolve()) if adapter else None,
+        "adapter_sha256": _adapter_digest(adapter) if adapter else None,
+        "prompt": request.options.prompt,
+        "shard": str(request.options.shard),
+        "generation": request.generation.to_json(),
+        "dtype": request.load.dtype,
+        "load_in_4bit": request.load.load_in_4bit,
+        "backend": request.backend,
+    }
+
+
+def _adapter_digest(adapter: Path) -> str | None:
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(
+    plan: Plan, described: dict[str, Any], started_at: str, *, status: str
+) -> dict[str, Any]:
+    request = plan.request
+    return {
+        "vlmkit_version": __version__,
+        "command": "infer",
+        "argv": sys.argv[1:],
+        "status": status,
+        "key": plan.key,
+        "dataset": {
+            "folder": str(plan.selection.folder),
+            "split": request.split,
+            "metadata_sha256": plan.selection.metadata_sha256,
+        },
+        "model": described,
+        "generation": request.generation.to_json(),
+        "options": {
+            "batch_size": request.options.batch_size,
+            "limit": request.options.limit,
+            "prompt": request.options.prompt,
+            "shard": str(request.options.shard),
+            "retry_errors": request.options.retry_errors,
+            "backend": request.backend,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in _VERSIONED},
+            "vlmkit": __version__,
+        },
+        "host": socket.gethostname(),
+        "started_at": started_at,
+        "ended_at": None,
+        "counts": plan.counts.to_json(),
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _now() -> str:
+    return datetime.fromtimestamp(time.time(), timezone.utc).isoformat(timespec="seconds")

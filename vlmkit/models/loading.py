@@ -1,0 +1,204 @@
+"""Load a processor and a vision-language model (+4-bit, +LoRA) under vlmkit's device/dtype policy.
+
+Safe by default: weights only from safetensors files (pickled `.bin` weights can run code when
+loaded) and no code from the checkpoint unless `trust_remote_code` is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from vlmkit.errors import InputError, MissingExtraError, UsageError
+from vlmkit.models.families import Family
+from vlmkit.models.options import LoadOptions
+from vlmkit.models.sources import ModelSource, model_family
+from vlmkit.prompts import PromptFormat, prompt_format
+
+log = logging.getLogger(__name__)
+
+TRAIN_EXTRA_HINT = "install the model extra: pip install 'vlmkit[train]'"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to generate, with what is needed to prompt it and to record how it was made."""
+
+    model: Any
+    processor: Any
+    family: Family
+    prompt_format: PromptFormat
+    source: ModelSource
+    device: str
+    dtype: str
+    context_length: int | None
+    """Most tokens (prompt + answer) the language model takes, when its config says."""
+
+    def describe(self) -> dict[str, Any]:
+        """What a run sidecar records about the model."""
+        return {
+            "model": self.source.model,
+            "adapter": str(self.source.adapter) if self.source.adapter else None,
+            "family": self.family.name,
+            "model_type": self.family.model_type,
+            "prompt_format": self.prompt_format.to_json(),
+            "device": self.device,
+            "dtype": self.dtype,
+            "context_length": self.context_length,
+        }
+
+
+def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
+    """Load `source` (and its adapter) for generation."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    device = choose_device(options.device)
+    dtype = choose_dtype(options.dtype, device)
+    config = _hub_error_as_input(
+        source, lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options))
+    )
+    family = model_family(config.to_dict(), source.model)
+    processor = load_processor(source, family, options)
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_code_policy(options)}
+    if options.load_in_4bit:
+        kwargs["quantization_config"] = four_bit_config(dtype)
+    if device == "cuda":
+        kwargs["device_map"] = "auto"  # spreads a model too big for one GPU over the visible ones
+    model = _hub_error_as_input(
+        source, lambda: AutoModelForImageTextToText.from_pretrained(source.model, **kwargs)
+    )
+    if source.adapter is not None:
+        model = _apply_adapter(model, source)
+    model.eval()
+    return LoadedModel(
+        model=model,
+        processor=processor,
+        family=family,
+        prompt_format=prompt_format(processor, family, source.model),
+        source=source,
+        device=device,
+        dtype=str(dtype).removeprefix("torch."),
+        context_length=_context_length(config),
+    )
+
+
+def choose_device(requested: str) -> str:
+    """`auto` becomes `cuda` when a GPU is visible, else `cpu`; `cuda` without a GPU is an error."""
+    has_cuda = torch.cuda.is_available()
+    if requested == "cuda" and not has_cuda:
+        raise UsageError("--device cuda: no CUDA GPU is visible", hint="use --device cpu (or auto)")
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    return requested
+
+
+def choose_dtype(requested: str, device: str) -> torch.dtype:
+    """The weights' dtype: bf16 (fp16 on GPUs without bf16) on CUDA, fp32 on CPU, unless asked."""
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def four_bit_config(compute_dtype: torch.dtype) -> Any:
+    """QLoRA's quantisation: 4-bit NF4 weights, double quantisation, compute in `compute_dtype`."""
+    try:
+        importlib.import_module("bitsandbytes")
+    except ImportError:
+        raise MissingExtraError(
+            "--load-in-4bit needs bitsandbytes, which is not installed", hint=TRAIN_EXTRA_HINT
+        ) from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def load_processor(source: ModelSource, family: Family, options: LoadOptions) -> Any:
+    """The model's processor, checked to be one (AutoProcessor falls back to a bare tokenizer)."""
+    from transformers import AutoProcessor, ProcessorMixin
+
+    if family.needs_torchvision and not torchvision_available():
+        # The hub processor's video part needs torchvision; vlmkit only ever sends images.
+        from vlmkit.models.qwen_image_only import load_qwen_image_only_processor
+
+        processor = _hub_error_as_input(
+            source,
+            lambda: load_qwen_image_only_processor(source.model, **_code_policy(options)),
+        )
+    else:
+        processor = _hub_error_as_input(
+            source, lambda: AutoProcessor.from_pretrained(source.model, **_code_policy(options))
+        )
+    if not isinstance(processor, ProcessorMixin):
+        raise InputError(
+            f"--model {source.model} has no image processor (got a {type(processor).__name__})",
+            hint="the folder needs processor files (preprocessor_config.json) beside the weights",
+        )
+    tokenizer = processor.tokenizer
+    # Batched generation appends new tokens at the right: prompts must be padded on the left.
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return processor
+
+
+def torchvision_available() -> bool:
+    """Whether torchvision imports (a wheel built for another torch is installed but fails)."""
+    try:
+        importlib.import_module("torchvision")
+    except Exception:  # ImportError, or a RuntimeError from a mismatched build's operators
+        return False
+    return True
+
+
+def _apply_adapter(model: Any, source: ModelSource) -> Any:
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(source.adapter), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"adapter {source.adapter} does not fit --model {source.model}: {first}",
+            hint="pass the base model the adapter was trained on as --model",
+        ) from None
+
+
+def _code_policy(options: LoadOptions) -> dict[str, Any]:
+    return {"trust_remote_code": options.trust_remote_code}
+
+
+def _hub_error_as_input(source: ModelSource, load: Any) -> Any:
+    """Run `load`; turn transformers' not-found / offline / unsafe-weights errors into one line."""
+    try:
+        return load()
+    except OSError as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        if source.local:
+            hint = "the folder must hold what save_pretrained writes (safetensors weights)"
+        else:
+            hint = "not in the Hugging Face cache and the hub is unreachable: download it first"
+        raise InputError(f"--model {source.model}: {message}", hint=hint) from None
+    except ValueError as error:
+        if "trust_remote_code" in str(error):
+            raise InputError(
+                f"--model {source.model} needs code from its repository to load",
+                hint="read that code, then pass --trust-remote-code if you trust it",
+            ) from None
+        raise
+
+
+def _context_length(config: Any) -> int | None:
+    text = getattr(config, "text_config", None) or config
+    value = getattr(text, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) else None

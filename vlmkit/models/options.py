@@ -1,0 +1,30 @@
+"""How to load a model: device, precision and code policy (stdlib only, checked before loading)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vlmkit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model: device, precision and code policy."""
+
+    device: str = "auto"
+    """`auto` (CUDA when there is a GPU, else CPU), `cpu` or `cuda` (`--device`)."""
+    dtype: str = "auto"
+    """`auto` (bf16 on CUDA, fp32 on CPU, where bf16 is 10-45x slower), `float32`, `bfloat16`
+    or `float16` (`--dtype`)."""
+    load_in_4bit: bool = False
+    """Quantise the weights to 4-bit NF4 with bitsandbytes while loading (`--load-in-4bit`)."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with the checkpoint (`--trust-remote-code`)."""
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device {self.device!r} is not one of auto, cpu, cuda")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise UsageError(
+                f"--dtype {self.dtype!r} is not one of auto, float32, bfloat16, float16"
+            )
