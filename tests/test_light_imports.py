@@ -69,3 +69,14 @@ def test_convert_imports_nothing_heavy(tmp_path, cord_imagefolder):
     args = ("convert", "cord-v2", str(cord_imagefolder), "-o", str(tmp_path / "d"))
     assert heavy_modules_after(*args) == []
     assert (tmp_path / "d" / "test" / "metadata.jsonl").is_file()
+
+
+def test_model_commands_check_their_input_before_importing_torch(tmp_path):
+    """`infer` and `tiny-model` import the model libraries only once there is work to do."""
+    assert heavy_modules_after("infer", "--help") == []
+    assert heavy_modules_after("tiny-model", "--help") == []
+    missing = str(tmp_path / "missing")
+    assert heavy_modules_after("infer", missing, "--model", missing, "-o", missing) == []
+    dataset = str(EXAMPLE_CORD)
+    out = str(tmp_path / "p.jsonl")
+    assert heavy_modules_after("infer", dataset, "--model", missing, "-o", out) == []

@@ -1,0 +1,239 @@
+"""`vlmkit infer` end to end on tiny models of every family: infer -> score, batching, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from model_helpers import letters_dataset, predictions, read_jsonl, vlmkit, vlmkit_process
+
+from vlmkit.models.families import FAMILIES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two busy cores: oversubscription slows tiny models 10-50x
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """`tiny(family)`: the folder of a tiny model of that family, built once per session."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            result = vlmkit("tiny-model", root / family, "--family", family)
+            assert result.exit_code == 0, result.output
+            built[family] = root / family
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def letters(tmp_path_factory) -> Path:
+    return letters_dataset(tmp_path_factory.mktemp("data") / "letters", n=6)
+
+
+def _infer(dataset: Path, model: Path, out: Path, *extra: str | Path):
+    return vlmkit("infer", dataset, "--model", model, "-o", out, "--max-new-tokens", "6", *extra)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_infer_then_score_with_every_family(tiny, letters, tmp_path, family):
+    out = tmp_path / "preds.jsonl"
+    result = _infer(letters, tiny(family), out, "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    lines = read_jsonl(out)
+    assert [line["id"] for line in lines] == [
+        r["id"] for r in read_jsonl(letters / "metadata.jsonl")
+    ]
+    for line in lines:
+        assert "error" not in line, line
+        assert isinstance(line["prediction"], str)
+        assert 0 <= line["new_tokens"] <= 6 and line["latency_s"] >= 0
+        # The prompt never leaks into the answer.
+        assert "circled" not in line["prediction"]
+    run = json.loads((tmp_path / "preds.run.json").read_text("utf-8"))
+    assert run["status"] == "complete"
+    assert run["model"]["family"] == family
+    assert run["model"]["prompt_format"]["style"] == FAMILIES[family].prompt_style
+    assert run["generation"]["do_sample"] is False
+    assert run["versions"]["transformers"] and run["counts"]["answered"] == 6
+    scored = vlmkit("score", out, letters, "--json", tmp_path / "scores.json")
+    assert scored.exit_code == 0, scored.output
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_batched_equals_one_at_a_time(tiny, letters, tmp_path, family):
+    one, batched = tmp_path / "one.jsonl", tmp_path / "batched.jsonl"
+    assert _infer(letters, tiny(family), one, "--batch-size", "1").exit_code == 0
+    assert _infer(letters, tiny(family), batched, "--batch-size", "6").exit_code == 0
+    assert predictions(batched) == predictions(one)
+
+
+def test_a_rerun_of_a_finished_run_does_nothing(tiny, letters, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    assert _infer(letters, tiny("paligemma"), out).exit_code == 0
+    before = (out.read_bytes(), out.stat().st_mtime_ns)
+    result = _infer(letters, tiny("paligemma"), out)
+    assert result.exit_code == 0
+    assert "nothing to do" in result.stderr
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == before
+
+
+def test_limit_then_more_extends_the_same_file(tiny, letters, tmp_path):
+    out, whole = tmp_path / "preds.jsonl", tmp_path / "whole.jsonl"
+    assert _infer(letters, tiny("idefics3"), out, "--limit", "2").exit_code == 0
+    assert len(read_jsonl(out)) == 2
+    result = _infer(letters, tiny("idefics3"), out)
+    assert result.exit_code == 0 and "2 of 6 samples already answered" in result.stderr
+    assert _infer(letters, tiny("idefics3"), whole).exit_code == 0
+    assert predictions(out) == predictions(whole)
+
+
+def test_a_changed_configuration_is_refused_unless_overwrite(tiny, letters, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    assert _infer(letters, tiny("paligemma"), out, "--limit", "2").exit_code == 0
+    result = vlmkit(
+        "infer", letters, "--model", tiny("paligemma"), "-o", out, "--max-new-tokens", "3"
+    )
+    assert result.exit_code == 2
+    assert "another configuration" in result.stderr and "max_new_tokens" in result.stderr
+    result = vlmkit(
+        "infer",
+        letters,
+        "--model",
+        tiny("paligemma"),
+        "-o",
+        out,
+        "--max-new-tokens",
+        "3",
+        "--overwrite",
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(out)) == 6
+
+
+def test_shards_concatenate_into_the_whole_run(tiny, letters, tmp_path):
+    model = tiny("qwen2-vl")
+    assert _infer(letters, model, tmp_path / "whole.jsonl").exit_code == 0
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"part{k}.jsonl"
+        assert _infer(letters, model, part, "--shard", f"{k}/3").exit_code == 0
+        parts += predictions(part)
+    assert sorted(parts) == sorted(predictions(tmp_path / "whole.jsonl"))
+
+
+def test_a_bad_image_is_recorded_and_retried(tiny, letters, tmp_path):
+    data = tmp_path / "letters"
+    shutil.copytree(letters, data)
+    victim = read_jsonl(data / "metadata.jsonl")[2]
+    image = data / victim["file_name"]
+    good = image.read_bytes()
+    image.write_bytes(b"not a png")
+    out = tmp_path / "preds.jsonl"
+    result = _infer(data, tiny("gemma3"), out, "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    assert "1 samples failed" in result.stderr and "--retry-errors" in result.stderr
+    failed = [line for line in read_jsonl(out) if "error" in line]
+    assert [line["id"] for line in failed] == [victim["id"]]
+    assert "unreadable image" in failed[0]["error"]
+    image.write_bytes(good)
+    result = _infer(data, tiny("gemma3"), out, "--retry-errors")
+    assert result.exit_code == 0, result.output
+    assert "5 of 6 samples already answered" in result.stderr
+    lines = read_jsonl(out)
+    assert len(lines) == 6 and not any("error" in line for line in lines)
+    assert [line["id"] for line in lines] == [r["id"] for r in read_jsonl(data / "metadata.jsonl")]
+
+
+def test_prompts_too_long_for_the_model_fail_each_sample_and_the_run(tiny, letters, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    result = vlmkit(
+        "infer", letters, "--model", tiny("llava"), "-o", out, "--max-new-tokens", "1000000"
+    )
+    assert result.exit_code == 1
+    assert "every one of the 6 samples answered failed" in result.stderr
+    assert all("exceeds the model's context" in line["error"] for line in read_jsonl(out))
+
+
+def test_kill_mid_run_then_resume_gives_the_uninterrupted_file(tiny, letters, tmp_path):
+    model = tiny("paligemma2")
+    whole, out = tmp_path / "whole.jsonl", tmp_path / "preds.jsonl"
+    assert _infer(letters, model, whole, "--batch-size", "1").exit_code == 0
+    args = (
+        "infer",
+        letters,
+        "--model",
+        model,
+        "-o",
+        out,
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "1",
+    )
+    process = vlmkit_process(*args)
+    partial = Path(f"{out}.partial")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.02)
+    process.kill()
+    process.communicate()
+    assert not out.exists()
+    # A kill can land mid-write: make sure the repair of a torn line is exercised as well.
+    with open(partial, "ab") as handle:
+        handle.write(b'{"id": "torn')
+    resumed = vlmkit(*args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "already answered" in resumed.stderr
+    assert predictions(out) == predictions(whole)
+
+
+def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, letters, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    args = (
+        "infer",
+        letters,
+        "--model",
+        tiny("mllama"),
+        "-o",
+        out,
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "1",
+    )
+    process = vlmkit_process(*args)
+    partial = Path(f"{out}.partial")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Rerun the same command to resume" in stderr
+    written = read_jsonl(partial)
+    assert 1 <= len(written) < 6 and all(line["prediction"] is not None for line in written)
+    run = json.loads((tmp_path / "preds.run.json").read_text("utf-8"))
+    assert run["status"] == "interrupted"
+    assert vlmkit(*args).exit_code == 0
+    assert len(read_jsonl(out)) == 6
