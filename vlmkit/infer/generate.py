@@ -83,6 +83,7 @@ class Predictor:
             kwargs["add_special_tokens"] = False  # the chat template already holds <bos>
         images = images_argument(self.loaded.family, [p.image for p in batch])
         inputs = self.processor(text=[p.text for p in batch], images=images, **kwargs)
+        inputs.pop("labels", None)  # PaliGemma's processor adds them for training
         return inputs.to(self.loaded.model.device, dtype=getattr(torch, self.loaded.dtype))
 
     # --- generation -------------------------------------------------------------------------

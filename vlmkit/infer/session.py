@@ -211,7 +211,7 @@ def _sidecar(
         "status": status,
         "key": plan.key,
         "dataset": {
-            "folder": str(plan.selection.folder),
+            "folder": str(plan.selection.folder.resolve()),
             "split": request.split,
             "metadata_sha256": plan.selection.metadata_sha256,
         },

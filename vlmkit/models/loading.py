@@ -55,7 +55,10 @@ class LoadedModel:
 def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
     """Load `source` (and its adapter) for generation."""
     from transformers import AutoConfig, AutoModelForImageTextToText
+    from transformers.utils import logging as transformers_logging
 
+    # The command draws its own progress bar; transformers' loading bars would interleave.
+    transformers_logging.disable_progress_bar()
     device = choose_device(options.device)
     dtype = choose_dtype(options.dtype, device)
     config = _hub_error_as_input(

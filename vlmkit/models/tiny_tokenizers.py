@@ -1,4 +1,4 @@
-"""Small BPE tokenizers for the tiny models, trained offline and deterministically on built-in text."""
+"""Small BPE tokenizers for the tiny models, trained offline and deterministically on fixed text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from itertools import product
 from typing import Any
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import (
+    AddedToken,
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import (
     GemmaTokenizer,
     GPT2Tokenizer,
@@ -67,7 +76,9 @@ def _receipts() -> list[str]:
             }
         )
     )
-    texts.append('{"gt_parse": {"menu": {"nm": "-TICKET CP", "num": "901016", "unitprice": "@11000"}}}')
+    texts.append(
+        '{"gt_parse": {"menu": {"nm": "-TICKET CP", "num": "901016", "unitprice": "@11000"}}}'
+    )
     return texts
 
 
@@ -100,22 +111,43 @@ _LLAMA3_SPLIT = (
 )
 
 
-def _trained_vocab(
-    tokenizer: PreTrainedTokenizerBase,
-    vocab_size: int,
-    leading: Sequence[str],
+def _ordered(
+    learnt: dict[str, int], merges: list, leading: Sequence[str]
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Vocab and merges learnt on the corpus with `tokenizer`'s own normaliser and pre-tokeniser.
+    """`leading` tokens on the first ids, in order, then the learnt ones in the trainer's order."""
+    ordered = dict.fromkeys([*leading, *sorted(learnt, key=learnt.__getitem__)])
+    return {token: index for index, token in enumerate(ordered)}, [tuple(m) for m in merges]
 
-    `leading` tokens take the first ids, in order; learnt tokens follow in the trainer's order.
-    """
-    trained = tokenizer.train_new_from_iterator(training_corpus(), vocab_size=vocab_size)
+
+def _trained_vocab(
+    tokenizer: PreTrainedTokenizerBase, vocab_size: int, leading: Sequence[str]
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Vocab and merges learnt with a byte-level `tokenizer`'s own normaliser and pre-tokeniser."""
+    trained = tokenizer.train_new_from_iterator(
+        training_corpus(), vocab_size=vocab_size, show_progress=False
+    )
     model = json.loads(trained.backend_tokenizer.to_str())["model"]
-    learnt = (token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1]))
-    ordered = dict.fromkeys([*leading, *learnt])
-    vocab = {token: index for index, token in enumerate(ordered)}
-    merges = [tuple(merge) for merge in model["merges"]]
-    return vocab, merges
+    return _ordered(model["vocab"], model["merges"], leading)
+
+
+def _sentencepiece_vocab(
+    vocab_size: int, leading: Sequence[str], prepend_scheme: str
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Vocab and merges for a byte-fallback BPE over "▁"-marked words, as SentencePiece learns.
+
+    Gemma and Llama 1/2 run BPE over the whole text with spaces turned into "▁"; trained that
+    way BPE would learn pieces spanning several words of the corpus. Trained on words that each
+    carry the "▁" of the space before them, it learns "▁the", "▁price", ...: merges that never
+    cross a word boundary, which the families' own pipelines then apply unchanged.
+    """
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme=prepend_scheme, split=True
+    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False)
+    backend.train_from_iterator(training_corpus(), trainer=trainer)
+    model = json.loads(backend.to_str())["model"]
+    return _ordered(model["vocab"], model["merges"], [*leading, *BYTE_TOKENS])
 
 
 def _with_tokens(
@@ -125,7 +157,11 @@ def _with_tokens(
     plain added tokens appended after its learnt vocabulary, as the hub checkpoints have them."""
     if special:
         tokenizer.add_special_tokens(
-            {"extra_special_tokens": [AddedToken(t, special=True, normalized=False) for t in special]},
+            {
+                "extra_special_tokens": [
+                    AddedToken(t, special=True, normalized=False) for t in special
+                ]
+            },
             replace_extra_special_tokens=False,
         )
     if plain:
@@ -144,7 +180,7 @@ def gemma_tokenizer(
     then `special`, the 256 byte tokens and the learnt pieces; `trailing_special` and `plain`
     tokens come last. Named special tokens (boi_token=...) go in `kwargs`."""
     core = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", *special]
-    vocab, merges = _trained_vocab(GemmaTokenizer(), vocab_size, [*core, *BYTE_TOKENS])
+    vocab, merges = _sentencepiece_vocab(vocab_size, core, prepend_scheme="never")
     tokenizer = GemmaTokenizer(
         vocab=vocab, merges=merges, add_bos_token=True, extra_special_tokens=list(special), **kwargs
     )
@@ -155,7 +191,7 @@ def llama_tokenizer(vocab_size: int, trailing_special: Sequence[str] = (), **kwa
     """A byte-fallback (SentencePiece-style) Llama 1/2 tokenizer: `<unk>`=0, `<s>`=1, `</s>`=2,
     the byte tokens, the learnt pieces, then `trailing_special`."""
     core = ["<unk>", "<s>", "</s>"]
-    vocab, merges = _trained_vocab(LlamaTokenizer(), vocab_size, [*core, *BYTE_TOKENS])
+    vocab, merges = _sentencepiece_vocab(vocab_size, core, prepend_scheme="first")
     tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, **kwargs)
     return _with_tokens(tokenizer, trailing_special)
 
@@ -170,7 +206,9 @@ def gpt2_tokenizer(
     """A byte-level GPT-2 tokenizer (SmolLM's kind): `special` first, then the learnt pieces
     over the 256 byte symbols, then `trailing_special` and `plain` tokens."""
     vocab, merges = _trained_vocab(GPT2Tokenizer(), vocab_size, special)
-    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, extra_special_tokens=list(special), **kwargs)
+    tokenizer = GPT2Tokenizer(
+        vocab=vocab, merges=merges, extra_special_tokens=list(special), **kwargs
+    )
     return _with_tokens(tokenizer, trailing_special, plain)
 
 
