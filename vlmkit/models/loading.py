@@ -21,6 +21,7 @@ from vlmkit.prompts import PromptFormat, prompt_format
 
 log = logging.getLogger(__name__)
 
+PROCESSOR_FILES = "the processor's files (processor_config.json, tokenizer files)"
 TRAIN_EXTRA_HINT = "install the model extra: pip install 'vlmkit[train]'"
 
 
@@ -62,7 +63,9 @@ def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
     device = choose_device(options.device)
     dtype = choose_dtype(options.dtype, device)
     config = _hub_error_as_input(
-        source, lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options))
+        source,
+        lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options)),
+        needs="a config.json",
     )
     family = model_family(config.to_dict(), source.model)
     processor = load_processor(source, family, options)
@@ -72,7 +75,9 @@ def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
     if device == "cuda":
         kwargs["device_map"] = "auto"  # spreads a model too big for one GPU over the visible ones
     model = _hub_error_as_input(
-        source, lambda: AutoModelForImageTextToText.from_pretrained(source.model, **kwargs)
+        source,
+        lambda: AutoModelForImageTextToText.from_pretrained(source.model, **kwargs),
+        needs="safetensors weights (pickled .bin weights are never loaded)",
     )
     if source.adapter is not None:
         model = _apply_adapter(model, source)
@@ -137,15 +142,18 @@ def load_processor(source: ModelSource, family: Family, options: LoadOptions) ->
         processor = _hub_error_as_input(
             source,
             lambda: load_qwen_image_only_processor(source.model, **_code_policy(options)),
+            needs=PROCESSOR_FILES,
         )
     else:
         processor = _hub_error_as_input(
-            source, lambda: AutoProcessor.from_pretrained(source.model, **_code_policy(options))
+            source,
+            lambda: AutoProcessor.from_pretrained(source.model, **_code_policy(options)),
+            needs=PROCESSOR_FILES,
         )
     if not isinstance(processor, ProcessorMixin):
         raise InputError(
             f"--model {source.model} has no image processor (got a {type(processor).__name__})",
-            hint="the folder needs processor files (preprocessor_config.json) beside the weights",
+            hint=f"the folder needs {PROCESSOR_FILES} beside the weights",
         )
     tokenizer = processor.tokenizer
     # Batched generation appends new tokens at the right: prompts must be padded on the left.
@@ -181,14 +189,14 @@ def _code_policy(options: LoadOptions) -> dict[str, Any]:
     return {"trust_remote_code": options.trust_remote_code}
 
 
-def _hub_error_as_input(source: ModelSource, load: Any) -> Any:
-    """Run `load`; turn transformers' not-found / offline / unsafe-weights errors into one line."""
+def _hub_error_as_input(source: ModelSource, load: Any, *, needs: str) -> Any:
+    """Run `load`; a not-found or offline error becomes one line saying what is missing."""
     try:
         return load()
     except OSError as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         if source.local:
-            hint = "the folder must hold what save_pretrained writes (safetensors weights)"
+            hint = f"the folder must hold {needs}, as save_pretrained writes them"
         else:
             hint = "not in the Hugging Face cache and the hub is unreachable: download it first"
         raise InputError(f"--model {source.model}: {message}", hint=hint) from None

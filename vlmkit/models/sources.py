@@ -68,6 +68,7 @@ def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
             ),
         )
         model_family(config, model)  # not a vision-language model: fail now
+        _check_safetensors(Path(model))
     elif _HUB_ID.match(model):
         config = None
     else:
@@ -90,6 +91,20 @@ def model_family(config: dict[str, Any], model: str) -> Family:
             hint="vlmkit needs an image-text-to-text model (PaliGemma, SmolVLM, Qwen2-VL, ...)",
         )
     return generic_chat_family(str(model_type))
+
+
+def _check_safetensors(folder: Path) -> None:
+    """Refuse a folder whose weights are only pickles: unpickling can run arbitrary code."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for ext in ("bin", "pt", "pth") for p in folder.glob(f"*.{ext}"))
+    if pickles:
+        raise InputError(
+            f"--model {folder} has only pickled weights ({', '.join(pickles[:3])}); "
+            "vlmkit loads safetensors only",
+            hint="if you trust the file, load it once with transformers and save_pretrained it "
+            "(safetensors is the default)",
+        )
 
 
 def _recorded_base(

@@ -129,8 +129,14 @@ def _idefics3() -> _Parts:
     tokenizer = tt.gpt2_tokenizer(
         VOCAB,
         special=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        trailing_special=["<fake_token_around_image>", "<image>", "<end_of_utterance>"],
-        plain=["<global-img>", *grid],
+        # The tile markers are special too, so that decoding with skip_special_tokens drops them.
+        trailing_special=[
+            "<fake_token_around_image>",
+            "<image>",
+            "<end_of_utterance>",
+            "<global-img>",
+            *grid,
+        ],
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
         pad_token="<|im_end|>",

@@ -187,7 +187,9 @@ def gemma_tokenizer(
     return _with_tokens(tokenizer, trailing_special, plain)
 
 
-def llama_tokenizer(vocab_size: int, trailing_special: Sequence[str] = (), **kwargs: Any):
+def llama_tokenizer(
+    vocab_size: int, trailing_special: Sequence[str] = (), **kwargs: Any
+) -> LlamaTokenizer:
     """A byte-fallback (SentencePiece-style) Llama 1/2 tokenizer: `<unk>`=0, `<s>`=1, `</s>`=2,
     the byte tokens, the learnt pieces, then `trailing_special`."""
     core = ["<unk>", "<s>", "</s>"]
@@ -197,19 +199,15 @@ def llama_tokenizer(vocab_size: int, trailing_special: Sequence[str] = (), **kwa
 
 
 def gpt2_tokenizer(
-    vocab_size: int,
-    special: Sequence[str],
-    trailing_special: Sequence[str] = (),
-    plain: Sequence[str] = (),
-    **kwargs: Any,
+    vocab_size: int, special: Sequence[str], trailing_special: Sequence[str] = (), **kwargs: Any
 ) -> GPT2Tokenizer:
     """A byte-level GPT-2 tokenizer (SmolLM's kind): `special` first, then the learnt pieces
-    over the 256 byte symbols, then `trailing_special` and `plain` tokens."""
+    over the 256 byte symbols, then `trailing_special`."""
     vocab, merges = _trained_vocab(GPT2Tokenizer(), vocab_size, special)
     tokenizer = GPT2Tokenizer(
         vocab=vocab, merges=merges, extra_special_tokens=list(special), **kwargs
     )
-    return _with_tokens(tokenizer, trailing_special, plain)
+    return _with_tokens(tokenizer, trailing_special)
 
 
 def qwen2_tokenizer(vocab_size: int, special: Sequence[str], **kwargs: Any) -> Qwen2Tokenizer:
