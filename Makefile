@@ -48,17 +48,25 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_convert.py
+	$(BIN)/python bench/bench_infer.py
 
-# --- demo: until infer/finetune land, the main job draws the paper's dataset and scores the
-# bundled example predictions ----------------------------------------------------------------
+# --- demo: until finetune lands, the main job draws the paper's dataset, measures a tiny
+# untrained model on circled letters (its baseline), and scores the bundled CORD predictions --
 EXAMPLE := examples/cord-v2-sample
+DEMO := $(OUT)/demo
 
 demo: $(INSTALLED) ## Run the main job end to end on built-in data
-	@mkdir -p $(OUT)/demo
-	$(BIN)/vlmkit synth circled-letter --preset paper --overwrite -o $(OUT)/demo/circled-letter-paper
+	@mkdir -p $(DEMO)
+	$(BIN)/vlmkit synth circled-letter --preset paper --overwrite -o $(DEMO)/circled-letter-paper
+	$(BIN)/vlmkit synth circled-letter --n 64 --test-fraction 0 --image-size 256 --max-length 8 \
+		--seed 1 --workers 1 --overwrite -o $(DEMO)/letters
+	$(BIN)/vlmkit tiny-model $(DEMO)/tiny-smolvlm --family idefics3 --overwrite
+	$(BIN)/vlmkit infer $(DEMO)/letters --model $(DEMO)/tiny-smolvlm --max-new-tokens 8 \
+		--batch-size 16 -o $(DEMO)/baseline.jsonl
+	$(BIN)/vlmkit score $(DEMO)/baseline.jsonl $(DEMO)/letters --json $(DEMO)/baseline-scores.json
 	$(BIN)/vlmkit score $(EXAMPLE)/predictions-b.jsonl $(EXAMPLE) \
 		--baseline $(EXAMPLE)/predictions-a.jsonl \
-		--json $(OUT)/demo/scores.json --per-sample $(OUT)/demo/per-sample.jsonl
+		--json $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl
 
 lock: $(INSTALLED) ## Rewrite constraints.txt from the current venv
 	{ echo "# Versions vlmkit is tested with (pip constraints: make install applies them)."; \

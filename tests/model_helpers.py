@@ -41,8 +41,8 @@ def read_jsonl(path: Path) -> list[dict]:
 def letters_dataset(folder: Path, n: int = 6) -> Path:
     """A small circled-letter dataset (real synth output), unsplit."""
     result = vlmkit(
-        "synth", "circled-letter", "--n", n, "--test-fraction", "0", "--image-size", "128", "--max-length", "6",
-        "--workers", "1", "--seed", "3", "-o", folder,
+        "synth", "circled-letter", "--n", n, "--test-fraction", "0", "--image-size", "128",
+        "--max-length", "6", "--workers", "1", "--seed", "3", "-o", folder,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return folder

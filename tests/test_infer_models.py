@@ -237,3 +237,35 @@ def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, letters, tmp_pat
     assert run["status"] == "interrupted"
     assert vlmkit(*args).exit_code == 0
     assert len(read_jsonl(out)) == 6
+
+
+def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
+    """Fault injection: CUDA cannot run here, so generate() raises CUDA's OOM error itself."""
+    import torch
+
+    from vlmkit.infer.generate import Predictor
+    from vlmkit.infer.selection import select_samples
+    from vlmkit.infer.settings import GenerationSettings, RunOptions
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+
+    loaded = load_model(resolve_source(str(tiny("llava")), None), LoadOptions())
+    samples = select_samples(letters, None, RunOptions()).samples
+    settings = GenerationSettings(max_new_tokens=6)
+    alone = [Predictor(loaded, settings).predict([sample])[0] for sample in samples]
+    real, sizes = loaded.model.generate, []
+
+    def generate(**kwargs):
+        sizes.append(len(kwargs["input_ids"]))
+        if sizes[-1] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(**kwargs)
+
+    loaded.model.generate = generate
+    records = Predictor(loaded, settings).predict(samples)
+    assert sizes == [6, 3, 1, 2, 3, 1, 2]
+    assert records == [
+        type(r)(r.id, r.prediction, latency_s=records[i].latency_s, new_tokens=r.new_tokens)
+        for i, r in enumerate(alone)
+    ]

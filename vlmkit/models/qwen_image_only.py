@@ -47,11 +47,14 @@ def _init_image_only(
 
 
 def _save_hub_layout(
-    processor: Any, save_directory: str | os.PathLike, hub_class: str
+    processor: Any, save_directory: str | os.PathLike, hub_class: str, push_to_hub: bool
 ) -> list[str]:
     """Save as the hub checkpoints are laid out, naming `hub_class` as the processor."""
+    if push_to_hub:
+        raise NotImplementedError("save the folder, then upload it with huggingface_hub")
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
+    # As ProcessorMixin.save_pretrained does, but with the hub class rather than this one.
     processor.tokenizer._set_processor_class(hub_class)
     processor.tokenizer.save_pretrained(folder)
     files = processor.image_processor.save_pretrained(folder)
@@ -78,7 +81,7 @@ class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
         return super().__call__(images=images, text=text, **kwargs)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        return _save_hub_layout(self, save_directory, "Qwen2VLProcessor")
+        return _save_hub_layout(self, save_directory, "Qwen2VLProcessor", push_to_hub)
 
 
 class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
@@ -93,7 +96,7 @@ class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
         return super().__call__(images=images, text=text, **kwargs)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        return _save_hub_layout(self, save_directory, "Qwen2_5_VLProcessor")
+        return _save_hub_layout(self, save_directory, "Qwen2_5_VLProcessor", push_to_hub)
 
 
 IMAGE_ONLY_PROCESSORS: dict[str, type[ProcessorMixin]] = {
