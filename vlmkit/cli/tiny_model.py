@@ -44,8 +44,9 @@ def tiny_model_command(
     """
     from vlmkit import __version__
     from vlmkit.infer.session import require_model_libraries
-    from vlmkit.staging import staged_folder
+    from vlmkit.staging import check_output_folder, staged_folder
 
+    check_output_folder(out, overwrite=overwrite)  # before torch loads: seconds saved on a typo
     require_model_libraries("vlmkit tiny-model")
     from vlmkit.models.tiny import build_tiny_model
 
