@@ -269,3 +269,17 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
         type(r)(r.id, r.prediction, latency_s=records[i].latency_s, new_tokens=r.new_tokens)
         for i, r in enumerate(alone)
     ]
+
+
+def test_sampling_is_asked_for_and_seeded(tiny, letters, tmp_path):
+    model = tiny("qwen2.5-vl")
+    runs = []
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        out = tmp_path / f"{name}.jsonl"
+        result = _infer(letters, model, out, "--sample", "--temperature", "5", "--seed", seed,
+                        "--prompt", "Read the letter.")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs.append(predictions(out))
+    assert runs[0] == runs[1] != runs[2]
+    run = json.loads((tmp_path / "a.run.json").read_text("utf-8"))
+    assert run["generation"]["do_sample"] is True and run["key"]["prompt"] == "Read the letter."
