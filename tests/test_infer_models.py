@@ -47,6 +47,12 @@ def letters(tmp_path_factory) -> Path:
     return letters_dataset(tmp_path_factory.mktemp("data") / "letters", n=6)
 
 
+@pytest.fixture(scope="session")
+def many_letters(tmp_path_factory) -> Path:
+    """Enough samples that a run is still going when a test interrupts it."""
+    return letters_dataset(tmp_path_factory.mktemp("data") / "letters", n=40)
+
+
 def _infer(dataset: Path, model: Path, out: Path, *extra: str | Path):
     return vlmkit("infer", dataset, "--model", model, "-o", out, "--max-new-tokens", "6", *extra)
 
@@ -171,7 +177,19 @@ def test_prompts_too_long_for_the_model_fail_each_sample_and_the_run(tiny, lette
     assert all("exceeds the model's context" in line["error"] for line in read_jsonl(out))
 
 
-def test_kill_mid_run_then_resume_gives_the_uninterrupted_file(tiny, letters, tmp_path):
+def _wait_for_lines(process, partial: Path, lines: int) -> Path:
+    """Wait until the running `process` has written `lines` lines to `partial`."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= lines:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    return partial
+
+
+def test_kill_mid_run_then_resume_gives_the_uninterrupted_file(tiny, many_letters, tmp_path):
+    letters = many_letters
     model = tiny("paligemma2")
     whole, out = tmp_path / "whole.jsonl", tmp_path / "preds.jsonl"
     assert _infer(letters, model, whole, "--batch-size", "1").exit_code == 0
@@ -188,12 +206,7 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_file(tiny, letters, tm
         "1",
     )
     process = vlmkit_process(*args)
-    partial = Path(f"{out}.partial")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if partial.exists() and partial.read_bytes().count(b"\n") >= 2:
-            break
-        time.sleep(0.02)
+    partial = _wait_for_lines(process, Path(f"{out}.partial"), 2)
     process.kill()
     process.communicate()
     assert not out.exists()
@@ -206,7 +219,8 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_file(tiny, letters, tm
     assert predictions(out) == predictions(whole)
 
 
-def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, letters, tmp_path):
+def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, many_letters, tmp_path):
+    letters = many_letters
     out = tmp_path / "preds.jsonl"
     args = (
         "infer",
@@ -221,22 +235,17 @@ def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, letters, tmp_pat
         "1",
     )
     process = vlmkit_process(*args)
-    partial = Path(f"{out}.partial")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if partial.exists() and partial.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.02)
+    partial = _wait_for_lines(process, Path(f"{out}.partial"), 1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Rerun the same command to resume" in stderr
     written = read_jsonl(partial)
-    assert 1 <= len(written) < 6 and all(line["prediction"] is not None for line in written)
+    assert 1 <= len(written) < 40 and all(line["prediction"] is not None for line in written)
     run = json.loads((tmp_path / "preds.run.json").read_text("utf-8"))
     assert run["status"] == "interrupted"
     assert vlmkit(*args).exit_code == 0
-    assert len(read_jsonl(out)) == 6
+    assert len(read_jsonl(out)) == 40
 
 
 def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):

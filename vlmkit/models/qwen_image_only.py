@@ -69,34 +69,33 @@ def _save_hub_layout(
     return [str(config_file)]
 
 
-class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
+class _ImageOnly:
+    """What both image-only processors change in their hub class (named by `hub_class`)."""
+
+    hub_class: str
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        _init_image_only(self, image_processor, tokenizer, chat_template)
+
+    def __call__(self, images=None, text=None, videos=None, **kwargs):
+        if videos is not None:
+            raise ValueError(f"{type(self).__name__} handles images only, not videos")
+        return super().__call__(images=images, text=text, **kwargs)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        return _save_hub_layout(self, save_directory, self.hub_class, push_to_hub)
+
+
+class Qwen2VLImageOnlyProcessor(_ImageOnly, Qwen2VLProcessor):
     """Qwen2-VL's processor without its video processor: images and text only."""
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        _init_image_only(self, image_processor, tokenizer, chat_template)
-
-    def __call__(self, images=None, text=None, videos=None, **kwargs):
-        if videos is not None:
-            raise ValueError(f"{type(self).__name__} handles images only, not videos")
-        return super().__call__(images=images, text=text, **kwargs)
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        return _save_hub_layout(self, save_directory, "Qwen2VLProcessor", push_to_hub)
+    hub_class = "Qwen2VLProcessor"
 
 
-class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
+class Qwen2_5_VLImageOnlyProcessor(_ImageOnly, Qwen2_5_VLProcessor):
     """Qwen2.5-VL's processor without its video processor: images and text only."""
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        _init_image_only(self, image_processor, tokenizer, chat_template)
-
-    def __call__(self, images=None, text=None, videos=None, **kwargs):
-        if videos is not None:
-            raise ValueError(f"{type(self).__name__} handles images only, not videos")
-        return super().__call__(images=images, text=text, **kwargs)
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        return _save_hub_layout(self, save_directory, "Qwen2_5_VLProcessor", push_to_hub)
+    hub_class = "Qwen2_5_VLProcessor"
 
 
 IMAGE_ONLY_PROCESSORS: dict[str, type[ProcessorMixin]] = {
