@@ -14,6 +14,7 @@ import typer
 from vlmkit import __version__
 from vlmkit.cli import console
 from vlmkit.cli.convert import convert_command
+from vlmkit.cli.finetune import finetune_command
 from vlmkit.cli.infer import infer_command
 from vlmkit.cli.score import metrics_command, score
 from vlmkit.cli.synth import circled_letter, synth_app
@@ -37,6 +38,7 @@ app.add_typer(synth_app, name="synth")
 app.command("convert")(console.friendly_errors(convert_command))
 app.command("infer")(console.friendly_errors(infer_command))
 app.command("tiny-model")(console.friendly_errors(tiny_model_command))
+app.command("finetune")(console.friendly_errors(finetune_command))
 
 
 def _version(value: bool) -> None:

@@ -143,12 +143,24 @@ def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
 
         loaded = load_model(plan.source, request.load)
         predictor, described = Predictor(loaded, request.generation), loaded.describe()
+    _check_trained_prompt_format(plan.source, described["prompt_format"])
     loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
     plan.journal.check_resumable(
         {**plan.key, **loaded_key}, overwrite=request.options.overwrite or not plan.done
     )
     plan.key.update(loaded_key)
     return predictor, described
+
+
+def _check_trained_prompt_format(source: ModelSource, loaded: dict[str, Any]) -> None:
+    """An adapter answers the prompts it was trained on: refuse a base that now formats others."""
+    trained = (source.manifest or {}).get("prompt_format")
+    if trained and trained != loaded:
+        raise UsageError(
+            f"adapter {source.adapter} was trained with prompt format {trained}, but "
+            f"{source.model} now formats prompts as {loaded}",
+            hint="use the base model (and chat template) the adapter was trained with",
+        )
 
 
 def require_model_libraries(command: str) -> None:

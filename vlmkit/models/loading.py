@@ -53,8 +53,12 @@ class LoadedModel:
         }
 
 
-def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
-    """Load `source` (and its adapter) for generation."""
+def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = None) -> LoadedModel:
+    """Load `source` (and its adapter) for generation.
+
+    `device_map` overrides the default placement (`auto` on CUDA): a data-parallel training
+    process puts the whole model on its own GPU.
+    """
     from transformers import AutoConfig, AutoModelForImageTextToText
     from transformers.utils import logging as transformers_logging
 
@@ -72,7 +76,9 @@ def load_model(source: ModelSource, options: LoadOptions) -> LoadedModel:
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_code_policy(options)}
     if options.load_in_4bit:
         kwargs["quantization_config"] = four_bit_config(dtype)
-    if device == "cuda":
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    elif device == "cuda":
         kwargs["device_map"] = "auto"  # spreads a model too big for one GPU over the visible ones
     model = _hub_error_as_input(
         source,

@@ -1,0 +1,274 @@
+"""`vlmkit finetune TRAIN_DATASET --model M --out ADAPTER_DIR`: LoRA / QLoRA fine-tuning."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmkit.cli import console
+
+LORA = "LoRA"
+TRAINING = "Training"
+DATA = "Data and evaluation"
+OUTPUT = "Output"
+
+
+class Method(str, Enum):
+    lora = "lora"
+    qlora = "qlora"
+
+
+def finetune_command(
+    train: Annotated[Path, typer.Argument(help="Training dataset folder (or one with splits).")],
+    model: Annotated[str, typer.Option(help="Base model: a folder or a hub id.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Adapter folder to create.", rich_help_panel=OUTPUT)
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML or YAML file of these settings (flags win over it)."),
+    ] = None,
+    method: Annotated[
+        Method | None,
+        typer.Option(
+            help="lora (default), or qlora: 4-bit NF4 base, double quantisation.",
+            rich_help_panel=LORA,
+        ),
+    ] = None,
+    lora_r: Annotated[
+        int | None, typer.Option(help="LoRA rank [16].", rich_help_panel=LORA)
+    ] = None,
+    lora_alpha: Annotated[
+        int | None, typer.Option(help="LoRA alpha [32].", rich_help_panel=LORA)
+    ] = None,
+    lora_dropout: Annotated[
+        float | None, typer.Option(help="LoRA dropout [0.05].", rich_help_panel=LORA)
+    ] = None,
+    target_modules: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated layer names [every linear layer of the language model].",
+            rich_help_panel=LORA,
+        ),
+    ] = None,
+    train_vision: Annotated[
+        bool | None,
+        typer.Option("--train-vision", help="Also adapt the vision tower.", rich_help_panel=LORA),
+    ] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Passes over the data [3].", rich_help_panel=TRAINING)
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Steps to run (overrides --epochs).", rich_help_panel=TRAINING),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate [2e-4].", rich_help_panel=TRAINING)
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Samples per step per device [4].", rich_help_panel=TRAINING)
+    ] = None,
+    grad_accum: Annotated[
+        int | None, typer.Option(help="Gradient accumulation steps [1].", rich_help_panel=TRAINING)
+    ] = None,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(
+            "--gradient-checkpointing", help="Less memory, ~30% slower.", rich_help_panel=TRAINING
+        ),
+    ] = None,
+    warmup_ratio: Annotated[
+        float | None, typer.Option(help="Warm-up share of steps [0].", rich_help_panel=TRAINING)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed [0].", rich_help_panel=TRAINING)] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu or cuda [auto].", rich_help_panel=TRAINING)
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-remote-code", help="Run code shipped with the model.", rich_help_panel=TRAINING
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split of TRAIN_DATASET to train on.", rich_help_panel=DATA)
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Most tokens per sample, image tokens included [the model's context].",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    skip_long: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-long",
+            help="Skip (and count) longer samples instead of stopping.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    eval_dataset: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Dataset to evaluate on by generation.", rich_help_panel=DATA),
+    ] = None,
+    eval_split: Annotated[
+        str | None, typer.Option(help="Split of --eval.", rich_help_panel=DATA)
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Steps between evaluations [end only].", rich_help_panel=DATA)
+    ] = None,
+    eval_samples: Annotated[
+        int | None,
+        typer.Option(help="Eval samples generated each time [32].", rich_help_panel=DATA),
+    ] = None,
+    eval_max_new_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per eval answer [256].", rich_help_panel=DATA)
+    ] = None,
+    best_metric: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the best adapter by this metric in OUT/best (e.g. cer).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    save_every: Annotated[
+        int | None,
+        typer.Option(help="Steps between checkpoints [each epoch].", rich_help_panel=OUTPUT),
+    ] = None,
+    logging_steps: Annotated[
+        int | None, typer.Option(help="Steps between loss lines [5].", rich_help_panel=OUTPUT)
+    ] = None,
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Trackers: tensorboard, wandb, ... (comma-separated).", rich_help_panel=OUTPUT
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue from OUT's last checkpoint.", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace OUT if vlmkit wrote it.", rich_help_panel=OUTPUT),
+    ] = False,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Also write OUT/merged: the full model with the adapter folded in.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune a LoRA or QLoRA adapter with TRL's SFTTrainer, for `vlmkit infer --adapter`.
+
+    The prompts are the ones `vlmkit infer` sends, the loss covers only the answer and its
+    end token, no sample is cut into its image tokens, and the vision tower stays frozen
+    unless `--train-vision`. With `--eval`, answers are generated and scored with vlmkit's
+    metrics (not teacher-forced logits) every `--eval-every` steps. OUT holds the adapter, a
+    manifest (base model, family, prompt format, data fingerprint, settings, final metrics),
+    `log.jsonl` and checkpoints for `--resume`.
+
+    Examples:
+
+        vlmkit finetune data/letters/train --model google/paligemma2-3b-pt-224 -o runs/lora
+        vlmkit finetune data/cord --split train --model M -o runs/q --method qlora \\
+            --eval data/cord --eval-split test --eval-every 100 --best-metric field_f1
+        vlmkit finetune data/letters --model tiny/ -o runs/t --max-steps 50 --lr 1e-3
+        accelerate launch -m vlmkit finetune data/cord --split train --model M -o runs/ddp
+    """
+    from vlmkit.finetune.data import read_training_data
+    from vlmkit.finetune.output import check_resume_settings, prepare_output
+    from vlmkit.finetune.settings import settings_from
+    from vlmkit.infer.session import require_model_libraries
+    from vlmkit.models.sources import resolve_source
+
+    flags: dict[str, Any] = {
+        "method": method.value if method else None, "lora_r": lora_r, "lora_alpha": lora_alpha,
+        "lora_dropout": lora_dropout, "target_modules": target_modules,
+        "train_vision": train_vision,
+        "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
+        "grad_accum": grad_accum, "gradient_checkpointing": gradient_checkpointing,
+        "warmup_ratio": warmup_ratio, "max_length": max_length, "skip_long": skip_long,
+        "seed": seed,
+        "dtype": dtype, "device": device, "eval_every": eval_every, "eval_samples": eval_samples,
+        "eval_max_new_tokens": eval_max_new_tokens, "best_metric": best_metric,
+        "save_every": save_every, "logging_steps": logging_steps, "report_to": report_to,
+        "trust_remote_code": trust_remote_code,
+    }  # fmt: skip
+    settings = settings_from(config, flags)
+    if settings.best_metric and eval_dataset is None:
+        from vlmkit.errors import UsageError
+
+        raise UsageError("--best-metric needs --eval", hint="name the dataset to score on")
+    if settings.best_metric:
+        from vlmkit.metrics import metric_class
+
+        metric_class(settings.best_metric)  # a typo gets its did-you-mean now, not after training
+    train_data = read_training_data(train, split, flag="TRAIN_DATASET")
+    eval_data = (
+        read_training_data(eval_dataset, eval_split, flag="--eval") if eval_dataset else None
+    )
+    source = resolve_source(model, None)
+    prepare_output(out, overwrite=overwrite, resume=resume)
+    if resume:
+        check_resume_settings(out, settings.to_json())
+    require_model_libraries("vlmkit finetune")
+    from vlmkit.cli.progress import progress_bar
+    from vlmkit.finetune.train import Hooks, finetune
+
+    console.note(
+        f"Training a {settings.method} adapter on {len(train_data.records):,} samples of "
+        f"{train_data.folder}"
+    )
+    with progress_bar("Training", None, "steps") as advance:
+        state: dict[str, Any] = {"step": 0}
+
+        def on_step(step: int, loss: float | None) -> None:
+            advance(step - state["step"])
+            state["step"] = step
+
+        def on_scores(step: int, scores: dict[str, float]) -> None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+            console.stderr.print(f"step {step}: {shown}")
+
+        report = finetune(
+            source, train_data, eval_data, out, settings, resume=resume, merge=merge,
+            hooks=Hooks(on_step=on_step, on_scores=on_scores),
+        )  # fmt: skip
+    loss = f", final training loss {report.train_loss:.4f}" if report.train_loss is not None else ""
+    console.stdout.print(
+        f"Wrote the adapter to {out}: {report.steps:,} steps on {report.train_samples:,} samples "
+        f"in {report.seconds:.1f} s{loss}."
+    )
+    if report.skipped_long:
+        console.warn(
+            f"{len(report.skipped_long):,} samples were longer than the token budget and skipped."
+        )
+    if report.final_metrics:
+        console.stdout.print(
+            "Final eval (generated): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in report.final_metrics.items())
+        )
+    if report.best:
+        console.stdout.print(
+            f"Best {report.best['metric']} {report.best['value']:.4f} at step "
+            f"{report.best['step']}: {report.best['adapter']}"
+        )
+    if report.merged:
+        console.stdout.print(f"Merged model: {report.merged}")
+    console.note(f"Next: vlmkit infer DATASET --adapter {out} -o preds.jsonl")

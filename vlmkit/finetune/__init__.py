@@ -1,0 +1,1 @@
+"""LoRA / QLoRA fine-tuning with TRL's SFTTrainer: data, collation, training, manifests."""

@@ -1,0 +1,78 @@
+"""Training and evaluation samples from dataset folders, checked before any model loads."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlmkit.errors import InputError
+from vlmkit.infer.selection import dataset_folder
+from vlmkit.records import METADATA_FILE, DatasetRecord, read_dataset
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The records of one dataset folder, with what identifies them in a manifest."""
+
+    folder: Path
+    records: list[DatasetRecord]
+    metadata_sha256: str
+
+    def examples(self) -> list[dict[str, Any]]:
+        """Rows for the trainer's dataset: the collator opens the images itself."""
+        return [
+            {
+                "id": r.id,
+                "image": str(self.folder / r.file_name),
+                "prompt": r.prompt,
+                "target": r.target,
+            }
+            for r in self.records
+        ]
+
+    def fingerprint(self) -> dict[str, Any]:
+        tasks = sorted({r.task for r in self.records})
+        return {
+            "folder": str(self.folder.resolve()),
+            "metadata_sha256": self.metadata_sha256,
+            "samples": len(self.records),
+            "tasks": tasks,
+        }
+
+
+def read_training_data(dataset: Path, split: str | None, *, flag: str) -> TrainingData:
+    """Every record of DATASET (or its split), refusing what cannot be trained on.
+
+    `flag` names the argument in errors (TRAIN_DATASET, --eval).
+    """
+    folder = dataset_folder(dataset, split)
+    metadata = folder / METADATA_FILE
+    records: list[DatasetRecord] = []
+    seen: set[str] = set()
+    for number, record in enumerate(read_dataset(folder), start=1):
+        where = f"{metadata}:{number}"
+        if record.id in seen:
+            raise InputError(f"{where}: id {record.id!r} appears twice", hint="ids must be unique")
+        seen.add(record.id)
+        if not record.target.strip():
+            raise InputError(
+                f"{where}: the target of {record.id!r} is empty: nothing to learn",
+                hint=f"give every record of {flag} a target, or drop that record",
+            )
+        if not record.prompt.strip():
+            raise InputError(
+                f"{where}: {record.id!r} has no prompt",
+                hint="the prompt is what inference will ask: give every record one",
+            )
+        if not (folder / record.file_name).is_file():
+            raise InputError(
+                f"{where}: image {record.file_name} of {record.id!r} is missing",
+                hint=f"check the files of {flag}",
+            )
+        records.append(record)
+    if not records:
+        raise InputError(f"{flag} {metadata} has no samples", hint="is it the right dataset?")
+    digest = hashlib.sha256(metadata.read_bytes()).hexdigest()
+    return TrainingData(folder, records, digest)

@@ -1,0 +1,111 @@
+"""Evaluation by generation during training: the infer code answers, vlmkit's metrics score.
+
+Teacher-forced logits flatter a model (each token is predicted from the true previous ones);
+what a user will get is free generation. Every `--eval-every` steps the model answers
+`--eval-samples` eval samples greedily through `vlmkit.infer.generate.Predictor`, and the
+answers are scored with the task's default metrics, exactly as `vlmkit score` would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from vlmkit.finetune.data import TrainingData
+from vlmkit.infer.generate import Predictor
+from vlmkit.infer.selection import Sample
+from vlmkit.infer.settings import GenerationSettings
+from vlmkit.metrics import metric_class
+from vlmkit.models.loading import LoadedModel
+from vlmkit.scoring import Joined, Reference, ScoreConfig, evaluate
+
+log = logging.getLogger(__name__)
+
+
+def generation_scores(
+    loaded: LoadedModel, data: TrainingData, samples: int, max_new_tokens: int
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Greedy answers to the first `samples` records of `data`, scored; and the answers."""
+    records = data.records[:samples]
+    predictor = Predictor(loaded, GenerationSettings(max_new_tokens=max_new_tokens))
+    questions = [Sample(r.id, data.folder / r.file_name, r.prompt) for r in records]
+    answers = predictor.predict(questions)
+    joined = Joined(
+        references=[
+            Reference(r.id, r.target, r.task, r.to_json(), f"{data.folder}:{r.id}") for r in records
+        ],
+        predictions=[a.prediction if a.error is None else "" for a in answers],
+        prediction_records=[a.to_json() for a in answers],
+        missing=[],
+        errored=[a.id for a in answers if a.error is not None],
+        prediction_path=Path("(generated during training)"),
+        reference_path=data.folder,
+    )
+    evaluation = evaluate(joined, ScoreConfig())
+    return evaluation.values(), [a.to_json() for a in answers]
+
+
+def better(metric: str, new: float, old: float | None) -> bool:
+    if old is None:
+        return True
+    return new > old if metric_class(metric).higher_is_better else new < old
+
+
+class GenerationEvalCallback(TrainerCallback):
+    """Scores generated answers every `every` steps and at the end; keeps the best adapter."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        data: TrainingData,
+        *,
+        samples: int,
+        max_new_tokens: int,
+        every: int | None,
+        best_metric: str | None,
+        best_dir: Path,
+        on_scores: Callable[[int, dict[str, float]], None],
+    ) -> None:
+        self.loaded, self.data = loaded, data
+        self.samples, self.max_new_tokens, self.every = samples, max_new_tokens, every
+        self.best_metric, self.best_dir = best_metric, best_dir
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.last: dict[str, float] = {}
+        self.on_scores = on_scores
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if (
+            self.every
+            and state.global_step % self.every == 0
+            and state.global_step < state.max_steps
+        ):
+            self.run(model, state.global_step, state.is_world_process_zero)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.run(model, state.global_step, state.is_world_process_zero)
+
+    def run(self, model: Any, step: int, main_process: bool) -> None:
+        if not main_process:
+            return
+        tokenizer = self.loaded.processor.tokenizer
+        side, was_training = tokenizer.padding_side, model.training
+        model.eval()
+        try:
+            loaded = dataclasses.replace(self.loaded, model=model)
+            scores, _ = generation_scores(loaded, self.data, self.samples, self.max_new_tokens)
+        finally:
+            tokenizer.padding_side = side
+            model.train(was_training)
+        self.last = scores
+        self.on_scores(step, scores)
+        if self.best_metric is not None:
+            value = scores.get(self.best_metric)
+            if value is not None and better(self.best_metric, value, self.best_value):
+                self.best_value, self.best_step = value, step
+                model.save_pretrained(self.best_dir)

@@ -1,0 +1,180 @@
+"""Fine-tuning settings: one frozen dataclass, from flags and an optional TOML/YAML file.
+
+A flag given on the command line wins over the file, which wins over the defaults; every value
+is validated here, naming its flag, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from vlmkit.errors import InputError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+
+METHODS = ("lora", "qlora")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Hyper-parameters and run options of `vlmkit finetune` (each documented by its flag)."""
+
+    method: str = "lora"
+    """`lora`: adapters on full-precision weights; `qlora`: on 4-bit NF4 weights (`--method`)."""
+    lora_r: int = 16
+    """Rank of the LoRA matrices (`--lora-r`)."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator: updates are scaled by alpha / r (`--lora-alpha`)."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA path (`--lora-dropout`)."""
+    target_modules: tuple[str, ...] | None = None
+    """Module names to adapt; None: the language model's linear layers (`--target-modules`)."""
+    train_vision: bool = False
+    """Also adapt the vision tower's linear layers (`--train-vision`)."""
+    epochs: float = 3.0
+    """Passes over the training set (`--epochs`), unless `max_steps` is set."""
+    max_steps: int | None = None
+    """Optimizer steps to run, overriding epochs (`--max-steps`)."""
+    lr: float = 2e-4
+    """Peak learning rate (`--lr`)."""
+    batch_size: int = 4
+    """Samples per device per step (`--batch-size`)."""
+    grad_accum: int = 1
+    """Steps whose gradients are summed before an update (`--grad-accum`)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower."""
+    warmup_ratio: float = 0.0
+    """Share of the steps with a rising learning rate (`--warmup-ratio`)."""
+    max_length: int | None = None
+    """Most tokens per sample, image tokens included; None: the model's context (`--max-length`)."""
+    skip_long: bool = False
+    """Skip samples longer than max_length (counted) instead of stopping (`--skip-long`)."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and dropout (`--seed`)."""
+    dtype: str = "auto"
+    """Compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16 (`--dtype`)."""
+    device: str = "auto"
+    """auto, cpu or cuda (`--device`)."""
+    eval_every: int | None = None
+    """Steps between generation evaluations on --eval (`--eval-every`); None: at the end only."""
+    eval_samples: int = 32
+    """Eval samples generated per evaluation (`--eval-samples`)."""
+    eval_max_new_tokens: int = 256
+    """Tokens generated per eval answer (`--eval-max-new-tokens`)."""
+    best_metric: str | None = None
+    """Keep the adapter that scored best on this metric (`--best-metric`, e.g. cer, field_f1)."""
+    save_every: int | None = None
+    """Steps between checkpoints that --resume continues from (`--save-every`); None: per epoch."""
+    logging_steps: int = 5
+    """Steps between loss lines (`--logging-steps`)."""
+    report_to: tuple[str, ...] = ()
+    """Trackers the trainer reports to: tensorboard, wandb... (`--report-to`)."""
+    trust_remote_code: bool = False
+    """Run code shipped with the model (`--trust-remote-code`)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
+        positive = {
+            "--lora-r": self.lora_r,
+            "--lora-alpha": self.lora_alpha,
+            "--batch-size": self.batch_size,
+            "--grad-accum": self.grad_accum,
+            "--eval-samples": self.eval_samples,
+            "--eval-max-new-tokens": self.eval_max_new_tokens,
+            "--logging-steps": self.logging_steps,
+        }
+        for flag, value in positive.items():
+            if value < 1:
+                raise UsageError(f"{flag} must be at least 1, got {value}")
+        optional = {
+            "--max-steps": self.max_steps,
+            "--max-length": self.max_length,
+            "--eval-every": self.eval_every,
+            "--save-every": self.save_every,
+        }
+        for flag, value in optional.items():
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1, got {value}")
+        if not 0 <= self.lora_dropout < 1:
+            raise UsageError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.epochs <= 0 and self.max_steps is None:
+            raise UsageError(f"--epochs must be above 0, got {self.epochs}")
+        if not 0 < self.lr < 1:
+            raise UsageError(
+                f"--lr {self.lr} makes no sense", hint="typical LoRA rates: 1e-5 to 1e-3"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            raise UsageError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.target_modules is not None and not self.target_modules:
+            raise UsageError("--target-modules is empty", hint="drop it for the default")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise UsageError(
+                f"--dtype {self.dtype!r} is not one of auto, float32, bfloat16, float16"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device {self.device!r} is not one of auto, cpu, cuda")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("target_modules", "report_to"):
+            data[key] = list(data[key]) if data[key] is not None else None
+        return data
+
+
+_FIELDS = {f.name: f for f in fields(FinetuneSettings)}
+_TUPLES = ("target_modules", "report_to")
+
+
+def settings_from(config_file: Path | None, flags: dict[str, Any]) -> FinetuneSettings:
+    """Defaults, then the file's values, then the flags that were given (not None)."""
+    values = read_config_file(config_file) if config_file is not None else {}
+    values.update({name: value for name, value in flags.items() if value is not None})
+    for name in _TUPLES:
+        if isinstance(values.get(name), str):
+            values[name] = tuple(p.strip() for p in values[name].split(",") if p.strip())
+        elif isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
+    return FinetuneSettings(**values)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML or YAML file; keys are the flags' names (`lora-r` or `lora_r`)."""
+    if not path.is_file():
+        raise UsageError(f"--config {path} does not exist", hint="check the path")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise UsageError(f"--config {path}: expected a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, ValueError) as error:
+        raise InputError(f"--config {path}: {error}", hint="fix the file's syntax") from None
+    except Exception as error:  # yaml.YAMLError, without importing yaml for TOML users
+        if type(error).__module__.startswith("yaml"):
+            raise InputError(
+                f"--config {path}: {error}".splitlines()[0], hint="fix the YAML"
+            ) from None
+        raise
+    if not isinstance(data, dict):
+        raise InputError(
+            f"--config {path}: expected a table of settings, got {type(data).__name__}"
+        )
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(n.replace("_", "-") for n in _FIELDS))
+            raise InputError(f"--config {path}: unknown setting {key!r}", hint=f"settings: {known}")
+        settings[name] = value
+    return settings

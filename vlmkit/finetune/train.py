@@ -1,0 +1,337 @@
+"""`vlmkit finetune`: LoRA or QLoRA supervised fine-tuning of a VLM with TRL's SFTTrainer.
+
+The pieces notebooks get wrong are each vlmkit's own and tested: prompts come from the code
+inference uses (`vlmkit.prompts`), labels cover only the answer and its end token
+(`collate.py`), no sample is cut into its image tokens (checked before training), LoRA adapts
+the language model unless asked otherwise (`modules.py`), and evaluation generates answers and
+scores them (`evaluation.py`). The adapter folder carries a manifest so that
+`vlmkit infer --adapter OUT` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from vlmkit import __version__
+from vlmkit.errors import InputError, UsageError
+from vlmkit.finetune.collate import TrainingCollator
+from vlmkit.finetune.data import TrainingData
+from vlmkit.finetune.evaluation import GenerationEvalCallback
+from vlmkit.finetune.modules import target_modules
+from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, write_json
+from vlmkit.finetune.settings import FinetuneSettings
+from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
+from vlmkit.models.options import LoadOptions
+from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
+
+log = logging.getLogger(__name__)
+
+BEST = "best"
+MERGED = "merged"
+
+
+@dataclass
+class TrainingReport:
+    """What a run did: for the CLI's summary and the manifest."""
+
+    steps: int = 0
+    train_samples: int = 0
+    skipped_long: list[str] = field(default_factory=list)
+    train_loss: float | None = None
+    seconds: float = 0.0
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+    merged: Path | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How the caller hears about progress (the CLI draws a bar and prints lines)."""
+
+    on_start: Callable[[int], None] = lambda max_steps: None
+    on_step: Callable[[int, float | None], None] = lambda step, loss: None
+    on_scores: Callable[[int, dict[str, float]], None] = lambda step, scores: None
+
+
+def finetune(
+    source: ModelSource,
+    train: TrainingData,
+    eval_data: TrainingData | None,
+    out: Path,
+    settings: FinetuneSettings,
+    *,
+    resume: bool = False,
+    merge: bool = False,
+    hooks: Hooks = Hooks(),
+) -> TrainingReport:
+    """Train an adapter on `train` into `out` (already checked by `prepare_output`)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    device = choose_device(settings.device)
+    dtype = choose_dtype(settings.dtype, device)
+    _check_device(settings, device, dtype)
+    torch.manual_seed(settings.seed)
+    loaded = load_model(
+        source,
+        LoadOptions(
+            device=device,
+            dtype=str(dtype).removeprefix("torch."),
+            load_in_4bit=settings.method == "qlora",
+            trust_remote_code=settings.trust_remote_code,
+        ),
+        device_map=_ddp_device_map(device),
+    )
+    collator = TrainingCollator(
+        loaded.processor, loaded.family, max_length=settings.max_length or loaded.context_length
+    )
+    report = TrainingReport()
+    examples = _within_budget(train, collator, settings, report)
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=target_modules(
+            loaded.model, settings.target_modules, train_vision=settings.train_vision
+        ),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_json(out / RUN_FILE, {"settings": settings.to_json(), "started_at": _now()})
+    args = SFTConfig(
+        output_dir=str(out / CHECKPOINTS),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.lr,
+        warmup_ratio=settings.warmup_ratio,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps" if settings.save_every else "epoch",
+        save_steps=settings.save_every or 500,
+        save_total_limit=2,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        use_cpu=device == "cpu",
+        gradient_checkpointing=settings.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        report_to=list(settings.report_to) or "none",
+        # vlmkit's collator reads the raw columns and builds the batch itself.
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    callbacks: list[Any] = [_Reporter(out / LOG, hooks)]
+    evaluator = None
+    if eval_data is not None:
+        evaluator = GenerationEvalCallback(
+            loaded,
+            eval_data,
+            samples=settings.eval_samples,
+            max_new_tokens=settings.eval_max_new_tokens,
+            every=settings.eval_every,
+            best_metric=settings.best_metric,
+            best_dir=out / BEST,
+            on_scores=lambda step, scores: _log_scores(out / LOG, hooks, step, scores),
+        )
+        callbacks.append(evaluator)
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        data_collator=collator,
+        processing_class=loaded.processor,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    report.seconds = time.perf_counter() - started
+    report.steps = result.global_step
+    report.train_loss = float(result.training_loss) if result.training_loss is not None else None
+    report.train_samples = len(examples)
+    if not trainer.is_world_process_zero():
+        return report
+    trainer.save_model(str(out))
+    manifest = _manifest(source, loaded, train, eval_data, settings, report)
+    if evaluator is not None:
+        report.final_metrics = evaluator.last
+        manifest["final_metrics"] = evaluator.last
+        if evaluator.best_step is not None:
+            report.best = {"metric": settings.best_metric, "value": evaluator.best_value,
+                           "step": evaluator.best_step, "adapter": str(out / BEST)}  # fmt: skip
+            manifest["best"] = report.best
+            write_json(out / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
+    write_json(out / ADAPTER_MANIFEST, manifest)
+    if merge:
+        report.merged = merge_adapter(source, out, settings, device, dtype)
+    return report
+
+
+def merge_adapter(
+    source: ModelSource, out: Path, settings: FinetuneSettings, device: str, dtype: torch.dtype
+) -> Path:
+    """Write OUT/merged: the base model with the adapter folded into its weights.
+
+    The base is loaded again unquantised (a QLoRA adapter is merged into full-precision
+    weights: folding it into 4-bit weights would round the update away).
+    """
+    from peft import PeftModel
+
+    options = LoadOptions(device=device, dtype=str(dtype).removeprefix("torch."),
+                          trust_remote_code=settings.trust_remote_code)  # fmt: skip
+    base = load_model(source, options)
+    merged = PeftModel.from_pretrained(base.model, str(out)).merge_and_unload()
+    merged.save_pretrained(out / MERGED)
+    base.processor.save_pretrained(out / MERGED)
+    return out / MERGED
+
+
+def _check_device(settings: FinetuneSettings, device: str, dtype: torch.dtype) -> None:
+    if device == "cpu" and dtype == torch.float16:
+        raise UsageError(
+            "--dtype float16 training needs a CUDA GPU (mixed precision)",
+            hint="use --dtype float32 on CPU (the default there)",
+        )
+    if device == "cpu" and dtype == torch.bfloat16:
+        log.warning("bf16 on this CPU is 10-45x slower than fp32 unless it has AMX; as asked")
+
+
+def _ddp_device_map(device: str) -> Any:
+    """Under `accelerate launch` / torchrun, each process holds the whole model on its GPU."""
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return None
+
+
+def _within_budget(
+    train: TrainingData,
+    collator: TrainingCollator,
+    settings: FinetuneSettings,
+    report: TrainingReport,
+) -> list[dict[str, Any]]:
+    """The examples that fit `max_length` whole: cutting one would cut into its image tokens."""
+    limit = collator.max_length
+    kept, too_long = [], []
+    for example in train.examples():
+        try:
+            lengths = collator.lengths(example)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"{train.folder}: sample {example['id']!r} cannot be encoded: {error}",
+                hint="check its image and prompt",
+            ) from None
+        if limit is not None and lengths.total > limit:
+            too_long.append((example["id"], lengths.total))
+        else:
+            kept.append(example)
+    if too_long and not settings.skip_long:
+        ids = ", ".join(f"{i} ({n} tokens)" for i, n in too_long[:3])
+        raise InputError(
+            f"{len(too_long)} training samples exceed {limit} tokens with their image tokens: "
+            f"{ids}{'...' if len(too_long) > 3 else ''}",
+            hint="raise --max-length (up to the model's context), shrink the images, or pass "
+            "--skip-long to leave them out (counted)",
+        )
+    report.skipped_long = [i for i, _ in too_long]
+    if not kept:
+        raise InputError(f"every training sample exceeds {limit} tokens", hint="raise --max-length")
+    return kept
+
+
+class _Reporter(TrainerCallback):
+    """Losses to OUT/log.jsonl and to the caller's progress line."""
+
+    def __init__(self, path: Path, hooks: Hooks) -> None:
+        self.path, self.hooks, self.loss = path, hooks, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.hooks.on_start(state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        self.loss = logs.get("loss", self.loss)
+        _append(self.path, {"step": state.global_step, "epoch": state.epoch, **logs})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.hooks.on_step(state.global_step, self.loss)
+
+
+def _log_scores(path: Path, hooks: Hooks, step: int, scores: dict[str, float]) -> None:
+    _append(path, {"step": step, "eval": scores})
+    hooks.on_scores(step, scores)
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    import json
+
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _manifest(
+    source: ModelSource,
+    loaded: LoadedModel,
+    train: TrainingData,
+    eval_data: TrainingData | None,
+    settings: FinetuneSettings,
+    report: TrainingReport,
+) -> dict[str, Any]:
+    base = str(Path(source.model).resolve()) if source.local else source.model
+    return {
+        "vlmkit_version": __version__,
+        "created_at": _now(),
+        "base_model": base,
+        "base_config": loaded.model.config.to_dict() if source.config is None else source.config,
+        "family": loaded.family.name,
+        "prompt_format": loaded.prompt_format.to_json(),
+        "method": settings.method,
+        "settings": settings.to_json(),
+        "train_data": train.fingerprint(),
+        "eval_data": eval_data.fingerprint() if eval_data else None,
+        "skipped_long": report.skipped_long,
+        "training": {
+            "steps": report.steps,
+            "samples": report.train_samples,
+            "train_loss": report.train_loss,
+            "seconds": round(report.seconds, 2),
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+        },
+        "final_metrics": None,
+        "versions": {
+            name: _version(name)
+            for name in ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
+        },
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
