@@ -55,9 +55,14 @@ def worker(mode: str, model: str, dataset: str, out: str, batch: int, threads: i
         for sample in samples:
             image = Image.open(sample.image).convert("RGB")
             text = format_prompt(processor, family, sample.prompt)
-            kwargs = {"add_special_tokens": False} if family.prompt_style == "chat" else {}
+            # What transformers' own apply_chat_template does: no second BOS after a template's.
+            bos = processor.tokenizer.bos_token
+            special = not (bos and text.startswith(bos))
             inputs = processor(
-                text=[text], images=images_argument(family, [image]), return_tensors="pt", **kwargs
+                text=[text],
+                images=images_argument(family, [image]),
+                return_tensors="pt",
+                add_special_tokens=special,
             )
             inputs.pop("labels", None)
             with torch.inference_mode():

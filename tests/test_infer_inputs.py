@@ -46,7 +46,7 @@ def test_an_adapter_brings_its_base_model(models, tmp_path):
     run = json.loads((tmp_path / "tuned.run.json").read_text("utf-8"))
     assert run["model"]["model"] == str(root / "paligemma")
     assert run["model"]["adapter"] == str(root / "adapter")
-    assert len(run["key"]["adapter_sha256"]) == 64
+    assert len(run["key"]["adapter"]) == 64  # the weights' digest: the folder may move
     assert predictions(tuned_out) != predictions(base_out)
 
 
@@ -194,3 +194,27 @@ def test_bad_adapters_and_datasets(models, tmp_path):
     assert result.exit_code == 1 and "needs vLLM, which is not installed" in result.stderr
     result = _infer(letters, out, "--model", root / "paligemma", "--shard", "3/2")
     assert result.exit_code == 2 and "--shard 3/2" in result.stderr
+
+
+def test_a_mistyped_model_folder_is_not_taken_for_a_hub_id(models, tmp_path, monkeypatch):
+    _, letters = models
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    result = _infer(letters, tmp_path / "p.jsonl", "--model", "models/tiny-paligemm")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_a_relative_base_model_is_found_beside_the_adapter(models, tmp_path, monkeypatch):
+    root, letters = models
+    shutil.copytree(root / "paligemma", tmp_path / "base")
+    shutil.copytree(root / "adapter", tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "base"  # as peft records `--model base`
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = _infer(letters, tmp_path / "p.jsonl", "--adapter", "../adapter")
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "p.run.json").read_text())
+    assert Path(run["model"]["model"]).resolve() == (tmp_path / "base").resolve()

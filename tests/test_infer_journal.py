@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -101,35 +102,65 @@ def test_overwrite_discards_the_unfinished_file_but_keeps_the_finished_one(tmp_p
     journal.finish(["a"])
     journal.partial.write_text('{"id": "a", "prediction": "half"}\n', "utf-8")
     assert journal.load(overwrite=True) == {}
-    assert not journal.partial.exists()
-    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]
+    assert journal.partial.read_bytes() == b""  # the new run starts from nothing...
+    journal.open()
+    journal.append([{"id": "b", "prediction": "new"}])
+    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]  # ...and OUT stays till done
+    journal.finish(["b"])
+    assert _lines(journal.out) == [{"id": "b", "prediction": "new"}]
 
 
-def test_resuming_a_finished_file_moves_it_back_to_partial(tmp_path):
+def test_extending_a_finished_file_keeps_it_until_the_extension_is_whole(tmp_path):
     journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
     journal.finish(["a"])
     assert journal.load(overwrite=False) == {"a": {"id": "a", "prediction": "x"}}
     journal.open()
     journal.append([{"id": "b", "prediction": "y"}])
-    assert not journal.out.exists()  # a half-extended file never has the final name
+    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]  # still the finished target
     journal.finish(["a", "b"])
     assert [line["id"] for line in _lines(journal.out)] == ["a", "b"]
 
 
+def test_finish_keeps_only_the_ids_of_this_run(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": i, "prediction": i} for i in "abcd"])
+    journal.finish(["a", "b"])  # a smaller --limit than the file's run
+    assert [line["id"] for line in _lines(journal.out)] == ["a", "b"]
+
+
+def test_an_empty_run_finishes_as_an_empty_file(tmp_path):
+    journal = Journal(tmp_path / "preds.jsonl")
+    journal.finish([])  # a shard with no samples: still a valid part to concatenate
+    assert journal.out.read_bytes() == b""
+
+
 def test_two_runs_cannot_write_one_file(tmp_path):
     first = Journal(tmp_path / "preds.jsonl")
-    first.open()
+    first.acquire()
     try:
         with pytest.raises(UsageError, match="another vlmkit infer is writing"):
-            Journal(tmp_path / "preds.jsonl").open()
+            Journal(tmp_path / "preds.jsonl").acquire()
     finally:
-        first.close()
+        first.release()
+    assert not first.lock_file.exists()
+    Journal(tmp_path / "preds.jsonl").acquire()  # free again
 
 
-def test_output_that_cannot_be_a_file_is_refused(tmp_path):
-    (tmp_path / "folder").mkdir()
-    with pytest.raises(UsageError, match=r"--out .* is a folder"):
-        Journal(tmp_path / "folder").check()
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("folder.jsonl", "is a folder"), ("preds.txt", "a predictions file is JSONL"),
+     (".", "a predictions file is JSONL")],
+)  # fmt: skip
+def test_output_that_cannot_be_a_predictions_file_is_refused(tmp_path, name, message):
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(UsageError, match=message):
+        Journal(tmp_path / name).check()
+
+
+def test_a_device_is_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="is not a regular file"):
+        Journal(fifo).check()
 
 
 def test_pending_skips_done_and_retries_only_errors_when_asked():

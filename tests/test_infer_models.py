@@ -292,3 +292,44 @@ def test_sampling_is_asked_for_and_seeded(tiny, letters, tmp_path):
     assert runs[0] == runs[1] != runs[2]
     run = json.loads((tmp_path / "a.run.json").read_text("utf-8"))
     assert run["generation"]["do_sample"] is True and run["key"]["prompt"] == "Read the letter."
+
+
+def test_overwrite_and_a_smaller_limit_never_keep_another_runs_lines(tiny, letters, tmp_path):
+    model, out = tiny("paligemma"), tmp_path / "preds.jsonl"
+    assert _infer(letters, model, out, "--limit", "4").exit_code == 0
+    assert _infer(letters, model, out, "--limit", "2").exit_code == 0
+    assert len(read_jsonl(out)) == 2  # what an uninterrupted --limit 2 run writes
+    result = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "3",
+                    "--max-new-tokens", "2", "--overwrite")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert all(line["new_tokens"] <= 2 for line in read_jsonl(out))
+    assert len(read_jsonl(out)) == 3
+
+
+def test_an_empty_shard_writes_an_empty_file(tiny, letters, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    result = _infer(letters, tiny("paligemma"), out, "--limit", "2", "--shard", "3/4")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == b""
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
+    """Chat templates that write BOS must not get a second; LLaVA's leaves it to the tokenizer."""
+    from vlmkit.infer.generate import Predictor
+    from vlmkit.infer.selection import select_samples
+    from vlmkit.infer.settings import GenerationSettings, RunOptions
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+
+    loaded = load_model(resolve_source(str(tiny(family)), None), LoadOptions())
+    predictor = Predictor(loaded, GenerationSettings())
+    sample = select_samples(letters, None, RunOptions(limit=1)).samples[0]
+    ids = predictor._encode([predictor._prepare(sample)])["input_ids"][0].tolist()
+    bos = loaded.processor.tokenizer.bos_token_id
+    if bos is None:  # Qwen's tokenizer has none, as on the hub
+        return
+    assert ids.count(bos) == 1
+    if family not in ("paligemma", "paligemma2"):  # PaliGemma: image tokens, then <bos>
+        assert ids[0] == bos

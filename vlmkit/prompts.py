@@ -70,7 +70,7 @@ def format_prompt(processor: Any, family: Family, prompt: str) -> str:
 
     For chat families the generation prompt (the assistant's turn opener) is included, so the
     model's next token is the first token of its answer. Tokenise the result with
-    `add_special_tokens=False`: the template already holds the BOS token.
+    `add_special_tokens=adds_special_tokens(processor, text)`: most templates hold BOS already.
     """
     if family.prompt_style == "prefix":
         # PaliGemma's processor adds <bos> after the last image token and "\n" after the text.
@@ -78,6 +78,17 @@ def format_prompt(processor: Any, family: Family, prompt: str) -> str:
     return processor.apply_chat_template(
         user_turn(prompt), add_generation_prompt=True, tokenize=False
     )
+
+
+def adds_special_tokens(processor: Any, text: str) -> bool:
+    """Whether tokenising `text` should add the tokenizer's special tokens (its BOS).
+
+    Not when the text already starts with BOS, as most chat templates write it (it would be
+    doubled); yes when the template leaves BOS to the tokenizer, as LLaVA 1.5's does.
+    PaliGemma's processor places its BOS itself and turns the tokenizer's off.
+    """
+    bos = getattr(processor.tokenizer, "bos_token", None)
+    return not (bos and text.startswith(bos))
 
 
 def images_argument(family: Family, images: list[Any]) -> list[Any]:

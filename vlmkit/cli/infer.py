@@ -222,6 +222,7 @@ def infer_command(
     work = plan(request)
     counts = work.counts
     if work.finished:
+        work.journal.release()
         console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")
         return
     if counts.already_done:

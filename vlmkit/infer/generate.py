@@ -20,7 +20,7 @@ from PIL import Image
 from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.models.loading import LoadedModel
-from vlmkit.prompts import format_prompt, images_argument
+from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument
 from vlmkit.records import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ class Predictor:
         self.tokenizer = loaded.processor.tokenizer
         self.generation_config = _generation_config(loaded.model, self.tokenizer, settings)
         self._stop_ids = _stop_ids(self.generation_config, self.tokenizer)
-        self._chat = loaded.family.prompt_style == "chat"
         if settings.do_sample:
             torch.manual_seed(settings.seed)
 
@@ -78,11 +77,14 @@ class Predictor:
         return _Prepared(sample, image, text)
 
     def _encode(self, batch: list[_Prepared]) -> Any:
-        kwargs: dict[str, Any] = {"padding": True, "return_tensors": "pt"}
-        if self._chat:
-            kwargs["add_special_tokens"] = False  # the chat template already holds <bos>
+        texts = [p.text for p in batch]
+        kwargs: dict[str, Any] = {
+            "padding": True,
+            "return_tensors": "pt",
+            "add_special_tokens": adds_special_tokens(self.processor, texts[0]),
+        }
         images = images_argument(self.loaded.family, [p.image for p in batch])
-        inputs = self.processor(text=[p.text for p in batch], images=images, **kwargs)
+        inputs = self.processor(text=texts, images=images, **kwargs)
         inputs.pop("labels", None)  # PaliGemma's processor adds them for training
         return inputs.to(self.loaded.model.device, dtype=getattr(torch, self.loaded.dtype))
 

@@ -2,9 +2,11 @@
 
 Lines are appended to `OUT.partial` and flushed to disk after every batch; the file takes its
 final name only when every sample of the run has a line, so `OUT` is always a finished Make
-target. A hard kill can tear the last line: the next run cuts it off and answers that sample
-again. The run's configuration lives in the sidecar `OUT.run.json`; resuming under a different
-configuration would mix two runs in one file, so it is refused unless `--overwrite`.
+target (an earlier finished `OUT` stays in place until then). A hard kill can tear the last
+line: the next run cuts it off and answers that sample again. The run's configuration lives in
+the sidecar `OUT.run.json`; resuming under a different configuration would mix two runs in one
+file, so it is refused unless `--overwrite`. One run at a time holds `.OUT.lock`, from its first
+check to its last write.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,7 @@ from vlmkit.records import check_writable, write_text_atomic
 
 def sidecar_path(out: Path) -> Path:
     """`preds.jsonl` -> `preds.run.json`: the run's configuration, beside its predictions."""
-    stem = out.name.removesuffix(".jsonl")
-    return out.with_name(f"{stem}.run.json")
+    return out.with_name(f"{out.name.removesuffix('.jsonl')}.run.json")
 
 
 def partial_path(out: Path) -> Path:
@@ -37,14 +39,44 @@ class Journal:
         self.out = out
         self.partial = partial_path(out)
         self.sidecar = sidecar_path(out)
+        self.lock_file = out.with_name(f".{out.name}.lock")
         self._handle: Any = None
+        self._lock: Any = None
 
     # --- before the run ---------------------------------------------------------------------
 
     def check(self) -> None:
         """Fail before any work when OUT cannot be written."""
-        for path, flag in ((self.out, "--out"), (self.partial, "--out")):
-            check_writable(path, flag)
+        if self.out.suffix != ".jsonl":
+            raise UsageError(
+                f"--out {self.out}: a predictions file is JSONL",
+                hint="give it a .jsonl name, e.g. -o preds.jsonl",
+            )
+        for path in (self.out, self.partial):
+            check_writable(path, "--out")
+            if path.exists() and not path.is_file():
+                raise UsageError(f"--out {path} exists and is not a regular file")
+
+    def acquire(self) -> None:
+        """Hold `.OUT.lock` for this run: a second run on the same OUT stops at once."""
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.lock_file, "a")  # noqa: SIM115 (held until release())
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise UsageError(
+                f"another vlmkit infer is writing {self.out}",
+                hint="wait for it to finish, or choose another --out",
+            ) from None
+
+    def release(self) -> None:
+        self.close()
+        if self._lock is not None:
+            self.lock_file.unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
 
     def previous_config(self) -> dict[str, Any] | None:
         """The sidecar of the run that wrote the existing file, or None when there is none."""
@@ -94,11 +126,12 @@ class Journal:
     def load(self, *, overwrite: bool) -> dict[str, dict[str, Any]]:
         """The lines already written, by id (a later line for an id supersedes an earlier one).
 
-        With `overwrite` an unfinished file is discarded (a finished OUT stays until the new
-        run replaces it). A torn last line is cut off here.
+        With `overwrite` an unfinished file is discarded and a finished OUT ignored (it stays
+        until the new run replaces it). A torn last line is cut off here.
         """
         if overwrite:
             self.partial.unlink(missing_ok=True)
+            self.partial.touch()  # the new run's file: OUT's lines never enter it
             return {}
         path = self.existing_file()
         if path is None:
@@ -110,20 +143,14 @@ class Journal:
     # --- during the run ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Append to OUT.partial (a finished OUT is moved there first), locked to this run."""
+        """Append to OUT.partial, starting from a copy of a finished OUT that is being extended.
+
+        A copy, not a move: OUT stays a finished target however this run ends.
+        """
         if not self.partial.exists() and self.out.is_file():
-            os.replace(self.out, self.partial)
+            shutil.copyfile(self.out, self.partial)
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.partial, "ab")  # noqa: SIM115 (closed by close())
-        try:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.close()
-            self._handle = None
-            raise UsageError(
-                f"another vlmkit infer is writing {self.partial}",
-                hint="wait for it to finish, or choose another --out",
-            ) from None
 
     def append(self, lines: Iterable[dict[str, Any]]) -> None:
         """Write lines and push them to disk: a crash after this loses none of them."""
@@ -140,15 +167,18 @@ class Journal:
             self._handle = None
 
     def finish(self, order: list[str]) -> None:
-        """Give OUT.partial its final name, one line per id in `order` (ids of other runs after).
+        """Give OUT.partial its final name, holding one line per id of `order`, in that order.
 
-        The file is rewritten only when it must be: after `--retry-errors` (superseded lines)
-        or a resume that wrote ids out of order.
+        Lines of ids outside this run (a larger `--limit` before) are dropped, so the file is
+        what an uninterrupted run of these flags writes. The file is rewritten only when it
+        must be: superseded lines (`--retry-errors`), other ids, or ids out of order.
         """
         self.close()
+        if not self.partial.exists():
+            source = self.out if self.out.is_file() else None
+            self.partial.write_bytes(source.read_bytes() if source else b"")
         lines = _read_lines(self.partial)
-        position = {sample_id: index for index, sample_id in enumerate(order)}
-        ordered = sorted(lines, key=lambda i: (position.get(i, len(order)), i))
+        ordered = [i for i in order if i in lines]
         if ordered != list(lines) or _line_count(self.partial) != len(lines):
             text = "".join(json.dumps(lines[i], ensure_ascii=False) + "\n" for i in ordered)
             write_text_atomic(self.partial, text)

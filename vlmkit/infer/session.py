@@ -61,8 +61,10 @@ class Plan:
 
     @property
     def finished(self) -> bool:
-        """Every sample already has its line in OUT: nothing to load or write."""
-        return not self.todo and self.journal.existing_file() == self.request.out
+        """OUT holds exactly this run's samples, each with its line: nothing to load or write."""
+        wanted = {sample.id for sample in self.selection.samples}
+        in_out = self.journal.existing_file() == self.request.out
+        return not self.todo and in_out and set(self.done) == wanted
 
 
 def plan(request: InferRequest) -> Plan:
@@ -74,8 +76,13 @@ def plan(request: InferRequest) -> Plan:
     journal.check()
     source = resolve_source(request.model, request.adapter)
     key = _settings_key(request, selection, source)
-    journal.check_resumable(key, overwrite=request.options.overwrite)
-    done = journal.load(overwrite=request.options.overwrite)
+    journal.acquire()  # released by execute(), or by the caller when nothing is left to do
+    try:
+        journal.check_resumable(key, overwrite=request.options.overwrite)
+        done = journal.load(overwrite=request.options.overwrite)
+    except BaseException:
+        journal.release()
+        raise
     todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
     counts = RunCounts(
         selected=len(selection.samples),
@@ -93,6 +100,18 @@ def execute(
     on_loaded: Callable[[Any], None] = lambda loaded: None,
 ) -> RunCounts:
     """Load the model, answer the pending samples, and finish the file when all are answered."""
+    try:
+        return _execute(plan, advance, stop_requested, on_loaded)
+    finally:
+        plan.journal.release()
+
+
+def _execute(
+    plan: Plan,
+    advance: Callable[[int], None],
+    stop_requested: Callable[[], bool],
+    on_loaded: Callable[[Any], None],
+) -> RunCounts:
     request, counts, journal = plan.request, plan.counts, plan.journal
     started_at = _now()
     if plan.todo:
@@ -187,18 +206,28 @@ def _settings_key(
 ) -> dict[str, Any]:
     """The settings that change predictions: a resumed run must share all of them."""
     adapter = source.adapter
+    adapter_digest = _adapter_digest(adapter) if adapter else None
     return {
         "dataset_sha256": selection.metadata_sha256,
         "model": str(Path(source.model).resolve()) if source.local else source.model,
-        "adapter": str(adapter.resolve()) if adapter else None,
-        "adapter_sha256": _adapter_digest(adapter) if adapter else None,
+        "model_files": _model_files(Path(source.model)) if source.local else None,
+        # The weights identify an adapter wherever its folder moves; the path only without them.
+        "adapter": adapter_digest or (str(adapter.resolve()) if adapter else None),
         "prompt": request.options.prompt,
         "shard": str(request.options.shard),
         "generation": request.generation.to_json(),
-        "dtype": request.load.dtype,
         "load_in_4bit": request.load.load_in_4bit,
         "backend": request.backend,
     }
+
+
+def _model_files(folder: Path) -> str:
+    """A digest of config.json and the weight files' names and sizes: new weights in the same
+    folder are a new model (hashing gigabytes of weights on every run would cost minutes)."""
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()
 
 
 def _adapter_digest(adapter: Path) -> str | None:

@@ -73,6 +73,7 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
     )
     family = model_family(config.to_dict(), source.model)
     processor = load_processor(source, family, options)
+    formats = prompt_format(processor, family, source.model)  # no template: fail before weights
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_code_policy(options)}
     if options.load_in_4bit:
         kwargs["quantization_config"] = four_bit_config(dtype)
@@ -92,7 +93,7 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
         model=model,
         processor=processor,
         family=family,
-        prompt_format=prompt_format(processor, family, source.model),
+        prompt_format=formats,
         source=source,
         device=device,
         dtype=str(dtype).removeprefix("torch."),

@@ -58,7 +58,8 @@ def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
         model = _recorded_base(adapter, adapter_config, manifest)
     local = Path(model).expanduser().exists()
     if local:
-        model = str(Path(model).expanduser())
+        # Absolute, so an adapter trained on it (peft records this string) finds it anywhere.
+        model = str(Path(model).expanduser().resolve())
         config = _read_json(
             Path(model) / "config.json",
             flag="--model",
@@ -69,13 +70,21 @@ def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
         )
         model_family(config, model)  # not a vision-language model: fail now
         _check_safetensors(Path(model))
-    elif _HUB_ID.match(model):
+    elif _HUB_ID.match(model) and not _looks_local(model):
         config = None
     else:
         raise UsageError(f"--model {model} does not exist", hint="check the path, or give a hub id")
     if adapter is not None and config is not None:
         _check_adapter_fits(adapter, adapter_config or {}, manifest, model, config)
     return ModelSource(model, local, config, adapter, manifest)
+
+
+def _looks_local(model: str) -> bool:
+    """A value meant as a folder: `./m`, `~/m`, `a/b/c`, or `models/m` where `models/` exists."""
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        return True
+    head = model.partition("/")[0]
+    return "/" in model and Path(head).is_dir()
 
 
 def model_family(config: dict[str, Any], model: str) -> Family:
@@ -118,13 +127,18 @@ def _recorded_base(
         raise UsageError(f"--model is missing: {where}", hint="pass --model (a folder or hub id)")
     if not isinstance(base, str):
         raise InputError(f"{adapter}: the recorded base model {base!r} is not a string")
-    looks_local = base.startswith(("/", ".", "~")) or not _HUB_ID.match(base)
-    if looks_local and not Path(base).expanduser().exists():
+    # peft records the base as it was given: a relative path is relative to where training
+    # ran, which is here or, most often, the adapter's own parent folder.
+    path = Path(base).expanduser()
+    for candidate in [path] if path.is_absolute() else [path, adapter.parent / path]:
+        if candidate.is_dir():
+            return str(candidate)
+    if _looks_local(base) or not _HUB_ID.match(base):
         raise InputError(
             f"adapter {adapter} was trained on {base}, which does not exist here",
             hint="pass --model with that base model's folder or hub id",
         )
-    return base
+    return base  # a hub id
 
 
 def _check_adapter_fits(
