@@ -74,41 +74,69 @@ class VllmPredictor:
             self.lora = LoRARequest("adapter", 1, str(source.adapter))
 
     def predict(self, samples: list[Sample]) -> list[PredictionRecord]:
+        """One record per sample, in order; a failed sample gets its error, as with transformers."""
+        records: dict[str, PredictionRecord] = {}
+        requests, asked = [], []
+        for sample in samples:
+            request = self._request(sample)
+            if isinstance(request, PredictionRecord):
+                records[sample.id] = request
+            else:
+                requests.append(request)
+                asked.append(sample)
+        for sample, record in zip(asked, self._generate(asked, requests), strict=True):
+            records[sample.id] = record
+        return [records[sample.id] for sample in samples]
+
+    def _request(self, sample: Sample) -> dict[str, Any] | PredictionRecord:
         from PIL import Image
 
         from vlmkit.prompts import format_prompt
 
-        records: dict[str, PredictionRecord] = {}
-        requests, asked = [], []
-        for sample in samples:
-            try:
-                with Image.open(sample.image) as opened:
-                    image = opened.convert("RGB")
-            except (OSError, ValueError) as error:
-                records[sample.id] = PredictionRecord(
-                    sample.id, "", error=f"unreadable image {sample.image}: {error}"
-                )
-                continue
-            text = (
-                sample.prompt
-                if self.family.prompt_style == "prefix"
-                else format_prompt(self.processor, self.family, sample.prompt)
+        try:
+            with Image.open(sample.image) as opened:
+                image = opened.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            return PredictionRecord(
+                sample.id, "", error=f"unreadable image {sample.image}: {error}"
             )
-            requests.append({"prompt": text, "multi_modal_data": {"image": image}})
-            asked.append(sample)
-        if requests:
-            started = time.perf_counter()
-            outputs = self.llm.generate(requests, self.params, lora_request=self.lora)
-            latency = (time.perf_counter() - started) / len(requests)
-            for sample, output in zip(asked, outputs, strict=True):
-                answer = output.outputs[0]
-                records[sample.id] = PredictionRecord(
-                    sample.id,
-                    answer.text.strip(),
-                    latency_s=round(latency, 4),
-                    new_tokens=len(answer.token_ids),
-                )
-        return [records[sample.id] for sample in samples]
+        if self.family.prompt_style == "prefix":
+            return {"prompt": sample.prompt, "multi_modal_data": {"image": image}}
+        try:
+            text = format_prompt(self.processor, self.family, sample.prompt)
+        except Exception as error:
+            return PredictionRecord(sample.id, "", error=f"cannot format the prompt: {error}")
+        # vLLM's tokenizer adds BOS itself: drop the one a chat template wrote, or it doubles.
+        bos = self.processor.tokenizer.bos_token
+        if bos and text.startswith(bos):
+            text = text[len(bos) :]
+        return {"prompt": text, "multi_modal_data": {"image": image}}
+
+    def _generate(self, asked: list[Sample], requests: list[Any]) -> list[PredictionRecord]:
+        if not requests:
+            return []
+        started = time.perf_counter()
+        try:
+            outputs = self.llm.generate(
+                requests, self.params, lora_request=self.lora, use_tqdm=False
+            )
+        except Exception as error:  # e.g. one prompt longer than max_model_len fails the call
+            if len(requests) == 1:
+                return [PredictionRecord(asked[0].id, "", error=f"generation failed: {error}")]
+            half = len(requests) // 2
+            return self._generate(asked[:half], requests[:half]) + self._generate(
+                asked[half:], requests[half:]
+            )
+        latency = (time.perf_counter() - started) / len(requests)
+        return [
+            PredictionRecord(
+                sample.id,
+                output.outputs[0].text.strip(),
+                latency_s=round(latency, 4),
+                new_tokens=len(output.outputs[0].token_ids),
+            )
+            for sample, output in zip(asked, outputs, strict=True)
+        ]
 
 
 def vllm_predictor(
