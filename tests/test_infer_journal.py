@@ -13,15 +13,20 @@ from vlmkit.infer.journal import Journal, partial_path, sidecar_path
 from vlmkit.infer.run import pending
 from vlmkit.infer.selection import Sample
 
+KEY = {"model": "m", "prompt": None}
+
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
 
-def _journal_with(tmp_path: Path, rows: list[dict]) -> Journal:
+def _record(lines: list[dict]) -> dict:
+    return {"key": KEY, "written": len(lines)}
+
+
+def _journal_with(tmp_path: Path, rows: list[dict], *, fresh: bool = False) -> Journal:
     journal = Journal(tmp_path / "preds.jsonl")
-    journal.write_sidecar({"key": {"model": "m", "prompt": None}})
-    journal.open()
+    journal.open(KEY, fresh=fresh)
     journal.append(rows)
     journal.close()
     return journal
@@ -29,24 +34,21 @@ def _journal_with(tmp_path: Path, rows: list[dict]) -> Journal:
 
 def test_sidecar_and_partial_names():
     assert sidecar_path(Path("out/preds.jsonl")) == Path("out/preds.run.json")
-    assert sidecar_path(Path("preds")) == Path("preds.run.json")
     assert partial_path(Path("a/p.jsonl")) == Path("a/p.jsonl.partial")
+
+
+def test_the_partial_file_carries_its_configuration(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    assert journal.existing_key() == KEY
+    assert list(journal.load(overwrite=False)) == ["a"]
 
 
 def test_a_torn_last_line_is_cut_and_the_rest_kept(tmp_path):
     journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
     with open(journal.partial, "ab") as handle:
         handle.write(b'{"id": "b", "predic')  # what a SIGKILL mid-write leaves
-    done = journal.load(overwrite=False)
-    assert list(done) == ["a"]
-    assert journal.partial.read_bytes() == b'{"id": "a", "prediction": "x"}\n'
-
-
-def test_a_torn_only_line_leaves_an_empty_file(tmp_path):
-    journal = Journal(tmp_path / "preds.jsonl")
-    journal.partial.write_bytes(b'{"id": "a"')
-    assert journal.load(overwrite=False) == {}
-    assert journal.partial.read_bytes() == b""
+    assert list(journal.load(overwrite=False)) == ["a"]
+    assert journal.partial.read_bytes().endswith(b'{"id": "a", "prediction": "x"}\n')
 
 
 def test_a_later_line_supersedes_and_finish_restores_dataset_order(tmp_path):
@@ -58,78 +60,87 @@ def test_a_later_line_supersedes_and_finish_restores_dataset_order(tmp_path):
             {"id": "b", "prediction": "B"},  # --retry-errors answered b again
         ],
     )
-    journal.finish(["a", "b"])
+    journal.finish(["a", "b"], _record)
     assert not journal.partial.exists()
     assert _lines(journal.out) == [{"id": "a", "prediction": "A"}, {"id": "b", "prediction": "B"}]
+    record = journal.previous_config()
+    assert record["written"] == 2 and len(record["out_sha256"]) == 64
+    assert journal.existing_key() == KEY  # the sidecar describes this OUT
 
 
-def test_finish_leaves_an_ordered_file_byte_for_byte(tmp_path):
-    journal = _journal_with(
-        tmp_path, [{"id": "a", "prediction": "é"}, {"id": "b", "prediction": ""}]
-    )
-    before = journal.partial.read_bytes()
-    journal.finish(["a", "b"])
-    assert journal.out.read_bytes() == before
+def test_an_out_its_sidecar_does_not_describe_is_not_resumed(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"], _record)
+    with open(journal.out, "a") as handle:
+        handle.write('{"id": "z", "prediction": "edited by hand"}\n')
+    with pytest.raises(UsageError, match=r"preds\.run\.json does not describe it"):
+        journal.check_resumable(KEY, overwrite=False)
+    journal.sidecar.unlink()
+    with pytest.raises(UsageError, match="does not describe it"):
+        journal.check_resumable(KEY, overwrite=False)
 
 
 def test_a_broken_line_in_the_middle_names_the_file_and_line(tmp_path):
-    journal = Journal(tmp_path / "preds.jsonl")
-    journal.partial.write_text('{"id": "a", "prediction": ""}\nnot json\n{"id": "c"}\n', "utf-8")
-    with pytest.raises(InputError, match=r"preds\.jsonl\.partial:2: not a predictions line"):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": ""}])
+    with open(journal.partial, "a") as handle:
+        handle.write('not json\n{"id": "c"}\n')
+    with pytest.raises(InputError, match=r"preds\.jsonl\.partial:3: not a predictions line"):
         journal.load(overwrite=False)
+
+
+def test_a_partial_file_without_a_header_is_not_resumed(tmp_path):
+    journal = Journal(tmp_path / "preds.jsonl")
+    journal.partial.write_text('{"id": "a", "prediction": "x"}\n', "utf-8")
+    with pytest.raises(UsageError, match="not written by this version"):
+        journal.check_resumable(KEY, overwrite=False)
 
 
 def test_resume_is_refused_under_another_configuration(tmp_path):
     journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
-    journal.check_resumable({"model": "m", "prompt": None}, overwrite=False)
+    journal.check_resumable(KEY, overwrite=False)
     with pytest.raises(UsageError, match=r"prompt: None -> 'Read it'") as caught:
         journal.check_resumable({"model": "m", "prompt": "Read it"}, overwrite=False)
     assert "--overwrite" in caught.value.hint
     journal.check_resumable({"model": "other"}, overwrite=True)
-    # A key part the old sidecar lacks (known only after loading) is not compared here.
+    # A key part the old key lacks (known only after loading) is not compared here.
     journal.check_resumable({"model": "m", "dtype_loaded": "float32"}, overwrite=False)
 
 
-def test_a_file_without_its_sidecar_is_not_resumed(tmp_path):
-    out = tmp_path / "preds.jsonl"
-    out.write_text('{"id": "a", "prediction": "x"}\n', "utf-8")
-    with pytest.raises(UsageError, match=r"has no preds\.run\.json"):
-        Journal(out).check_resumable({"model": "m"}, overwrite=False)
-
-
-def test_overwrite_discards_the_unfinished_file_but_keeps_the_finished_one(tmp_path):
+def test_overwrite_starts_empty_and_keeps_the_finished_out_until_done(tmp_path):
     journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
-    journal.finish(["a"])
-    journal.partial.write_text('{"id": "a", "prediction": "half"}\n', "utf-8")
+    journal.finish(["a"], _record)
+    _journal_with(tmp_path, [{"id": "a", "prediction": "half"}])  # an unfinished later run
     assert journal.load(overwrite=True) == {}
-    assert journal.partial.read_bytes() == b""  # the new run starts from nothing...
-    journal.open()
+    assert not journal.partial.exists()
+    journal.open({"model": "new"}, fresh=True)
     journal.append([{"id": "b", "prediction": "new"}])
-    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]  # ...and OUT stays till done
-    journal.finish(["b"])
+    journal.close()
+    assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]  # OUT stays till done
+    assert list(journal.load(overwrite=False)) == ["b"]  # never OUT's lines
+    journal.finish(["b"], _record)
     assert _lines(journal.out) == [{"id": "b", "prediction": "new"}]
 
 
 def test_extending_a_finished_file_keeps_it_until_the_extension_is_whole(tmp_path):
     journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
-    journal.finish(["a"])
+    journal.finish(["a"], _record)
     assert journal.load(overwrite=False) == {"a": {"id": "a", "prediction": "x"}}
-    journal.open()
+    journal.open(KEY, fresh=False)
     journal.append([{"id": "b", "prediction": "y"}])
     assert _lines(journal.out) == [{"id": "a", "prediction": "x"}]  # still the finished target
-    journal.finish(["a", "b"])
+    journal.finish(["a", "b"], _record)
     assert [line["id"] for line in _lines(journal.out)] == ["a", "b"]
 
 
 def test_finish_keeps_only_the_ids_of_this_run(tmp_path):
     journal = _journal_with(tmp_path, [{"id": i, "prediction": i} for i in "abcd"])
-    journal.finish(["a", "b"])  # a smaller --limit than the file's run
+    journal.finish(["a", "b"], _record)  # a smaller --limit than the file's run
     assert [line["id"] for line in _lines(journal.out)] == ["a", "b"]
 
 
 def test_an_empty_run_finishes_as_an_empty_file(tmp_path):
     journal = Journal(tmp_path / "preds.jsonl")
-    journal.finish([])  # a shard with no samples: still a valid part to concatenate
+    journal.finish([], _record)  # a shard with no samples: still a valid part to concatenate
     assert journal.out.read_bytes() == b""
 
 

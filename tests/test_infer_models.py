@@ -240,7 +240,8 @@ def test_ctrl_c_finishes_the_batch_and_says_how_to_resume(tiny, many_letters, tm
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Rerun the same command to resume" in stderr
-    written = read_jsonl(partial)
+    header, *written = read_jsonl(partial)
+    assert header["vlmkit_partial_run"]["generation"]["max_new_tokens"] == 6
     assert 1 <= len(written) < 40 and all(line["prediction"] is not None for line in written)
     run = json.loads((tmp_path / "preds.run.json").read_text("utf-8"))
     assert run["status"] == "interrupted"
@@ -333,3 +334,16 @@ def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
     assert ids.count(bos) == 1
     if family not in ("paligemma", "paligemma2"):  # PaliGemma: image tokens, then <bos>
         assert ids[0] == bos
+
+
+def test_an_overwrite_killed_early_never_passes_old_lines_off_as_new(tiny, letters, tmp_path):
+    model, out = tiny("paligemma"), tmp_path / "preds.jsonl"
+    assert _infer(letters, model, out, "--limit", "3").exit_code == 0
+    process = vlmkit_process("infer", letters, "--model", model, "-o", out, "--limit", "3",
+                             "--max-new-tokens", "2", "--overwrite")  # fmt: skip
+    time.sleep(1.0)  # still importing or loading: nothing of the new run is written yet
+    process.kill()
+    process.communicate()
+    again = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "3",
+                   "--max-new-tokens", "2")  # fmt: skip
+    assert again.exit_code == 2 and "another configuration" in again.stderr

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from vlmkit.models.families import Family
-from vlmkit.prompts import format_prompt, images_argument, user_turn
+from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument, user_turn
 
 IGNORE_INDEX = -100
 """The label cross-entropy skips (the prompt, its images, the padding)."""
@@ -78,8 +78,14 @@ class TrainingCollator:
     def _encode(self, examples: list[dict]) -> tuple[dict[str, torch.Tensor], list[EncodedLengths]]:
         images = images_argument(self.family, [_open_rgb(e["image"]) for e in examples])
         prompts = [format_prompt(self.processor, self.family, e["prompt"]) for e in examples]
-        # padding_side per call: inference set "left" on this shared tokenizer and keeps it.
-        kwargs = {"padding": True, "padding_side": "right", "return_tensors": "pt"}
+        # BOS as inference adds it (most templates hold it, LLaVA 1.5's leaves it to the
+        # tokenizer); padding_side per call: inference set "left" on this shared tokenizer.
+        kwargs = {
+            "padding": True,
+            "padding_side": "right",
+            "return_tensors": "pt",
+            "add_special_tokens": adds_special_tokens(self.processor, prompts[0]),
+        }
         if self.family.prompt_style == "prefix":
             # PaliGemma's own convention: the suffix is tokenised as the second sequence of a
             # pair (no merge with the prefix), eos appended, token_type_ids 1 on it alone, and
@@ -92,8 +98,7 @@ class TrainingCollator:
             total = real.sum(dim=1).tolist()
             lengths = [EncodedLengths(t, t - a, a) for t, a in zip(total, answer, strict=True)]
             return batch, lengths
-        # Chat: the template holds BOS, so no special tokens are added (as inference does).
-        encoded = self.processor(text=prompts, images=images, add_special_tokens=False, **kwargs)
+        encoded = self.processor(text=prompts, images=images, **kwargs)
         answers = [self._answer_ids(p, e["target"]) for p, e in zip(prompts, examples, strict=True)]
         return self._append_answers(dict(encoded), answers)
 
@@ -163,7 +168,9 @@ def end_token(processor: Any, family: Family) -> str:
     message: the turn end the instruction-tuned model already emits there (Gemma 3's
     `<end_of_turn>`, while its tokenizer's eos is `<eos>`, which the template never writes).
     Otherwise (PaliGemma, or a template that ends a turn with plain text, as LLaVA's) the
-    tokenizer's eos token. Either is among the stop ids of the checkpoints vlmkit knows.
+    tokenizer's eos token. It must be among the model's generation stop ids (Gemma 3's are
+    `<eos>` and `<end_of_turn>`): the tests check it for every family, training code can check
+    `end_token_id` against the model it trains.
     """
     tokenizer = processor.tokenizer
     if family.prompt_style == "chat":

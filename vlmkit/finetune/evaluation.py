@@ -22,15 +22,20 @@ from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.metrics import metric_class
 from vlmkit.models.loading import LoadedModel
-from vlmkit.scoring import Joined, Reference, ScoreConfig, evaluate
+from vlmkit.scoring import Joined, Reference, ScoreConfig, choose_metrics, evaluate
 
 log = logging.getLogger(__name__)
 
 
 def generation_scores(
-    loaded: LoadedModel, data: TrainingData, samples: int, max_new_tokens: int
+    loaded: LoadedModel,
+    data: TrainingData,
+    samples: int,
+    max_new_tokens: int,
+    also: str | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Greedy answers to the first `samples` records of `data`, scored; and the answers."""
+    """Greedy answers to the first `samples` records of `data`, scored with the task's default
+    metrics (and metric `also`); and the answers."""
     records = data.records[:samples]
     predictor = Predictor(loaded, GenerationSettings(max_new_tokens=max_new_tokens))
     questions = [Sample(r.id, data.folder / r.file_name, r.prompt) for r in records]
@@ -46,7 +51,9 @@ def generation_scores(
         prediction_path=Path("(generated during training)"),
         reference_path=data.folder,
     )
-    evaluation = evaluate(joined, ScoreConfig())
+    _, defaults = choose_metrics(joined, ScoreConfig())
+    names = tuple(dict.fromkeys([*defaults, *([also] if also else [])]))
+    evaluation = evaluate(joined, ScoreConfig(metrics=names))
     return evaluation.values(), [a.to_json() for a in answers]
 
 
@@ -98,7 +105,9 @@ class GenerationEvalCallback(TrainerCallback):
         model.eval()
         try:
             loaded = dataclasses.replace(self.loaded, model=model)
-            scores, _ = generation_scores(loaded, self.data, self.samples, self.max_new_tokens)
+            scores, _ = generation_scores(
+                loaded, self.data, self.samples, self.max_new_tokens, also=self.best_metric
+            )
         finally:
             tokenizer.padding_side = side
             model.train(was_training)

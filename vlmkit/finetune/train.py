@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
@@ -119,7 +119,7 @@ def finetune(
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
         learning_rate=settings.lr,
-        warmup_ratio=settings.warmup_ratio,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a ratio
         logging_steps=settings.logging_steps,
         save_strategy="steps" if settings.save_every else "epoch",
         save_steps=settings.save_every or 500,
@@ -162,6 +162,9 @@ def finetune(
         peft_config=lora,
         callbacks=callbacks,
     )
+    # vlmkit reports losses itself (progress line, log.jsonl); the trainer's printer would
+    # write raw dicts to stdout, where results go.
+    trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     report.seconds = time.perf_counter() - started

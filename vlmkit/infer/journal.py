@@ -3,24 +3,32 @@
 Lines are appended to `OUT.partial` and flushed to disk after every batch; the file takes its
 final name only when every sample of the run has a line, so `OUT` is always a finished Make
 target (an earlier finished `OUT` stays in place until then). A hard kill can tear the last
-line: the next run cuts it off and answers that sample again. The run's configuration lives in
-the sidecar `OUT.run.json`; resuming under a different configuration would mix two runs in one
-file, so it is refused unless `--overwrite`. One run at a time holds `.OUT.lock`, from its first
-check to its last write.
+line: the next run cuts it off and answers that sample again.
+
+Resuming under a different configuration would mix two runs in one file, so it is refused
+unless `--overwrite`. To make that check trustworthy after a kill at any instant, each file
+carries proof of its configuration: `OUT.partial` starts with a header line holding the run's
+settings key (it is created whole, by rename), and the sidecar `OUT.run.json` records the
+key and the SHA-256 of the finished `OUT` it describes. One run at a time holds `.OUT.lock`,
+from its first check to its last write.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
-import shutil
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
 from vlmkit.records import check_writable, write_text_atomic
+
+HEADER = "vlmkit_partial_run"
+"""The key of the first line of OUT.partial: the settings key of the run that writes it."""
 
 
 def sidecar_path(out: Path) -> Path:
@@ -30,6 +38,14 @@ def sidecar_path(out: Path) -> Path:
 
 def partial_path(out: Path) -> Path:
     return out.with_name(f"{out.name}.partial")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Journal:
@@ -79,7 +95,7 @@ class Journal:
             self._lock = None
 
     def previous_config(self) -> dict[str, Any] | None:
-        """The sidecar of the run that wrote the existing file, or None when there is none."""
+        """The sidecar (the last run's record), or None when there is none."""
         if not self.sidecar.is_file():
             return None
         try:
@@ -98,22 +114,34 @@ class Journal:
                 return path
         return None
 
+    def existing_key(self) -> dict[str, Any]:
+        """The settings key the existing file was made with, from the proof it carries."""
+        path = self.existing_file()
+        if path == self.partial:
+            header = _header(self.partial)
+            if header is None:
+                raise UsageError(
+                    f"--out {self.partial} was not written by this version of vlmkit infer",
+                    hint="pass --overwrite to start again, or choose another --out",
+                )
+            return header
+        record = self.previous_config() or {}
+        if record.get("out_sha256") != file_sha256(self.out):
+            raise UsageError(
+                f"--out {self.out} exists but {self.sidecar.name} does not describe it",
+                hint="pass --overwrite to start again, or choose another --out",
+            )
+        return record.get("key", {})
+
     def check_resumable(self, key: dict[str, Any], *, overwrite: bool) -> None:
         """Refuse to add to an existing file made under another configuration.
 
-        `key` holds the settings that change predictions; those missing from the sidecar (a
-        key part known only after the model loads) are compared once it has loaded.
+        `key` holds the settings that change predictions; parts the existing file's key lacks
+        (known only once the model loads) are compared after loading.
         """
         if overwrite or self.existing_file() is None:
             return
-        previous = self.previous_config()
-        if previous is None:
-            raise UsageError(
-                f"--out {self.existing_file()} exists but has no {self.sidecar.name} "
-                "saying how it was made",
-                hint="pass --overwrite to start again, or choose another --out",
-            )
-        old = previous.get("key", {})
+        old = self.existing_key()
         changed = sorted(name for name in key if name in old and old[name] != key[name])
         if changed:
             details = "; ".join(f"{name}: {old[name]!r} -> {key[name]!r}" for name in changed)
@@ -126,12 +154,11 @@ class Journal:
     def load(self, *, overwrite: bool) -> dict[str, dict[str, Any]]:
         """The lines already written, by id (a later line for an id supersedes an earlier one).
 
-        With `overwrite` an unfinished file is discarded and a finished OUT ignored (it stays
+        With `overwrite` an unfinished file is deleted and a finished OUT ignored (it stays
         until the new run replaces it). A torn last line is cut off here.
         """
         if overwrite:
             self.partial.unlink(missing_ok=True)
-            self.partial.touch()  # the new run's file: OUT's lines never enter it
             return {}
         path = self.existing_file()
         if path is None:
@@ -142,14 +169,16 @@ class Journal:
 
     # --- during the run ---------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Append to OUT.partial, starting from a copy of a finished OUT that is being extended.
+    def open(self, key: dict[str, Any], *, fresh: bool) -> None:
+        """Append to OUT.partial, creating it (whole, by rename) with `key` in its header.
 
-        A copy, not a move: OUT stays a finished target however this run ends.
+        A new partial file starts from a copy of a finished OUT this run extends, unless
+        `fresh` (`--overwrite`); OUT itself stays a finished target however this run ends.
         """
-        if not self.partial.exists() and self.out.is_file():
-            shutil.copyfile(self.out, self.partial)
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        if not self.partial.exists():
+            header = json.dumps({HEADER: key}, ensure_ascii=False).encode("utf-8") + b"\n"
+            body = b"" if fresh or not self.out.is_file() else _body(self.out)
+            _write_whole(self.partial, header + body)
         self._handle = open(self.partial, "ab")  # noqa: SIM115 (closed by close())
 
     def append(self, lines: Iterable[dict[str, Any]]) -> None:
@@ -166,26 +195,57 @@ class Journal:
             self._handle.close()
             self._handle = None
 
-    def finish(self, order: list[str]) -> None:
-        """Give OUT.partial its final name, holding one line per id of `order`, in that order.
+    def finish(
+        self, order: list[str], record: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    ) -> None:
+        """Write OUT: one line per id of `order`, in that order, and its sidecar `record(lines)`.
 
-        Lines of ids outside this run (a larger `--limit` before) are dropped, so the file is
-        what an uninterrupted run of these flags writes. The file is rewritten only when it
-        must be: superseded lines (`--retry-errors`), other ids, or ids out of order.
+        Lines of ids outside this run (a larger `--limit` before) are dropped and superseded
+        lines (`--retry-errors`) left out, so OUT is what an uninterrupted run of these flags
+        writes. The sidecar, written first, holds OUT's digest: the proof that it describes
+        this OUT (a kill between the two leaves OUT.partial, which the next run finishes).
         """
         self.close()
-        if not self.partial.exists():
-            source = self.out if self.out.is_file() else None
-            self.partial.write_bytes(source.read_bytes() if source else b"")
-        lines = _read_lines(self.partial)
-        ordered = [i for i in order if i in lines]
-        if ordered != list(lines) or _line_count(self.partial) != len(lines):
-            text = "".join(json.dumps(lines[i], ensure_ascii=False) + "\n" for i in ordered)
-            write_text_atomic(self.partial, text)
-        os.replace(self.partial, self.out)
+        source = self.partial if self.partial.exists() else self.out
+        lines = _read_lines(source) if source.is_file() else {}
+        kept = [lines[i] for i in order if i in lines]
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in kept)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self.write_sidecar({**record(kept), "out_sha256": digest})
+        write_text_atomic(self.out, text)
+        self.partial.unlink(missing_ok=True)
 
     def write_sidecar(self, data: dict[str, Any]) -> None:
         write_text_atomic(self.sidecar, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _body(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data if not data or data.endswith(b"\n") else data + b"\n"
+
+
+def _header(path: Path) -> dict[str, Any] | None:
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    try:
+        data = json.loads(first)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    key = data.get(HEADER) if isinstance(data, dict) else None
+    return key if isinstance(key, dict) else None
 
 
 def _cut_torn_line(path: Path) -> None:
@@ -213,6 +273,8 @@ def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
                 line = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 line = None
+            if number == 1 and isinstance(line, dict) and HEADER in line:
+                continue
             if not isinstance(line, dict) or not isinstance(line.get("id"), str):
                 raise InputError(
                     f"{path}:{number}: not a predictions line vlmkit wrote",
@@ -221,8 +283,3 @@ def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
             lines.pop(line["id"], None)  # keep the file order of the latest line
             lines[line["id"]] = line
     return lines
-
-
-def _line_count(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())

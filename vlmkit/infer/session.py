@@ -114,12 +114,14 @@ def _execute(
 ) -> RunCounts:
     request, counts, journal = plan.request, plan.counts, plan.journal
     started_at = _now()
+    previous = journal.previous_config() or {}
+    # OUT stays resumable after an interruption only if it was, and this run continues it.
+    out_sha256 = previous.get("out_sha256") if not request.options.overwrite else None
+    described = previous.get("model") or {}
     if plan.todo:
         predictor, described = _predictor(plan)
         on_loaded(described)
-        sidecar = _sidecar(plan, described, started_at, status="running")
-        journal.write_sidecar(sidecar)
-        journal.open()
+        journal.open(plan.key, fresh=request.options.overwrite)
         try:
             run_batches(
                 plan.todo,
@@ -132,19 +134,17 @@ def _execute(
             )
         finally:
             journal.close()
-    else:
-        sidecar = journal.previous_config() or _sidecar(plan, {}, started_at, status="running")
-    complete = not counts.interrupted
-    if complete:
-        journal.finish([sample.id for sample in plan.selection.samples])
-    lines = plan.journal.load(overwrite=False)
-    counts.errors_in_file = sum("error" in line for line in lines.values())
-    sidecar.update(
-        status="complete" if complete else "interrupted",
-        ended_at=_now(),
-        counts=counts.to_json(),
-    )
-    journal.write_sidecar(sidecar)
+    record = _sidecar(plan, described, started_at)
+    if counts.interrupted:
+        record.update(status="interrupted", out_sha256=out_sha256, counts=counts.to_json())
+        journal.write_sidecar(record)
+        return counts
+
+    def finished_record(lines: list[dict[str, Any]]) -> dict[str, Any]:
+        counts.errors_in_file = sum("error" in line for line in lines)
+        return {**record, "counts": counts.to_json()}
+
+    journal.finish([sample.id for sample in plan.selection.samples], finished_record)
     return counts
 
 
@@ -241,15 +241,13 @@ def _adapter_digest(adapter: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _sidecar(
-    plan: Plan, described: dict[str, Any], started_at: str, *, status: str
-) -> dict[str, Any]:
+def _sidecar(plan: Plan, described: dict[str, Any], started_at: str) -> dict[str, Any]:
     request = plan.request
     return {
         "vlmkit_version": __version__,
         "command": "infer",
         "argv": sys.argv[1:],
-        "status": status,
+        "status": "complete",
         "key": plan.key,
         "dataset": {
             "folder": str(plan.selection.folder.resolve()),
@@ -273,7 +271,7 @@ def _sidecar(
         },
         "host": socket.gethostname(),
         "started_at": started_at,
-        "ended_at": None,
+        "ended_at": _now(),
         "counts": plan.counts.to_json(),
     }
 
