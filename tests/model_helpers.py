@@ -51,3 +51,21 @@ def letters_dataset(folder: Path, n: int = 6) -> Path:
 def predictions(path: Path) -> list[tuple[str, str, str | None]]:
     """(id, prediction, error) of each line, in file order: what must not depend on timing."""
     return [(r["id"], r["prediction"], r.get("error")) for r in read_jsonl(path)]
+
+
+def memory_dataset(folder: Path) -> Path:
+    """Four samples a tiny model can learn by heart: each prompt names its sample, and the
+    targets mix words, numbers, JSON and non-ASCII text (real images, drawn here)."""
+    from PIL import Image, ImageDraw
+
+    (folder / "images").mkdir(parents=True)
+    targets = ["cat", "12.50", '{"total": "7"}', "grüße"]
+    rows = []
+    for i, target in enumerate(targets):
+        image = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(image).rectangle((8 * i, 8, 8 * i + 20, 40), fill=(200, 30, 30))
+        image.save(folder / "images" / f"{i}.png")
+        rows.append({"id": f"m{i}", "file_name": f"images/{i}.png", "task": "ocr",
+                     "prompt": f"Item {i}: read it.", "target": target})  # fmt: skip
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    return folder

@@ -129,8 +129,8 @@ def finetune(
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         use_cpu=device == "cpu",
-        gradient_checkpointing=settings.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=settings.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         report_to=list(settings.report_to) or "none",
         # vlmkit's collator reads the raw columns and builds the batch itself.
         remove_unused_columns=False,

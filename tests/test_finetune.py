@@ -1,0 +1,174 @@
+"""`vlmkit finetune` end to end on tiny models: it learns; infer --adapter needs nothing else."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from model_helpers import memory_dataset, read_jsonl, vlmkit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("finetune")
+    assert vlmkit("tiny-model", root / "idefics3", "--family", "idefics3").exit_code == 0
+    return root, memory_dataset(root / "memory")
+
+
+def _finetune(data: Path, model: Path, out: Path, *args: str | Path):
+    return vlmkit("finetune", data, "--model", model, "-o", out, *args)
+
+
+def _exact_match(preds: Path, data: Path) -> float:
+    result = vlmkit("score", preds, data, "-m", "exact_match", "--json", "-")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["metrics"]["exact_match"]
+
+
+def test_it_learns_and_infer_uses_the_adapter_alone(setup, tmp_path):
+    """The learning check: data, labels, adapter saving and loading and prompts line up."""
+    root, data = setup
+    base = tmp_path / "base.jsonl"
+    assert vlmkit("infer", data, "--model", root / "idefics3", "-o", base,
+                  "--max-new-tokens", "12").exit_code == 0  # fmt: skip
+    assert _exact_match(base, data) == 0.0
+    out = tmp_path / "adapter"
+    result = _finetune(data, root / "idefics3", out, "--max-steps", "60", "--lr", "1e-2",
+                       "--eval", data, "--eval-every", "30", "--eval-max-new-tokens", "12",
+                       "--best-metric", "exact_match")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Wrote the adapter" in result.stdout and "{'loss'" not in result.stdout
+    tuned = tmp_path / "tuned.jsonl"
+    result = vlmkit("infer", data, "--adapter", out, "-o", tuned, "--max-new-tokens", "12")
+    assert result.exit_code == 0, result.output
+    assert _exact_match(tuned, data) == 1.0
+    manifest = json.loads((out / "vlmkit-adapter.json").read_text())
+    assert manifest["base_model"] == str((root / "idefics3").resolve())
+    assert manifest["family"] == "idefics3" and manifest["method"] == "lora"
+    assert manifest["prompt_format"]["style"] == "chat"
+    assert manifest["train_data"]["samples"] == 4
+    assert manifest["final_metrics"]["exact_match"] == 1.0
+    assert manifest["best"]["metric"] == "exact_match"
+    assert (out / "best" / "adapter_model.safetensors").is_file()
+    log = read_jsonl(out / "log.jsonl")
+    assert any("loss" in row for row in log)
+    assert [row["step"] for row in log if "eval" in row] == [30, 60]
+    # LoRA adapted the language model only.
+    targets = json.loads((out / "adapter_config.json").read_text())["target_modules"]
+    assert targets and not any("vision" in t or "connector" in t for t in targets)
+
+
+def test_qlora_trains_on_cpu_and_merges(setup, tmp_path):
+    root, data = setup
+    out = tmp_path / "qlora"
+    result = _finetune(data, root / "idefics3", out, "--method", "qlora", "--max-steps", "3",
+                       "--merge")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "vlmkit-adapter.json").read_text())["method"] == "qlora"
+    merged = tmp_path / "merged.jsonl"
+    result = vlmkit("infer", data, "--model", out / "merged", "-o", merged, "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(merged)) == 4
+
+
+def test_resume_continues_and_refuses_other_settings(setup, tmp_path):
+    root, data = setup
+    out = tmp_path / "run"
+    assert (
+        _finetune(data, root / "idefics3", out, "--max-steps", "2", "--save-every", "2").exit_code
+        == 0
+    )
+    result = _finetune(
+        data, root / "idefics3", out, "--max-steps", "4", "--resume", "--save-every", "2"
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 steps" in result.stdout
+    result = _finetune(
+        data, root / "idefics3", out, "--max-steps", "6", "--resume", "--lora-r", "4"
+    )
+    assert result.exit_code == 2 and "lora_r: 16 -> 4" in result.stderr
+    result = _finetune(data, root / "idefics3", out, "--max-steps", "2")
+    assert result.exit_code == 2 and "--resume" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_a_config_file_with_flags_on_top(setup, tmp_path):
+    root, data = setup
+    config = tmp_path / "train.toml"
+    config.write_text('max-steps = 2\nlora-r = 4\ntarget-modules = ["q_proj", "v_proj"]\n')
+    out = tmp_path / "run"
+    result = _finetune(data, root / "idefics3", out, "--config", config, "--lora-r", "8")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "vlmkit-adapter.json").read_text())["settings"]
+    assert (settings["max_steps"], settings["lora_r"]) == (2, 8)
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["r"] == 8
+    assert all(
+        t.endswith(("q_proj", "v_proj")) and "text_model" in t for t in adapter["target_modules"]
+    )
+
+
+def test_samples_too_long_are_named_or_skipped(setup, tmp_path):
+    root, data = setup
+    result = _finetune(
+        data, root / "idefics3", tmp_path / "a", "--max-length", "30", "--max-steps", "1"
+    )
+    assert result.exit_code == 1 and "exceed 30 tokens with their image tokens" in result.stderr
+    assert "m0 (" in result.stderr and "--skip-long" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--target-modules", "qkv"), 2, "matches no linear layer of the language model"),
+        (("--lora-r", "0"), 2, "--lora-r must be at least 1"),
+        (("--lr", "3"), 2, "--lr 3.0 makes no sense"),
+        (("--best-metric", "cer"), 2, "--best-metric needs --eval"),
+        (("--dtype", "float16"), 2, "needs a CUDA GPU"),
+        (("--resume",), 2, "has no checkpoint to continue from"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(setup, tmp_path, args, code, message):
+    root, data = setup
+    result = _finetune(data, root / "idefics3", tmp_path / "out", *args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_datasets_and_outputs(setup, tmp_path):
+    root, data = setup
+    bad = tmp_path / "bad"
+    shutil.copytree(data, bad)
+    rows = read_jsonl(bad / "metadata.jsonl")
+    rows[1]["target"] = " "
+    (bad / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = _finetune(bad, root / "idefics3", tmp_path / "a")
+    assert (
+        result.exit_code == 1 and "metadata.jsonl:2: the target of 'm1' is empty" in result.stderr
+    )
+    (bad / "metadata.jsonl").write_text("")
+    result = _finetune(bad, root / "idefics3", tmp_path / "a")
+    assert result.exit_code == 1 and "has no samples" in result.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "adapter_config.json").write_text("{}")
+    result = _finetune(data, root / "idefics3", mine, "--overwrite")
+    assert (
+        result.exit_code == 2
+        and "only replaces folders that vlmkit finetune wrote" in result.stderr
+    )
+    assert (mine / "adapter_config.json").exists()
+
+
+def test_gradient_checkpointing_trains(setup, tmp_path):
+    root, data = setup
+    result = _finetune(data, root / "idefics3", tmp_path / "gc", "--max-steps", "2",
+                       "--gradient-checkpointing")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "deprecated" not in result.stderr
