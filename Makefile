@@ -49,6 +49,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_infer.py
+	$(BIN)/python bench/bench_finetune.py
 
 # --- demo: until finetune lands, the main job draws the paper's dataset, measures a tiny
 # untrained model on circled letters (its baseline), and scores the bundled CORD predictions --

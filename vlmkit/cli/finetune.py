@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -219,6 +220,14 @@ def finetune_command(
         from vlmkit.metrics import metric_class
 
         metric_class(settings.best_metric)  # a typo gets its did-you-mean now, not after training
+    if eval_dataset is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from vlmkit.errors import UsageError
+
+        raise UsageError(
+            "--eval generates in one process, which sharded (FSDP, ZeRO-3) runs cannot do",
+            hint="under accelerate launch, leave out --eval and score the adapter afterwards "
+            "with vlmkit infer --adapter OUT",
+        )
     train_data = read_training_data(train, split, flag="TRAIN_DATASET")
     eval_data = (
         read_training_data(eval_dataset, eval_split, flag="--eval") if eval_dataset else None
