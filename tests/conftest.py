@@ -58,3 +58,15 @@ def cord_imagefolder(tmp_path_factory) -> Path:
     for image in sorted((EXAMPLE_CORD / "images").glob("*.png")):
         shutil.copyfile(image, root / "test" / image.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module of model tests: with two busy cores, oversubscription
+    slows tiny models 10-50x."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

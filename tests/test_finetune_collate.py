@@ -22,21 +22,13 @@ from vlmkit.models.sources import resolve_source
 from vlmkit.models.tiny import build_tiny_model
 from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
 
 CHAT = [name for name, family in FAMILIES.items() if family.prompt_style == "chat"]
 # Gemma 3's tokenizer eos is <eos>, but its template ends every model turn with <end_of_turn>.
 END_TOKEN = {"gemma3": "<end_of_turn>"}
 # The attention mask and the per-token type ids (only some families have each).
 PER_TOKEN = ("attention_mask", "token_type_ids", "mm_token_type_ids")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: oversubscription slows tiny models 10-50x
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

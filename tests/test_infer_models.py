@@ -13,17 +13,7 @@ from model_helpers import letters_dataset, predictions, read_jsonl, vlmkit, vlmk
 
 from vlmkit.models.families import FAMILIES
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: oversubscription slows tiny models 10-50x
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
 
 
 @pytest.fixture(scope="session")

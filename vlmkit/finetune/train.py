@@ -15,8 +15,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
 from vlmkit.models.options import LoadOptions
 from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
+from vlmkit.provenance import library_versions, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def finetune(
     )
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_json(out / RUN_FILE, {"settings": settings.to_json(), "started_at": _now()})
+        write_json(out / RUN_FILE, {"settings": settings.to_json(), "started_at": utc_now()})
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=settings.epochs,
@@ -303,7 +302,7 @@ def _manifest(
     base = str(Path(source.model).resolve()) if source.local else source.model
     return {
         "vlmkit_version": __version__,
-        "created_at": _now(),
+        "created_at": utc_now(),
         "base_model": base,
         "base_config": loaded.model.config.to_dict() if source.config is None else source.config,
         "family": loaded.family.name,
@@ -322,19 +321,7 @@ def _manifest(
             "dtype": loaded.dtype,
         },
         "final_metrics": None,
-        "versions": {
-            name: _version(name)
-            for name in ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
-        },
+        "versions": library_versions(
+            ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
+        ),
     }
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -8,13 +8,10 @@ model, answers what is pending and records the run in the sidecar.
 from __future__ import annotations
 
 import hashlib
-import platform
 import socket
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
 from vlmkit.infer.settings import GenerationSettings, RunOptions
 from vlmkit.models.sources import ModelSource, resolve_source
+from vlmkit.provenance import library_versions, utc_now
 
 BACKENDS = ("transformers", "vllm")
 _VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "pillow")
@@ -113,7 +111,7 @@ def _execute(
     on_loaded: Callable[[Any], None],
 ) -> RunCounts:
     request, counts, journal = plan.request, plan.counts, plan.journal
-    started_at = _now()
+    started_at = utc_now()
     previous = journal.previous_config() or {}
     # OUT stays resumable after an interruption only if it was, and this run continues it.
     out_sha256 = previous.get("out_sha256") if not request.options.overwrite else None
@@ -264,24 +262,9 @@ def _sidecar(plan: Plan, described: dict[str, Any], started_at: str) -> dict[str
             "retry_errors": request.options.retry_errors,
             "backend": request.backend,
         },
-        "versions": {
-            "python": platform.python_version(),
-            **{name: _version(name) for name in _VERSIONED},
-            "vlmkit": __version__,
-        },
+        "versions": library_versions(_VERSIONED),
         "host": socket.gethostname(),
         "started_at": started_at,
-        "ended_at": _now(),
+        "ended_at": utc_now(),
         "counts": plan.counts.to_json(),
     }
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _now() -> str:
-    return datetime.fromtimestamp(time.time(), timezone.utc).isoformat(timespec="seconds")
