@@ -172,3 +172,37 @@ def test_gradient_checkpointing_trains(setup, tmp_path):
                        "--gradient-checkpointing")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "deprecated" not in result.stderr
+
+
+def test_skip_long_trains_on_the_rest_and_counts(setup, tmp_path):
+    root, data = setup
+    rows = read_jsonl(data / "metadata.jsonl")
+    longer = tmp_path / "longer"
+    shutil.copytree(data, longer)
+    rows[0]["target"] = "a much longer answer " * 4
+    (longer / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "a"
+    limit = _budget(root / "idefics3", longer)
+    result = _finetune(longer, root / "idefics3", out, "--max-length", str(limit), "--skip-long",
+                       "--max-steps", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 samples were longer than the token budget" in result.stderr
+    manifest = json.loads((out / "vlmkit-adapter.json").read_text())
+    assert manifest["skipped_long"] == ["m0"] and manifest["training"]["samples"] == 3
+
+
+def _budget(model: Path, data: Path) -> int:
+    """A --max-length that fits every sample of `data` but its first."""
+    from vlmkit.finetune.collate import TrainingCollator
+    from vlmkit.finetune.data import read_training_data
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+
+    loaded = load_model(resolve_source(str(model), None), LoadOptions())
+    collator = TrainingCollator(loaded.processor, loaded.family)
+    lengths = [
+        collator.lengths(e).total for e in read_training_data(data, None, flag="D").examples()
+    ]
+    assert lengths[0] > max(lengths[1:])
+    return max(lengths[1:])

@@ -248,7 +248,7 @@ def finetune_command(
         state: dict[str, Any] = {"step": 0}
 
         def on_step(step: int, loss: float | None) -> None:
-            advance(step - state["step"])
+            advance(step - state["step"], note=f"loss {loss:.4f}" if loss is not None else "")
             state["step"] = step
 
         def on_scores(step: int, scores: dict[str, float]) -> None:
@@ -257,7 +257,8 @@ def finetune_command(
 
         report = finetune(
             source, train_data, eval_data, out, settings, resume=resume, merge=merge,
-            hooks=Hooks(on_step=on_step, on_scores=on_scores),
+            hooks=Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
+                        on_scores=on_scores),
         )  # fmt: skip
     loss = f", final training loss {report.train_loss:.4f}" if report.train_loss is not None else ""
     console.stdout.print(
