@@ -45,6 +45,7 @@ def test_it_learns_and_infer_uses_the_adapter_alone(setup, tmp_path):
                        "--best-metric", "exact_match")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Wrote the adapter" in result.stdout and "{'loss'" not in result.stdout
+    assert "4 of the --eval samples are also training samples" in result.stderr
     tuned = tmp_path / "tuned.jsonl"
     result = vlmkit("infer", data, "--adapter", out, "-o", tuned, "--max-new-tokens", "12")
     assert result.exit_code == 0, result.output
@@ -59,7 +60,8 @@ def test_it_learns_and_infer_uses_the_adapter_alone(setup, tmp_path):
     assert (out / "best" / "adapter_model.safetensors").is_file()
     log = read_jsonl(out / "log.jsonl")
     assert any("loss" in row for row in log)
-    assert [row["step"] for row in log if "eval" in row] == [30, 60]
+    evals = [row for row in log if "eval/exact_match" in row]
+    assert [row["step"] for row in evals] == [30, 60]
     # LoRA adapted the language model only.
     targets = json.loads((out / "adapter_config.json").read_text())["target_modules"]
     assert targets and not any("vision" in t or "connector" in t for t in targets)
@@ -171,7 +173,6 @@ def test_gradient_checkpointing_trains(setup, tmp_path):
     result = _finetune(data, root / "idefics3", tmp_path / "gc", "--max-steps", "2",
                        "--gradient-checkpointing")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "deprecated" not in result.stderr
 
 
 def test_skip_long_trains_on_the_rest_and_counts(setup, tmp_path):
@@ -206,3 +207,57 @@ def _budget(model: Path, data: Path) -> int:
     ]
     assert lengths[0] > max(lengths[1:])
     return max(lengths[1:])
+
+
+def test_overwrite_keeps_the_old_adapter_when_a_check_fails(setup, tmp_path):
+    root, data = setup
+    out = tmp_path / "a"
+    assert _finetune(data, root / "idefics3", out, "--max-steps", "1").exit_code == 0
+    result = _finetune(data, root / "idefics3", out, "--overwrite", "--target-modules", "qkv")
+    assert result.exit_code == 2 and "qkv" in result.stderr
+    assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_resume_on_other_data_or_model_is_refused(setup, tmp_path):
+    root, data = setup
+    out = tmp_path / "a"
+    args = ("--max-steps", "2", "--save-every", "2")
+    assert _finetune(data, root / "idefics3", out, *args).exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(root / "idefics3", other)
+    result = _finetune(data, other, out, "--resume", "--max-steps", "3")
+    assert result.exit_code == 2 and "another base model" in result.stderr
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed)
+    with open(changed / "metadata.jsonl", "a") as handle:
+        handle.write(json.dumps({**read_jsonl(data / "metadata.jsonl")[0], "id": "m9"}) + "\n")
+    result = _finetune(changed, root / "idefics3", out, "--resume", "--max-steps", "3")
+    assert result.exit_code == 2 and "another training data" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--best-metric", "cerr", "--eval", "DATA"), "did you mean 'cer'"),
+        (("--report-to", "bogus"), "'bogus' is not a tracker"),
+        (("--eval-every", "5"), "--eval-every apply to --eval"),
+    ],
+)
+def test_eval_and_tracking_flags_are_checked_first(setup, tmp_path, args, message):
+    root, data = setup
+    args = tuple(str(data) if a == "DATA" else a for a in args)
+    result = _finetune(data, root / "idefics3", tmp_path / "a", *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_an_eval_set_of_mixed_tasks_is_refused_before_training(setup, tmp_path):
+    root, data = setup
+    mixed = tmp_path / "mixed"
+    shutil.copytree(data, mixed)
+    rows = read_jsonl(mixed / "metadata.jsonl")
+    rows[0]["task"] = "letter"
+    (mixed / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = _finetune(data, root / "idefics3", tmp_path / "a", "--eval", mixed)
+    assert result.exit_code == 1 and "mixes tasks (letter, ocr)" in result.stderr
+    assert not (tmp_path / "a").exists()

@@ -193,8 +193,8 @@ def finetune_command(
         accelerate launch -m vlmkit finetune data/cord --split train --model M -o runs/ddp
     """
     from vlmkit.finetune.data import read_training_data
-    from vlmkit.finetune.output import check_resume_settings, prepare_output
-    from vlmkit.finetune.settings import settings_from
+    from vlmkit.finetune.output import check_resume, prepare_output
+    from vlmkit.finetune.settings import check_report_to, settings_from
     from vlmkit.infer.session import require_model_libraries
     from vlmkit.models.sources import resolve_source
 
@@ -217,9 +217,22 @@ def finetune_command(
 
         raise UsageError("--best-metric needs --eval", hint="name the dataset to score on")
     if settings.best_metric:
-        from vlmkit.metrics import metric_class
+        from dataclasses import replace
 
-        metric_class(settings.best_metric)  # a typo gets its did-you-mean now, not after training
+        from vlmkit.metrics import resolve_metric_names
+
+        # A typo gets its did-you-mean now, not after training.
+        (name,) = resolve_metric_names(settings.best_metric, flag="--best-metric")
+        settings = replace(settings, best_metric=name)
+    check_report_to(settings.report_to)
+    if eval_dataset is None:
+        eval_only = {"--eval-every": eval_every, "--eval-samples": eval_samples,
+                     "--eval-max-new-tokens": eval_max_new_tokens}  # fmt: skip
+        given = [flag for flag, value in eval_only.items() if value is not None]
+        if given:
+            from vlmkit.errors import UsageError
+
+            raise UsageError(f"{', '.join(given)} apply to --eval", hint="add --eval DATASET")
     if eval_dataset is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from vlmkit.errors import UsageError
 
@@ -232,10 +245,18 @@ def finetune_command(
     eval_data = (
         read_training_data(eval_dataset, eval_split, flag="--eval") if eval_dataset else None
     )
+    if eval_data is not None:
+        eval_data.check_scorable()
+        shared = eval_data.shared_with(train_data)
+        if shared:
+            console.warn(
+                f"{shared:,} of the --eval samples are also training samples (same id or "
+                "image): their scores will flatter the model"
+            )
     source = resolve_source(model, None)
     prepare_output(out, overwrite=overwrite, resume=resume)
     if resume:
-        check_resume_settings(out, settings.to_json())
+        check_resume(out, settings, source, train_data)
     require_model_libraries("vlmkit finetune")
     from vlmkit.cli.progress import progress_bar
     from vlmkit.finetune.train import Hooks, finetune
@@ -256,10 +277,13 @@ def finetune_command(
             console.stderr.print(f"step {step}: {shown}")
 
         report = finetune(
-            source, train_data, eval_data, out, settings, resume=resume, merge=merge,
+            source, train_data, eval_data, out, settings, resume=resume, overwrite=overwrite,
+            merge=merge,
             hooks=Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
                         on_scores=on_scores),
         )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one summary per run, from the main process
     loss = f", final training loss {report.train_loss:.4f}" if report.train_loss is not None else ""
     console.stdout.print(
         f"Wrote the adapter to {out}: {report.steps:,} steps on {report.train_samples:,} samples "

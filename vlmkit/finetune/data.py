@@ -32,6 +32,30 @@ class TrainingData:
             for r in self.records
         ]
 
+    def check_scorable(self) -> None:
+        """An eval set must have one task with default metrics, as `vlmkit score` needs."""
+        from vlmkit.metrics import TASK_DEFAULTS
+
+        tasks = sorted({r.task for r in self.records})
+        if len(tasks) > 1:
+            raise InputError(
+                f"--eval {self.folder} mixes tasks ({', '.join(tasks)})",
+                hint="evaluate on a dataset of one task",
+            )
+        if tasks[0] not in TASK_DEFAULTS:
+            raise InputError(
+                f"--eval {self.folder}: task {tasks[0]!r} has no default metrics",
+                hint=f"tasks vlmkit scores: {', '.join(TASK_DEFAULTS)}",
+            )
+
+    def shared_with(self, other: TrainingData) -> int:
+        """How many of these samples are also in `other` (the same id or the same image)."""
+        ids = {r.id for r in other.records}
+        images = {(other.folder / r.file_name).resolve() for r in other.records}
+        return sum(
+            r.id in ids or (self.folder / r.file_name).resolve() in images for r in self.records
+        )
+
     def fingerprint(self) -> dict[str, Any]:
         tasks = sorted({r.task for r in self.records})
         return {

@@ -9,6 +9,7 @@ answers are scored with the task's default metrics, exactly as `vlmkit score` wo
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,9 @@ from vlmkit.models.loading import LoadedModel
 from vlmkit.scoring import Joined, Reference, ScoreConfig, choose_metrics, evaluate
 
 log = logging.getLogger(__name__)
+
+BEST_SCORE = "best-score.json"
+"""Beside the best adapter: its metric, value and step, so `--resume` knows what to beat."""
 
 
 def generation_scores(
@@ -77,6 +81,7 @@ class GenerationEvalCallback(TrainerCallback):
         best_metric: str | None,
         best_dir: Path,
         on_scores: Callable[[int, dict[str, float]], None],
+        resumed: bool = False,
     ) -> None:
         self.loaded, self.data = loaded, data
         self.samples, self.max_new_tokens, self.every = samples, max_new_tokens, every
@@ -85,6 +90,10 @@ class GenerationEvalCallback(TrainerCallback):
         self.best_step: int | None = None
         self.last: dict[str, float] = {}
         self.on_scores = on_scores
+        self.trainer: Any = None
+        """Set once the trainer exists: scores are logged through it, to every tracker."""
+        if resumed:  # the best so far is the one to beat, not the first score after resuming
+            self._load_best()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if (
@@ -112,9 +121,21 @@ class GenerationEvalCallback(TrainerCallback):
             tokenizer.padding_side = side
             model.train(was_training)
         self.last = scores
+        if self.trainer is not None:
+            self.trainer.log({f"eval/{name}": value for name, value in scores.items()})
         self.on_scores(step, scores)
         if self.best_metric is not None:
             value = scores.get(self.best_metric)
             if value is not None and better(self.best_metric, value, self.best_value):
                 self.best_value, self.best_step = value, step
                 model.save_pretrained(self.best_dir)
+                best = {"metric": self.best_metric, "value": value, "step": step}
+                (self.best_dir / BEST_SCORE).write_text(json.dumps(best) + "\n", "utf-8")
+
+    def _load_best(self) -> None:
+        try:
+            best = json.loads((self.best_dir / BEST_SCORE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return
+        if best.get("metric") == self.best_metric:
+            self.best_value, self.best_step = best.get("value"), best.get("step")

@@ -46,9 +46,10 @@ def target_modules(model: Any, names: tuple[str, ...] | None, *, train_vision: b
             if not matches:
                 leaves = sorted({n.split(".")[-1] for n in layers})
                 where = "the model" if train_vision else "the language model"
+                vision = "" if train_vision else " (add --train-vision for the vision side's)"
                 raise UsageError(
                     f"--target-modules {wanted!r} matches no linear layer of {where}",
-                    hint=f"its linear layers are named: {', '.join(leaves)}",
+                    hint=f"its linear layers are named: {', '.join(leaves)}{vision}",
                 )
             chosen += matches
         chosen = sorted(set(chosen))

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import UsageError
-from vlmkit.models.sources import ADAPTER_MANIFEST
+from vlmkit.finetune.data import TrainingData
+from vlmkit.finetune.settings import FinetuneSettings
+from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
+from vlmkit.provenance import utc_now
 from vlmkit.records import nearest_existing_parent, write_text_atomic
 
 RUN_FILE = "finetune-run.json"
@@ -58,15 +61,44 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
                 f"--out {out}: --overwrite only replaces folders that vlmkit finetune wrote",
                 hint="choose another --out, or empty that folder yourself",
             )
+
+
+def clear_output(out: Path) -> None:
+    """Delete an OUT that `prepare_output` allowed `--overwrite` to replace."""
+    if out.exists():
         shutil.rmtree(out)
 
 
-def check_resume_settings(out: Path, settings: dict[str, Any]) -> None:
-    """A resumed run must keep every setting that shapes the model (not its length)."""
+def run_record(
+    settings: FinetuneSettings, source: ModelSource, train: TrainingData
+) -> dict[str, Any]:
+    """What `--resume` must find unchanged: settings, base model and training data."""
+    return {
+        "settings": settings.to_json(),
+        "base_model": source.model,
+        "train_data": train.fingerprint()["metadata_sha256"],
+        "started_at": utc_now(),
+    }
+
+
+def check_resume(
+    out: Path, settings: FinetuneSettings, source: ModelSource, train: TrainingData
+) -> None:
+    """A resumed run must keep its base model, its data and every setting that shapes the
+    model (not its length)."""
     try:
-        previous = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))["settings"]
+        record = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+        previous = record["settings"]
     except (OSError, ValueError, KeyError):
         return  # checkpoints without vlmkit's record: the trainer's own checks apply
+    now = run_record(settings, source, train)
+    for key, what in (("base_model", "base model"), ("train_data", "training data")):
+        if record.get(key) is not None and record[key] != now[key]:
+            raise UsageError(
+                f"--resume: {out} was trained on another {what} ({record[key]})",
+                hint="resume with the same --model and dataset, or start again with --overwrite",
+            )
+    settings = now["settings"]
     changed = sorted(
         key for key in settings
         if key not in RESUMABLE_CHANGES and previous.get(key) != settings[key]

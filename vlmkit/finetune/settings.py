@@ -136,19 +136,57 @@ def settings_from(config_file: Path | None, flags: dict[str, Any]) -> FinetuneSe
     """Defaults, then the file's values, then the flags that were given (not None)."""
     values = read_config_file(config_file) if config_file is not None else {}
     values.update({name: value for name, value in flags.items() if value is not None})
-    for name in _TUPLES:
-        if isinstance(values.get(name), str):
-            values[name] = tuple(p.strip() for p in values[name].split(",") if p.strip())
-        elif isinstance(values.get(name), list):
-            values[name] = tuple(values[name])
-    return FinetuneSettings(**values)
+    where = f"--config {config_file}" if config_file is not None else "a flag"
+    return FinetuneSettings(**{name: _coerce(name, value, where) for name, value in values.items()})
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """`value` as the type of setting `name`, or a usage error naming the key.
+
+    Files are loosely typed (PyYAML reads `2e-4` as a string; `"no"` is a true string), so
+    every value is checked here rather than trusted.
+    """
+    kind = _FIELDS[name].type
+    key = name.replace("_", "-")
+    problem = f"{where}: {key} = {value!r} is not "
+    if value is None and "None" in kind:
+        return None
+    if name in _TUPLES:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise UsageError(problem + "a list of names", hint='e.g. ["q_proj", "v_proj"]')
+        return tuple(value)
+    if kind.startswith("bool"):
+        if not isinstance(value, bool):
+            raise UsageError(problem + "true or false")
+        return value
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(problem + "a whole number")
+        return value
+    if kind.startswith("float"):
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(problem + "a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise UsageError(problem + "text")
+    return value
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a TOML or YAML file; keys are the flags' names (`lora-r` or `lora_r`)."""
     if not path.is_file():
         raise UsageError(f"--config {path} does not exist", hint="check the path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"--config {path} is not UTF-8 text ({error.reason})") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
@@ -178,3 +216,27 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise InputError(f"--config {path}: unknown setting {key!r}", hint=f"settings: {known}")
         settings[name] = value
     return settings
+
+
+# Trackers transformers reports to, and the module each needs.
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
+            "comet_ml": "comet_ml", "clearml": "clearml", "trackio": "trackio"}  # fmt: skip
+
+
+def check_report_to(names: tuple[str, ...]) -> None:
+    """Fail before training on a tracker that is unknown or not installed."""
+    import importlib.util
+
+    for name in names:
+        if name == "none":
+            continue
+        if name not in TRACKERS:
+            raise UsageError(
+                f"--report-to {name!r} is not a tracker vlmkit knows",
+                hint=f"choose from: {', '.join(TRACKERS)}",
+            )
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise UsageError(
+                f"--report-to {name}: {TRACKERS[name]} is not installed",
+                hint=f"pip install {TRACKERS[name]}",
+            )

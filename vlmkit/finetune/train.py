@@ -10,6 +10,7 @@ scores them (`evaluation.py`). The adapter folder carries a manifest so that
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -27,7 +28,7 @@ from vlmkit.finetune.collate import TrainingCollator
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
-from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, write_json
+from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, clear_output, run_record, write_json
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
 from vlmkit.models.options import LoadOptions
@@ -71,10 +72,15 @@ def finetune(
     settings: FinetuneSettings,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     merge: bool = False,
     hooks: Hooks = Hooks(),
 ) -> TrainingReport:
-    """Train an adapter on `train` into `out` (already checked by `prepare_output`)."""
+    """Train an adapter on `train` into `out` (already checked by `prepare_output`).
+
+    With `overwrite` the old OUT is deleted only once everything that can fail before
+    training (device, model, target modules, token budget) has passed.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -108,9 +114,12 @@ def finetune(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_json(out / RUN_FILE, {"settings": settings.to_json(), "started_at": utc_now()})
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process and not resume:
+        if overwrite:
+            clear_output(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_FILE, run_record(settings, source, train))
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=settings.epochs,
@@ -149,7 +158,8 @@ def finetune(
             every=settings.eval_every,
             best_metric=settings.best_metric,
             best_dir=out / BEST,
-            on_scores=lambda step, scores: _log_scores(out / LOG, hooks, step, scores),
+            on_scores=hooks.on_scores,
+            resumed=resume,
         )
         callbacks.append(evaluator)
     trainer = SFTTrainer(
@@ -164,26 +174,41 @@ def finetune(
     # vlmkit reports losses itself (progress line, log.jsonl); the trainer's printer would
     # write raw dicts to stdout, where results go.
     trainer.remove_callback(PrinterCallback)
+    if evaluator is not None:
+        evaluator.trainer = trainer  # eval scores go through trainer.log, to every tracker
+    if device == "cpu":
+        _trainable_in_fp32(trainer.model)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     report.seconds = time.perf_counter() - started
     report.steps = result.global_step
     report.train_loss = float(result.training_loss) if result.training_loss is not None else None
     report.train_samples = len(examples)
+    trainer.save_model(str(out))  # every process: sharded (FSDP, ZeRO-3) saves gather
     if not trainer.is_world_process_zero():
         return report
-    trainer.save_model(str(out))
+    if not (out / "adapter_model.safetensors").is_file():
+        raise InputError(
+            f"training finished but no adapter was saved in {out}",
+            hint="with FSDP, use fsdp_state_dict_type FULL_STATE_DICT (see the README)",
+        )
     manifest = _manifest(source, loaded, train, eval_data, settings, report)
     if evaluator is not None:
         report.final_metrics = evaluator.last
         manifest["final_metrics"] = evaluator.last
         if evaluator.best_step is not None:
             report.best = {"metric": settings.best_metric, "value": evaluator.best_value,
-                           "step": evaluator.best_step, "adapter": str(out / BEST)}  # fmt: skip
+                           "step": evaluator.best_step,
+                           "adapter": str((out / BEST).resolve())}  # fmt: skip
             manifest["best"] = report.best
             write_json(out / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
     write_json(out / ADAPTER_MANIFEST, manifest)
     if merge:
+        # Free the trainer's model and optimiser before a second, unquantised copy loads.
+        del trainer, loaded, callbacks, evaluator
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         report.merged = merge_adapter(source, out, settings, device, dtype)
     return report
 
@@ -205,6 +230,14 @@ def merge_adapter(
     merged.save_pretrained(out / MERGED)
     base.processor.save_pretrained(out / MERGED)
     return out / MERGED
+
+
+def _trainable_in_fp32(model: Any) -> None:
+    """TRL casts a quantised model's LoRA weights to bf16; on a CPU that is the slow path and
+    the saved adapter would be bf16, so they go back to fp32 there."""
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
 
 
 def _check_device(settings: FinetuneSettings, device: str, dtype: torch.dtype) -> None:
@@ -277,11 +310,6 @@ class _Reporter(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.hooks.on_step(state.global_step, self.loss)
-
-
-def _log_scores(path: Path, hooks: Hooks, step: int, scores: dict[str, float]) -> None:
-    _append(path, {"step": step, "eval": scores})
-    hooks.on_scores(step, scores)
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
