@@ -117,3 +117,14 @@ def test_write_jsonl_atomic_round_trips_unicode(tmp_path: Path):
     assert write_jsonl_atomic(target, rows) == 1
     assert "東京" in target.read_text("utf-8")  # written as UTF-8, not \\u escapes
     assert [line.data for line in iter_jsonl(target)] == rows
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from vlmkit.records import current_umask, write_text_atomic
+
+    write_text_atomic(tmp_path / "out.json", "{}")
+    mode = stat.S_IMODE(os.stat(tmp_path / "out.json").st_mode)
+    assert mode == 0o666 & ~current_umask()

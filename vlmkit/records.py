@@ -252,6 +252,13 @@ def check_writable(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path}: cannot write in {ancestor}", hint="choose another path")
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it, the only way POSIX offers)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[TextIO]:
     """Open a temporary file beside `path`; rename it to `path` only if the block succeeds.
@@ -264,6 +271,7 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from others
     except OSError as exc:
         raise InputError(
             f"cannot write {path}: {exc.strerror}", hint="choose a writable output path"

@@ -53,6 +53,9 @@ class TrainingCollator:
         self.end_token = end_token(processor, family)
         """The token after the answer: what makes generation stop at inference."""
         self.end_token_id: int = self.tokenizer.convert_tokens_to_ids(self.end_token)
+        self.answer_lead = answer_lead(processor, family)
+        """Text the chat template puts between the generation prompt and the answer (SmolVLM's
+        and LLaVA's " "): trained as part of the answer, so the model learns its native form."""
         self._keep = {*processor.model_input_names, "labels"}
 
     def lengths(self, example: dict) -> EncodedLengths:
@@ -116,7 +119,7 @@ class TrainingCollator:
         def encode(text: str) -> list[int]:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-        answer = target + self.end_token
+        answer = self.answer_lead + target + self.end_token
         alone, joint = encode(prompt), encode(prompt + answer)
         if joint[: len(alone)] == alone:
             return joint[len(alone) :]
@@ -187,6 +190,23 @@ def end_token(processor: Any, family: Family) -> str:
         if added is not None and added.special:
             return added.content
     return tokenizer.eos_token
+
+
+def answer_lead(processor: Any, family: Family) -> str:
+    """What the chat template writes between the generation prompt and an assistant message's
+    text: " " after SmolVLM's "Assistant:" and LLaVA's "ASSISTANT:", nothing for most."""
+    if family.prompt_style != "chat":
+        return ""
+    turn = {"role": "assistant", "content": [{"type": "text", "text": _SENTINEL}]}
+    try:
+        opener = format_prompt(processor, family, "?")
+        rendered = processor.apply_chat_template(
+            [*user_turn("?"), turn], tokenize=False, add_generation_prompt=False
+        )
+    except Exception:  # a template that rejects an assistant turn: nothing to learn from it
+        return ""
+    before = rendered.partition(_SENTINEL)[0]
+    return before[len(opener) :] if before.startswith(opener) else ""
 
 
 def _open_rgb(path: Any) -> Image.Image:

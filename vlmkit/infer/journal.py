@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
-from vlmkit.records import check_writable, write_text_atomic
+from vlmkit.records import check_writable, current_umask, write_text_atomic
 
 HEADER = "vlmkit_partial_run"
 """The key of the first line of OUT.partial: the settings key of the run that writes it."""
@@ -221,6 +221,7 @@ class Journal:
 
 def _write_whole(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
