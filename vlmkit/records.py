@@ -301,3 +301,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file through `atomic_output`."""
     with atomic_output(path) as out:
         out.write(text)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file's exact bytes through `atomic_output`."""
+    with atomic_output(path) as out:
+        out.buffer.write(data)

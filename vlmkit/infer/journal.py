@@ -19,13 +19,12 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
-from vlmkit.records import check_writable, current_umask, write_text_atomic
+from vlmkit.records import check_writable, write_bytes_atomic, write_text_atomic
 
 HEADER = "vlmkit_partial_run"
 """The key of the first line of OUT.partial: the settings key of the run that writes it."""
@@ -178,7 +177,7 @@ class Journal:
         if not self.partial.exists():
             header = json.dumps({HEADER: key}, ensure_ascii=False).encode("utf-8") + b"\n"
             body = b"" if fresh or not self.out.is_file() else _body(self.out)
-            _write_whole(self.partial, header + body)
+            write_bytes_atomic(self.partial, header + body)
         self._handle = open(self.partial, "ab")  # noqa: SIM115 (closed by close())
 
     def append(self, lines: Iterable[dict[str, Any]]) -> None:
@@ -217,20 +216,6 @@ class Journal:
 
     def write_sidecar(self, data: dict[str, Any]) -> None:
         write_text_atomic(self.sidecar, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~current_umask())
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _body(path: Path) -> bytes:
