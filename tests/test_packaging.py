@@ -31,3 +31,21 @@ def test_fonts_and_word_list_ship_as_package_data():
     patterns = config["package-data"]["vlmkit.synth.data"]
     for path in data.iterdir():
         assert any(path.match(p) for p in patterns), path.name
+
+
+def test_the_example_makefile_plans_the_whole_loop():
+    """`make -n` on the users' Makefile: every step is a vlmkit command, in order."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("make is not installed")
+    result = subprocess.run(
+        ["make", "-n", "-f", str(REPO / "examples" / "finetune" / "Makefile"), "compare"],
+        capture_output=True, text=True, check=True, cwd=REPO / "examples" / "finetune",
+    )  # fmt: skip
+    commands = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("vlmkit")]
+    assert commands[0] == "convert" and commands[-1] == "score"
+    assert {"infer", "finetune", "score"} <= set(commands)
