@@ -84,6 +84,10 @@ $(DEMO)/scores.json: $(DEMO)/tuned.jsonl $(DEMO)/baseline.jsonl
 	$(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl \
 		--json $@ --per-sample $(DEMO)/per-sample.jsonl > /dev/null
 
+$(DEMO)/report.html: $(DEMO)/scores.json
+	$(BIN)/vlmkit report $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl \
+		--by meta.font --by meta.padding --by meta.thickness --out $@
+
 $(DEMO)/circled-letter-paper/synth.json: | $(INSTALLED)
 	$(BIN)/vlmkit synth circled-letter --preset paper --overwrite -o $(DEMO)/circled-letter-paper
 
@@ -111,12 +115,17 @@ $(CORD_TINY)/scores.json: $(CORD_TINY)/tuned.jsonl $(CORD_TINY)/baseline.jsonl
 	$(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl \
 		--json $@ --per-sample $(CORD_TINY)/per-sample.jsonl > /dev/null
 
-demo-cord: $(INSTALLED) $(CORD_TINY)/scores.json ## The loop on the 9 real CORD receipts (JSON)
-	$(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl
+$(CORD_TINY)/report.html: $(CORD_TINY)/scores.json
+	$(BIN)/vlmkit report $< --per-sample $(CORD_TINY)/per-sample.jsonl --by meta.menu_items --out $@
 
-demo: $(INSTALLED) $(DEMO)/scores.json $(DEMO)/circled-letter-paper/synth.json $(DEMO)/cord-scores.json ## Run the main job end to end on built-in data
+demo-cord: $(INSTALLED) $(CORD_TINY)/report.html ## The loop on the 9 real CORD receipts (JSON)
+	$(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl
+	@echo "Report: $(CORD_TINY)/report.html"
+
+demo: $(INSTALLED) $(DEMO)/report.html $(DEMO)/circled-letter-paper/synth.json $(DEMO)/cord-scores.json ## Run the main job end to end on built-in data
 	@# The comparison table (scoring is cheap; the files above are only rebuilt when stale).
 	$(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl
+	@echo "Report: $(DEMO)/report.html"
 
 lock: $(INSTALLED) ## Rewrite constraints.txt from the current venv
 	{ echo "# Versions vlmkit is tested with (pip constraints: make install applies them)."; \

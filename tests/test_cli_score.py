@@ -19,7 +19,11 @@ def run(*args: str | Path):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["score"], ["metrics"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["score"], ["metrics"], ["report"], ["infer"], ["finetune"], ["tiny-model"],
+     ["convert"], ["synth", "circled-letter"]],
+)  # fmt: skip
 def test_help_of_every_command(command):
     result = run(*command, "--help")
     assert result.exit_code == 0

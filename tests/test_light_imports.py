@@ -80,3 +80,7 @@ def test_model_commands_check_their_input_before_importing_torch(tmp_path):
     dataset = str(EXAMPLE_CORD)
     out = str(tmp_path / "p.jsonl")
     assert heavy_modules_after("infer", dataset, "--model", missing, "-o", out) == []
+
+
+def test_report_imports_nothing_heavy(tmp_path):
+    assert heavy_modules_after("report", "--help") == []

@@ -1,0 +1,87 @@
+"""`vlmkit report SCORES... --out report.html`: the results of `score` as one page to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vlmkit.cli import console
+
+
+def report_command(
+    scores: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="SCORES...",
+            help="JSON files written by `vlmkit score --json` (several: systems side by side).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The HTML file to write (self-contained).")
+    ],
+    per_sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--per-sample",
+            help="The `score --per-sample` JSONL of the first SCORES file: enables breakdowns, "
+            "the letter confusion matrix and the gallery of worst samples.",
+        ),
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", help="Break down by a per-sample field, e.g. meta.font (repeatable)."),
+    ] = None,
+    worst: Annotated[
+        int, typer.Option("--worst", min=0, help="How many of the worst samples to show.")
+    ] = 12,
+    png: Annotated[
+        Path | None,
+        typer.Option("--png", help="Also write each chart as a PNG into this folder (matplotlib)."),
+    ] = None,
+) -> None:
+    """Render scores as one self-contained HTML report: metric table, charts, breakdowns,
+    a confusion matrix for letter tasks and a gallery of the worst samples.
+
+    The page needs no network: styles and charts are inline, images are embedded. What the
+    inputs cannot support (no per-sample file, no baseline, an older scores file) is said in
+    the page.
+
+    Examples:
+
+        vlmkit report scores.json --out report.html
+
+        vlmkit report scores.json --per-sample per-sample.jsonl --by meta.font --out report.html
+
+        vlmkit report tuned.json other.json --out compare.html --png charts/
+    """
+    from vlmkit.records import check_writable, write_text_atomic
+    from vlmkit.report import ReportOptions, build_report, render_page
+
+    options = ReportOptions(
+        scores=tuple(scores), per_sample=per_sample, by=tuple(by or ()), worst=worst
+    )
+    check_writable(out, "--out")
+    report = build_report(options)
+    html = render_page(report)
+    # Files first: the summary line is worth nothing if writing failed.
+    write_text_atomic(out, html)
+    written = []
+    if png is not None:
+        from vlmkit.report.png import write_pngs
+
+        written = write_pngs(report.all_charts, png)
+        console.note(f"wrote {len(written)} PNG charts to {png}")
+    for notice in report.notices:
+        console.warn(notice)
+    parts = [f"{len(report.files)} system{'s' if len(report.files) > 1 else ''}"]
+    parts.append(f"{len(report.metrics)} metrics")
+    if report.rows is not None:
+        parts.insert(0, f"{len(report.rows)} samples")
+        parts.append(f"{len(report.gallery)} in the gallery")
+    if report.breakdowns:
+        parts.append(f"{len(report.breakdowns)} breakdowns")
+    if report.notices:
+        parts.append(f"{len(report.notices)} notices")
+    console.write_stdout(f"Wrote {out} ({', '.join(parts)})\n")
