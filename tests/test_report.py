@@ -148,6 +148,14 @@ def test_json_task_two_systems_side_by_side(cord, tmp_path):
     assert html.count('src="data:image/png;base64,') == 2
     assert not NETWORK.search(html)
     assert "no baseline" not in html
+    # Per-field F1 from score's own details, baseline beside each system.
+    fields = html[html.index('id="fields"') :]
+    fields = fields[: fields.index("</table>")]
+    per_field = b["details"]["field_f1"]["per_field"]
+    name, stats = next(iter(per_field.items()))
+    row = fields[fields.index(f">{name}<") :]
+    assert f">{stats['support']}<" in row and f">{stats['f1']:.4f}<" in row
+    assert ">baseline F1<" in fields and ">predictions-b F1<" in fields
 
 
 def test_without_per_sample_shows_what_it_can(letters, tmp_path):

@@ -151,6 +151,48 @@ def breakdown_section(report: Report) -> str:
     return "".join(parts) + "</section>"
 
 
+def field_section(report: Report) -> str:
+    """Per-field F1 (JSON tasks), from `score`'s own details: baseline and each system."""
+    systems = [(f.label, _per_field(f.data)) for f in report.files]
+    if not any(fields for _, fields in systems):
+        return ""
+    baseline = _per_field(report.files[0].data.get("baseline") or {})
+    columns = ([("baseline", baseline)] if baseline else []) + systems
+    names = sorted({name for _, fields in columns for name in fields})
+    head = "".join(f'<th class="num">{escape(label)} F1</th>' for label, _ in columns)
+    body = "".join(
+        f'<tr><th scope="row">{escape(name)}</th>'
+        f'<td class="num">{_support(columns, name)}</td>'
+        + "".join(
+            f'<td class="num">{fmt((fields.get(name) or {}).get("f1"), "0-1")}</td>'
+            for _, fields in columns
+        )
+        + "</tr>"
+        for name in names
+    )
+    return (
+        '<section id="fields"><h2>Per field</h2><p class="note">Field F1 with Donut\'s '
+        "semantics (exact leaf values, micro-averaged), as vlmkit score computed it; "
+        "support = reference values.</p>"
+        '<table class="breakdown"><thead><tr><th>field</th><th class="num">support</th>'
+        + head
+        + f"</tr></thead><tbody>{body}</tbody></table></section>"
+    )
+
+
+def _per_field(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = ((data.get("details") or {}).get("field_f1") or {}).get("per_field")
+    return found if isinstance(found, dict) else {}
+
+
+def _support(columns: list[tuple[str, dict[str, Any]]], name: str) -> str:
+    for _, fields in columns:
+        support = (fields.get(name) or {}).get("support")
+        if isinstance(support, int):
+            return str(support)
+    return ""
+
+
 def confusion_section(report: Report) -> str:
     c = report.confusion
     if c is None:
@@ -242,6 +284,7 @@ def render_page(report: Report) -> str:
         + metric_table(report)
         + f'<div class="charts">{charts}</div></section>'
         + breakdown_section(report)
+        + field_section(report)
         + confusion_section(report)
         + gallery_section(report)
         + inputs_section(report)
