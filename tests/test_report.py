@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_CORD, REPO, write_jsonl
+from conftest import EXAMPLE_CORD, write_jsonl
 from typer.testing import CliRunner
 
 from vlmkit.cli import app as vlmkit_app
@@ -270,44 +268,3 @@ def test_char_diff_escapes_and_marks_edits():
 def test_help():
     result = runner.invoke(report_app, ["report", "--help"])
     assert result.exit_code == 0 and "--per-sample" in result.stdout and "--png" in result.stdout
-
-
-PROBE = """
-import sys
-HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "pandas",
-         "accelerate")
-attempted = set()
-
-class Spy:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in HEAVY:
-            attempted.add(name.partition(".")[0])
-        return None
-
-sys.meta_path.insert(0, Spy())
-import typer
-from vlmkit.cli import console
-from vlmkit.cli.report import report_command
-app = typer.Typer()
-app.command("report")(console.friendly_errors(report_command))
-app.callback()(lambda: None)
-try:
-    app(sys.argv[1:])
-except SystemExit:
-    pass
-attempted.update(m for m in HEAVY if m in sys.modules)
-print("HEAVY=" + ",".join(sorted(attempted)))
-"""
-
-
-def test_report_imports_nothing_heavy(letters, tmp_path):
-    out = tmp_path / "r.html"
-    args = ["report", str(letters["scores"]), "--per-sample", str(letters["per_sample"]),
-            "--by", "meta.font", "--out", str(out)]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
-    )  # fmt: skip
-    assert out.is_file(), result.stderr
-    marker = [x for x in result.stdout.splitlines() if x.startswith("HEAVY=")]
-    assert marker == ["HEAVY="], result.stdout + result.stderr
