@@ -119,12 +119,12 @@ $(CORD_TINY)/report.html: $(CORD_TINY)/scores.json
 	$(BIN)/vlmkit report $< --per-sample $(CORD_TINY)/per-sample.jsonl --by meta.menu_items --out $@
 
 demo-cord: $(INSTALLED) $(CORD_TINY)/report.html ## The loop on the 9 real CORD receipts (JSON)
-	$(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl
+	COLUMNS=120 $(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl
 	@echo "Report: $(CORD_TINY)/report.html"
 
 demo: $(INSTALLED) $(DEMO)/report.html $(DEMO)/circled-letter-paper/synth.json $(DEMO)/cord-scores.json ## Run the main job end to end on built-in data
 	@# The comparison table (scoring is cheap; the files above are only rebuilt when stale).
-	$(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl
+	COLUMNS=120 $(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl
 	@echo "Report: $(DEMO)/report.html"
 
 lock: $(INSTALLED) ## Rewrite constraints.txt from the current venv
