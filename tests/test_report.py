@@ -268,3 +268,28 @@ def test_char_diff_escapes_and_marks_edits():
 def test_help():
     result = runner.invoke(report_app, ["report", "--help"])
     assert result.exit_code == 0 and "--per-sample" in result.stdout and "--png" in result.stdout
+
+
+def test_unusable_intervals_and_inputs_found_from_elsewhere(letters, tmp_path, monkeypatch):
+    """A null or NaN interval draws no whisker; a scores file read from another folder still
+    finds its references and images (recorded relative to where `score` ran)."""
+    data = json.loads(letters["scores"].read_text())
+    first = next(iter(data["comparison"].values()))
+    first["system_ci95"] = [None, None]
+    first["delta_ci95"] = [float("nan"), 1.0]
+    # As `score` records them when it runs in the folder above (here: the fixture's root).
+    data["inputs"] = {"predictions": "tuned.jsonl", "references": "data/metadata.jsonl"}
+    data["baseline"]["predictions"] = "baseline.jsonl"
+    broken = letters["scores"].parent / "results" / "broken.json"  # a folder below the root
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text(json.dumps(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "r.html"
+    result = run(broken, "--per-sample", letters["per_sample"], "--out", out)
+    assert result.exit_code == 0, result.output
+    html = out.read_text("utf-8")
+    assert '="nan"' not in html.lower()
+    assert "could not be read" not in result.stderr
+    assert 'src="data:image/png;base64,' in html

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.report.analysis import MetricInfo
-from vlmkit.report.inputs import ScoresFile
+from vlmkit.report.inputs import ScoresFile, is_number
 
 BASELINE_COLOUR = "#9aa5b1"
 SYSTEM_COLOURS = ("#2b6cb0", "#d97706", "#2f855a", "#9b2c2c", "#6b46c1", "#0e7490")
@@ -53,7 +53,8 @@ def _y_max(info: MetricInfo, bars: list[Bar]) -> float:
 
 
 def _ci(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
+    """An interval to draw: two finite numbers (a null or NaN end draws no whisker)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(is_number, value)):
         return (float(value[0]), float(value[1]))
     return None
 

@@ -124,11 +124,15 @@ def label_systems(files: list[ScoresFile]) -> None:
 
 def find_input(recorded: str | None, scores_path: Path) -> Path | None:
     """A path recorded in a scores file: as written (relative to where `score` ran), else
-    relative to the scores file's folder."""
+    relative to the scores file's folder or one of its ancestors (`score` most often ran in
+    a project root above the folder its JSON went to)."""
     if not recorded:
         return None
     path = Path(recorded)
-    candidates = [path] if path.is_absolute() else [path, scores_path.parent / path]
+    if path.is_absolute():
+        return path if path.exists() else None
+    folder = scores_path.absolute().parent
+    candidates = [path, *(base / path for base in (folder, *folder.parents))]
     return next((c for c in candidates if c.exists()), None)
 
 
