@@ -80,11 +80,11 @@ $(ADAPTER)/vlmkit-adapter.json: $(LETTERS)/synth.json $(TINY)/tiny-model.json
 $(DEMO)/tuned.jsonl: $(ADAPTER)/vlmkit-adapter.json
 	$(BIN)/vlmkit infer $(LETTERS) --split test --adapter $(ADAPTER) $(GENERATE) -o $@
 
-$(DEMO)/scores.json: $(DEMO)/tuned.jsonl $(DEMO)/baseline.jsonl
+$(DEMO)/scores.json $(DEMO)/per-sample.jsonl &: $(DEMO)/tuned.jsonl $(DEMO)/baseline.jsonl
 	$(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl \
-		--json $@ --per-sample $(DEMO)/per-sample.jsonl > /dev/null
+		--json $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl > /dev/null
 
-$(DEMO)/report.html: $(DEMO)/scores.json
+$(DEMO)/report.html: $(DEMO)/scores.json $(DEMO)/per-sample.jsonl
 	$(BIN)/vlmkit report $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl \
 		--by meta.font --by meta.padding --by meta.thickness --out $@
 
@@ -111,11 +111,11 @@ $(CORD_TINY)/adapter/vlmkit-adapter.json: $(TINY)/tiny-model.json $(EXAMPLE)/met
 $(CORD_TINY)/tuned.jsonl: $(CORD_TINY)/adapter/vlmkit-adapter.json
 	$(BIN)/vlmkit infer $(EXAMPLE) --adapter $(CORD_TINY)/adapter $(CORD_GENERATE) -o $@
 
-$(CORD_TINY)/scores.json: $(CORD_TINY)/tuned.jsonl $(CORD_TINY)/baseline.jsonl
+$(CORD_TINY)/scores.json $(CORD_TINY)/per-sample.jsonl &: $(CORD_TINY)/tuned.jsonl $(CORD_TINY)/baseline.jsonl
 	$(BIN)/vlmkit score $(CORD_TINY)/tuned.jsonl $(EXAMPLE) --baseline $(CORD_TINY)/baseline.jsonl \
-		--json $@ --per-sample $(CORD_TINY)/per-sample.jsonl > /dev/null
+		--json $(CORD_TINY)/scores.json --per-sample $(CORD_TINY)/per-sample.jsonl > /dev/null
 
-$(CORD_TINY)/report.html: $(CORD_TINY)/scores.json
+$(CORD_TINY)/report.html: $(CORD_TINY)/scores.json $(CORD_TINY)/per-sample.jsonl
 	$(BIN)/vlmkit report $< --per-sample $(CORD_TINY)/per-sample.jsonl --by meta.menu_items --out $@
 
 demo-cord: $(INSTALLED) $(CORD_TINY)/report.html ## The loop on the 9 real CORD receipts (JSON)
