@@ -58,3 +58,19 @@ def test_report_to_is_checked_before_training():
     with pytest.raises(UsageError, match="clearml is not installed") as caught:
         check_report_to(("clearml",))  # not installed here
     assert caught.value.hint == "pip install clearml"
+
+
+def test_eval_samples_are_a_fixed_draw_from_the_whole_set(tmp_path):
+    from conftest import write_jsonl
+
+    from vlmkit.finetune.data import read_training_data
+
+    (tmp_path / "a.png").write_bytes(b"")
+    rows = [{"id": f"s{i}", "file_name": "a.png", "prompt": "q", "target": "t"} for i in range(50)]
+    write_jsonl(tmp_path / "metadata.jsonl", rows)
+    data = read_training_data(tmp_path, None, flag="--eval")
+    drawn = [r.id for r in data.sample(10)]
+    assert drawn == [r.id for r in data.sample(10)]  # the same at every evaluation
+    assert drawn != [f"s{i}" for i in range(10)] and len(set(drawn)) == 10
+    assert drawn == sorted(drawn, key=lambda i: int(i[1:]))  # in dataset order
+    assert len(data.sample(500)) == 50

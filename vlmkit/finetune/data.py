@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ class TrainingData:
             }
             for r in self.records
         ]
+
+    def sample(self, count: int, seed: int = 0) -> list[DatasetRecord]:
+        """The same `count` records at every call, drawn with a fixed seed from the whole set
+        and kept in dataset order (the first K of a file sorted by source or label would not
+        represent it)."""
+        if count >= len(self.records):
+            return list(self.records)
+        chosen = sorted(random.Random(seed).sample(range(len(self.records)), count))
+        return [self.records[i] for i in chosen]
 
     def check_scorable(self) -> None:
         """An eval set must have one task with default metrics, as `vlmkit score` needs."""

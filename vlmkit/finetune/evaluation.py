@@ -40,7 +40,7 @@ def generation_scores(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Greedy answers to the first `samples` records of `data`, scored with the task's default
     metrics (and metric `also`); and the answers."""
-    records = data.records[:samples]
+    records = data.sample(samples)
     predictor = Predictor(loaded, GenerationSettings(max_new_tokens=max_new_tokens))
     questions = [Sample(r.id, data.folder / r.file_name, r.prompt) for r in records]
     answers = predictor.predict(questions)

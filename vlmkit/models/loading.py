@@ -180,10 +180,15 @@ def torchvision_available() -> bool:
 
 
 def _apply_adapter(model: Any, source: ModelSource) -> Any:
+    import warnings
+
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, str(source.adapter), is_trainable=False)
+        with warnings.catch_warnings():
+            # peft 0.21 calls a transformers 5 property it renamed; nothing the user can act on.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
+            return PeftModel.from_pretrained(model, str(source.adapter), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(
