@@ -206,10 +206,19 @@ def record_id(line: Line, id_field: str = "id", *, flag: str | None = "--id-fiel
 
 
 def read_dataset(path: Path) -> Iterator[DatasetRecord]:
-    """Stream the records of a dataset folder (or its metadata.jsonl), validating the contract."""
+    """Stream the records of a dataset folder (or its metadata.jsonl), validating the contract
+    (ids unique: they join predictions to references)."""
     jsonl = resolve_jsonl(path, role="dataset", flag="DATASET")
+    seen: dict[str, int] = {}
     for line in iter_jsonl(jsonl):
         data = line.data
+        rid = record_id(line, flag=None)
+        if rid in seen:
+            raise InputError(
+                f"{line.where}: id {rid!r} appears twice (first at line {seen[rid]})",
+                hint="ids join predictions to references, so each must be unique",
+            )
+        seen[rid] = line.number
         file_name = require_field(line, "file_name")
         escapes = not isinstance(file_name, str) or os.path.isabs(file_name)
         if escapes or ".." in Path(file_name).parts:
@@ -225,7 +234,7 @@ def read_dataset(path: Path) -> Iterator[DatasetRecord]:
             )
         target = require_field(line, "target")
         yield DatasetRecord(
-            id=record_id(line, flag=None),
+            id=rid,
             file_name=file_name,
             task=str(data.get("task", "ocr")),
             prompt=str(data.get("prompt", "")),
@@ -295,6 +304,11 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON document (a sidecar, a manifest) through `atomic_output`, readable."""
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

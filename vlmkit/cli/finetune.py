@@ -195,8 +195,8 @@ def finetune_command(
     from vlmkit.finetune.data import read_training_data
     from vlmkit.finetune.output import check_resume, prepare_output
     from vlmkit.finetune.settings import check_report_to, settings_from
-    from vlmkit.infer.session import require_model_libraries
     from vlmkit.models.sources import resolve_source
+    from vlmkit.provenance import require_model_libraries
 
     flags: dict[str, Any] = {
         "method": method.value if method else None, "lora_r": lora_r, "lora_alpha": lora_alpha,

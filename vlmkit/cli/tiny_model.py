@@ -43,7 +43,7 @@ def tiny_model_command(
         vlmkit infer data/letters --model models/tiny-paligemma -o preds.jsonl
     """
     from vlmkit import __version__
-    from vlmkit.infer.session import require_model_libraries
+    from vlmkit.provenance import require_model_libraries
     from vlmkit.staging import check_output_folder, staged_folder
 
     check_output_folder(out, overwrite=overwrite)  # before torch loads: seconds saved on a typo

@@ -84,12 +84,8 @@ def read_training_data(dataset: Path, split: str | None, *, flag: str) -> Traini
     folder = dataset_folder(dataset, split)
     metadata = folder / METADATA_FILE
     records: list[DatasetRecord] = []
-    seen: set[str] = set()
     for number, record in enumerate(read_dataset(folder), start=1):
         where = f"{metadata}:{number}"
-        if record.id in seen:
-            raise InputError(f"{where}: id {record.id!r} appears twice", hint="ids must be unique")
-        seen.add(record.id)
         if not record.target.strip():
             raise InputError(
                 f"{where}: the target of {record.id!r} is empty: nothing to learn",

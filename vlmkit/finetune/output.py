@@ -18,7 +18,7 @@ from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
 from vlmkit.provenance import utc_now
-from vlmkit.records import nearest_existing_parent, write_text_atomic
+from vlmkit.records import nearest_existing_parent
 
 RUN_FILE = "finetune-run.json"
 """Written when training starts: the settings a `--resume` must share."""
@@ -109,7 +109,3 @@ def check_resume(
             f"--resume with other settings than the run in {out} ({details})",
             hint="resume with the same settings, or start again with --overwrite",
         )
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

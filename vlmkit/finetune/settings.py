@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
+from vlmkit.models.options import check_device_and_dtype
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,12 +115,7 @@ class FinetuneSettings:
             raise UsageError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.target_modules is not None and not self.target_modules:
             raise UsageError("--target-modules is empty", hint="drop it for the default")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise UsageError(
-                f"--dtype {self.dtype!r} is not one of auto, float32, bfloat16, float16"
-            )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"--device {self.device!r} is not one of auto, cpu, cuda")
+        check_device_and_dtype(self.device, self.dtype)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

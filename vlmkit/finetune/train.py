@@ -11,6 +11,7 @@ scores them (`evaluation.py`). The adapter folder carries a manifest so that
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import time
@@ -28,12 +29,13 @@ from vlmkit.finetune.collate import TrainingCollator
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
-from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, clear_output, run_record, write_json
+from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, clear_output, run_record
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
 from vlmkit.models.options import LoadOptions
 from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
 from vlmkit.provenance import library_versions, utc_now
+from vlmkit.records import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def finetune(
         if overwrite:
             clear_output(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / RUN_FILE, run_record(settings, source, train))
+        write_json_atomic(out / RUN_FILE, run_record(settings, source, train))
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=settings.epochs,
@@ -201,8 +203,8 @@ def finetune(
                            "step": evaluator.best_step,
                            "adapter": str((out / BEST).resolve())}  # fmt: skip
             manifest["best"] = report.best
-            write_json(out / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
-    write_json(out / ADAPTER_MANIFEST, manifest)
+            write_json_atomic(out / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
+    write_json_atomic(out / ADAPTER_MANIFEST, manifest)
     if merge:
         # Free the trainer's model and optimiser before a second, unquantised copy loads.
         del trainer, loaded, callbacks, evaluator
@@ -313,8 +315,6 @@ class _Reporter(TrainerCallback):
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
-    import json
-
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -327,11 +327,10 @@ def _manifest(
     settings: FinetuneSettings,
     report: TrainingReport,
 ) -> dict[str, Any]:
-    base = str(Path(source.model).resolve()) if source.local else source.model
     return {
         "vlmkit_version": __version__,
         "created_at": utc_now(),
-        "base_model": base,
+        "base_model": source.model,  # a local folder is already absolute
         "base_config": loaded.model.config.to_dict() if source.config is None else source.config,
         "family": loaded.family.name,
         "prompt_format": loaded.prompt_format.to_json(),

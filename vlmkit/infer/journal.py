@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
-from vlmkit.records import check_writable, write_bytes_atomic, write_text_atomic
+from vlmkit.provenance import file_sha256
+from vlmkit.records import check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 HEADER = "vlmkit_partial_run"
 """The key of the first line of OUT.partial: the settings key of the run that writes it."""
@@ -37,14 +38,6 @@ def sidecar_path(out: Path) -> Path:
 
 def partial_path(out: Path) -> Path:
     return out.with_name(f"{out.name}.partial")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Journal:
@@ -215,7 +208,7 @@ class Journal:
         self.partial.unlink(missing_ok=True)
 
     def write_sidecar(self, data: dict[str, Any]) -> None:
-        write_text_atomic(self.sidecar, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        write_json_atomic(self.sidecar, data)
 
 
 def _body(path: Path) -> bytes:

@@ -12,18 +12,17 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from vlmkit import __version__
-from vlmkit.errors import MissingExtraError, UsageError
+from vlmkit.errors import UsageError
 from vlmkit.infer.journal import Journal
 from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
 from vlmkit.infer.settings import GenerationSettings, RunOptions
 from vlmkit.models.sources import ModelSource, resolve_source
-from vlmkit.provenance import library_versions, utc_now
+from vlmkit.provenance import file_sha256, library_versions, require_model_libraries, utc_now
 
 BACKENDS = ("transformers", "vllm")
 _VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "pillow")
@@ -180,34 +179,16 @@ def _check_trained_prompt_format(source: ModelSource, loaded: dict[str, Any]) ->
         )
 
 
-def require_model_libraries(command: str) -> None:
-    """Fail with the install command when the model extra is missing."""
-    missing = [name for name in ("torch", "transformers", "peft") if not _installed(name)]
-    if missing:
-        raise MissingExtraError(
-            f"{command} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'}"
-            " not installed",
-            hint="install the model extra: pip install 'vlmkit[train]'",
-        )
-
-
-def _installed(name: str) -> bool:
-    try:
-        metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def _settings_key(
     request: InferRequest, selection: Selection, source: ModelSource
 ) -> dict[str, Any]:
     """The settings that change predictions: a resumed run must share all of them."""
     adapter = source.adapter
-    adapter_digest = _adapter_digest(adapter) if adapter else None
+    weights = adapter / "adapter_model.safetensors" if adapter else None
+    adapter_digest = file_sha256(weights) if weights and weights.is_file() else None
     return {
         "dataset_sha256": selection.metadata_sha256,
-        "model": str(Path(source.model).resolve()) if source.local else source.model,
+        "model": source.model,  # a local folder is already absolute
         "model_files": _model_files(Path(source.model)) if source.local else None,
         # The weights identify an adapter wherever its folder moves; the path only without them.
         "adapter": adapter_digest or (str(adapter.resolve()) if adapter else None),
@@ -225,17 +206,6 @@ def _model_files(folder: Path) -> str:
     digest = hashlib.sha256((folder / "config.json").read_bytes())
     for weights in sorted(folder.glob("*.safetensors")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return digest.hexdigest()
-
-
-def _adapter_digest(adapter: Path) -> str | None:
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

@@ -18,11 +18,11 @@ from vlmkit.models.families import Family
 from vlmkit.models.options import LoadOptions
 from vlmkit.models.sources import ModelSource, model_family
 from vlmkit.prompts import PromptFormat, prompt_format
+from vlmkit.provenance import TRAIN_EXTRA_HINT
 
 log = logging.getLogger(__name__)
 
 PROCESSOR_FILES = "the processor's files (processor_config.json, tokenizer files)"
-TRAIN_EXTRA_HINT = "install the model extra: pip install 'vlmkit[train]'"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,17 @@ from dataclasses import dataclass
 
 from vlmkit.errors import UsageError
 
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_device_and_dtype(device: str, dtype: str) -> None:
+    """`--device` and `--dtype` are among the choices (shared by infer and finetune)."""
+    if device not in DEVICES:
+        raise UsageError(f"--device {device!r} is not one of {', '.join(DEVICES)}")
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -22,9 +33,4 @@ class LoadOptions:
     """Run Python code shipped with the checkpoint (`--trust-remote-code`)."""
 
     def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"--device {self.device!r} is not one of auto, cpu, cuda")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise UsageError(
-                f"--dtype {self.dtype!r} is not one of auto, float32, bfloat16, float16"
-            )
+        check_device_and_dtype(self.device, self.dtype)
