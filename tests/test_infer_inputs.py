@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from model_helpers import letters_dataset, predictions, read_jsonl, vlmkit
+from model_helpers import letters_dataset, predictions, vlmkit
 
 pytestmark = pytest.mark.slow
 
@@ -97,23 +97,6 @@ def test_an_adapter_whose_base_model_is_gone_needs_model(models, tmp_path):
         letters, tmp_path / "p.jsonl", "--adapter", moved, "--model", root / "paligemma"
     )
     assert result.exit_code == 0, result.output
-
-
-def test_four_bit_loading_runs_on_cpu(models, tmp_path):
-    from vlmkit.models.loading import load_model
-    from vlmkit.models.options import LoadOptions
-    from vlmkit.models.sources import resolve_source
-
-    root, letters = models
-    loaded = load_model(
-        resolve_source(str(root / "paligemma"), None), LoadOptions(load_in_4bit=True)
-    )
-    kinds = {type(m).__name__ for m in loaded.model.modules()}
-    assert "Linear4bit" in kinds
-    result = _infer(letters, tmp_path / "p.jsonl", "--model", root / "paligemma", "--load-in-4bit")
-    assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "p.run.json").read_text())["key"]["load_in_4bit"] is True
-    assert len(read_jsonl(tmp_path / "p.jsonl")) == 4
 
 
 def _remove_chat_template(folder: Path) -> None:

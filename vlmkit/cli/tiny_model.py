@@ -36,6 +36,11 @@ def tiny_model_command(
     Its answers are noise until it is fine-tuned. The tokenizer is trained locally and holds
     the special tokens the family's processor needs.
 
+    Two choices make it a model LoRA can teach and 4-bit can load on every CPU: every layer is
+    a multiple of 64 wide (bitsandbytes' AVX512-BF16 kernel needs whole 64-element blocks), and
+    weights start at 1/sqrt(width) instead of 0.02, so that the prompt and image reach the
+    answer position and the logits can move (vlmkit/models/tiny.py says what was measured).
+
     Examples:
 
         vlmkit tiny-model models/tiny-paligemma --family paligemma

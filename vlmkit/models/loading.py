@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from vlmkit.errors import InputError, MissingExtraError, UsageError
+from vlmkit.errors import InputError, UsageError
 from vlmkit.models.families import Family
+from vlmkit.models.four_bit import four_bit_config, packed_kernel_misfits
 from vlmkit.models.options import LoadOptions
 from vlmkit.models.sources import ModelSource, model_family
 from vlmkit.prompts import PromptFormat, prompt_format
-from vlmkit.provenance import TRAIN_EXTRA_HINT
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
         lambda: AutoModelForImageTextToText.from_pretrained(source.model, **kwargs),
         needs="safetensors weights (pickled .bin weights are never loaded)",
     )
+    if options.load_in_4bit and device == "cpu":
+        packed_kernel_misfits(model)
     if source.adapter is not None:
         model = _apply_adapter(model, source)
     model.eval()
@@ -118,24 +120,6 @@ def choose_dtype(requested: str, device: str) -> torch.dtype:
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def four_bit_config(compute_dtype: torch.dtype) -> Any:
-    """QLoRA's quantisation: 4-bit NF4 weights, double quantisation, compute in `compute_dtype`."""
-    try:
-        importlib.import_module("bitsandbytes")
-    except ImportError:
-        raise MissingExtraError(
-            "--load-in-4bit needs bitsandbytes, which is not installed", hint=TRAIN_EXTRA_HINT
-        ) from None
-    from transformers import BitsAndBytesConfig
-
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype,
-    )
 
 
 def load_processor(source: ModelSource, family: Family, options: LoadOptions) -> Any:
