@@ -77,7 +77,11 @@ def test_errors_exit_codes(tmp_path: Path):
 
 
 def test_output_and_source_must_not_overlap(cord_imagefolder: Path, tmp_path: Path):
-    for out in (cord_imagefolder, cord_imagefolder / "converted", cord_imagefolder.parent):
+    for out, relation in (
+        (cord_imagefolder, "would overwrite SRC"),
+        (cord_imagefolder / "converted", "would be written inside SRC"),
+        (cord_imagefolder.parent, "holds SRC"),
+    ):
         result = run("convert", "cord-v2", cord_imagefolder, "-o", out, "--overwrite")
-        assert result.exit_code == 2 and "overlap" in result.stderr
+        assert result.exit_code == 2 and relation in result.stderr, result.stderr
     assert (cord_imagefolder / "test" / "metadata.jsonl").is_file()

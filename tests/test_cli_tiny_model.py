@@ -20,7 +20,8 @@ def test_a_folder_vlmkit_did_not_write_is_never_replaced(tmp_path):
     result = vlmkit("tiny-model", tmp_path / "m", "--family", "paligemma")
     assert result.exit_code == 2 and "--overwrite" in result.stderr
     result = vlmkit("tiny-model", tmp_path / "m", "--family", "paligemma", "--overwrite")
-    assert result.exit_code == 2 and "only replaces folders that vlmkit wrote" in result.stderr
+    assert result.exit_code == 2
+    assert "only replaces a folder that vlmkit tiny-model wrote" in result.stderr
     assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
 
 

@@ -101,7 +101,7 @@ def test_existing_output_is_refused_unless_overwrite(cord_imagefolder: Path, tmp
     (out / "mine.txt").write_text("keep")
     with pytest.raises(UsageError, match="already exists and is not empty"):
         run(cord_imagefolder, out)
-    with pytest.raises(UsageError, match="only replaces folders that vlmkit wrote"):
+    with pytest.raises(UsageError, match="only replaces a folder that vlmkit convert wrote"):
         convert(converter_class("cord-v2")(str(cord_imagefolder)), out, ConvertOptions(),
                 overwrite=True)  # fmt: skip
     assert (out / "mine.txt").read_text() == "keep"
@@ -205,6 +205,6 @@ def test_unreadable_metadata_lines_are_skippable(cord_copy: Path, tmp_path: Path
 
 
 def test_the_library_refuses_an_output_inside_its_source(cord_imagefolder: Path):
-    with pytest.raises(UsageError, match="overlap"):
+    with pytest.raises(UsageError, match="would be written inside SRC"):
         run(cord_imagefolder, cord_imagefolder / "converted")
     assert not (cord_imagefolder / "converted").exists()

@@ -163,7 +163,7 @@ def test_bad_datasets_and_outputs(setup, tmp_path):
     result = _finetune(data, root / "idefics3", mine, "--overwrite")
     assert (
         result.exit_code == 2
-        and "only replaces folders that vlmkit finetune wrote" in result.stderr
+        and "only replaces a folder that vlmkit finetune wrote" in result.stderr
     )
     assert (mine / "adapter_config.json").exists()
 

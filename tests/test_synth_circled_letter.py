@@ -174,7 +174,7 @@ def test_same_flags_give_the_same_bytes_with_any_number_of_workers(tmp_path: Pat
     for workers in (1, 2, 3):
         draw(tmp_path / f"w{workers}", workers=workers, **flags)
         trees.append(tree_bytes(tmp_path / f"w{workers}"))
-    assert len(trees[0]) == 40 + 2 * 1 + 1  # images, two metadata files, synth.json
+    assert len(trees[0]) == 40 + 2 * 1 + 2  # images, two metadata files, synth.json, inventory
     assert trees[0] == trees[1] == trees[2]
     draw(tmp_path / "other-seed", **{**flags, "seed": 12})
     assert tree_bytes(tmp_path / "other-seed") != trees[0]

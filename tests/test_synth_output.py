@@ -41,7 +41,7 @@ def test_overwrite_never_deletes_a_folder_synth_did_not_write(tmp_path: Path):
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     plan = make_plan(from_preset("random", n=2))
-    with pytest.raises(UsageError, match="only replaces folders that vlmkit wrote"):
+    with pytest.raises(UsageError, match="only replaces a folder that vlmkit synth wrote"):
         write_dataset(plan, out, overwrite=True)
     assert (out / "thesis.tex").read_text() == "precious"
 

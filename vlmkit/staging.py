@@ -1,9 +1,11 @@
-"""A dataset folder (`--out`), built under a temporary name and moved into place when complete.
+"""A folder output (`--out`), built under a temporary name and moved into place when complete.
 
-Used by the commands that write whole folders (`synth`, `convert`). A run that fails or is
-interrupted leaves nothing under the final name, and `--overwrite` replaces an old dataset only
-once the new one is whole. Only folders that vlmkit wrote (they hold one of its sidecar files)
-are ever replaced, so a mistyped `--out ~` deletes nothing.
+Used by the commands that write whole folders (`synth`, `convert`, `tiny-model`). A run that
+fails or is interrupted leaves nothing under the final name, and `--overwrite` replaces an old
+folder only once the new one is whole. A command replaces only a folder that it wrote itself
+(it holds that command's sidecar: `synth --overwrite` never replaces a model) and that holds
+nothing else: each finished folder lists the files it was written with (`INVENTORY`), and a
+file a user added since is named and refused, so a mistyped `--out ~` deletes nothing.
 """
 
 from __future__ import annotations
@@ -12,30 +14,36 @@ import glob
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from vlmkit.errors import InputError, UsageError
-from vlmkit.records import nearest_existing_parent
+from vlmkit.outputs import Named, refuse_overlaps
+from vlmkit.records import nearest_existing_parent, write_text_atomic
 
-SIDECARS = ("synth.json", "convert.json", "tiny-model.json")
-"""The file each folder-writing command leaves in its output: proof that vlmkit wrote it."""
+OWNERS = {
+    "synth.json": "vlmkit synth",
+    "convert.json": "vlmkit convert",
+    "tiny-model.json": "vlmkit tiny-model",
+    "vlmkit-adapter.json": "vlmkit finetune",
+    "finetune-run.json": "vlmkit finetune",
+}
+"""The sidecar each folder-writing command leaves in its output: proof of who wrote it."""
+INVENTORY = ".vlmkit-files"
+"""In a finished folder: every file the command wrote, one relative path a line (hidden, so
+`datasets.load_dataset("imagefolder")` and `ls` pass it by)."""
 
 
-def check_output_folder(out: Path, *, overwrite: bool, source: Path | None = None) -> None:
-    """Fail before any work when `out` cannot (or may not) become the dataset folder.
+def check_output_folder(
+    out: Path, *, owner: str, overwrite: bool, inputs: Iterable[Named] = ()
+) -> None:
+    """Fail before any work when `out` cannot (or may not) become the folder `owner` writes.
 
-    `source`, the folder a command reads, must not overlap `out`: replacing one would
-    delete the other.
+    `inputs`, what the command reads, must not overlap `out`: replacing one would delete the
+    other.
     """
-    if source is not None and source.exists():
-        src, target = source.resolve(), out.resolve()
-        if src == target or target in src.parents or src in target.parents:
-            raise UsageError(
-                f"--out {out} and SRC {source} overlap",
-                hint="Write the output to a folder outside the source, and vice versa.",
-            )
+    refuse_overlaps([("--out", out)], inputs)
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
         raise UsageError(
@@ -54,20 +62,65 @@ def check_output_folder(out: Path, *, overwrite: bool, source: Path | None = Non
                 f"--out {out} already exists and is not empty",
                 hint="Pass --overwrite to replace it, or choose another --out.",
             )
-        if not any((out / name).is_file() for name in SIDECARS):
-            raise UsageError(
-                f"--out {out}: --overwrite only replaces folders that vlmkit wrote "
-                f"(this one has no {' or '.join(SIDECARS)})",
-                hint="Choose another --out, or empty that folder yourself.",
-            )
+        check_replaceable(out, owner)
     if not os.access(ancestor, os.W_OK):
         raise UsageError(f"--out {out}: cannot write in {ancestor}", hint="Choose another --out.")
 
 
+def check_replaceable(out: Path, owner: str, *, unlisted_ok: Iterable[str] = ()) -> None:
+    """Refuse to replace `out` unless the command owning sidecar `owner` wrote it, and it holds
+    only what that command wrote (its inventory lists it, or it is one of the files or under one
+    of the folders `unlisted_ok` names)."""
+    command = OWNERS[owner]
+    if not (out / owner).is_file():
+        others = [OWNERS[name] for name in OWNERS if (out / name).is_file()]
+        what = f"was written by {others[0]}" if others else f"has no {owner}"
+        raise UsageError(
+            f"--out {out}: --overwrite only replaces a folder that {command} wrote (this one "
+            f"{what})",
+            hint="Choose another --out, or empty that folder yourself.",
+        )
+    extra = unlisted_files(out, unlisted_ok)
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise UsageError(
+            f"--out {out} holds files {command} did not write: {', '.join(extra[:3])}{more}",
+            hint="Move them out of the folder (or delete them), or choose another --out.",
+        )
+
+
+def unlisted_files(folder: Path, unlisted_ok: Iterable[str] = ()) -> list[str]:
+    """Files under `folder` that its inventory does not list (all of them without one), leaving
+    out the files and folders `unlisted_ok` names."""
+    try:
+        listed = set((folder / INVENTORY).read_text(encoding="utf-8").splitlines())
+    except OSError:
+        listed = set()
+    listed |= {INVENTORY, *unlisted_ok}
+    under = tuple(f"{name}/" for name in unlisted_ok)
+    present = (path.relative_to(folder).as_posix() for path in _files(folder))
+    return sorted(name for name in present if name not in listed and not name.startswith(under))
+
+
+def write_inventory(folder: Path) -> None:
+    """List every file now under `folder` in its `INVENTORY` (atomically)."""
+    names = sorted(path.relative_to(folder).as_posix() for path in _files(folder))
+    write_text_atomic(folder / INVENTORY, "".join(f"{n}\n" for n in names if n != INVENTORY))
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            yield Path(root) / name
+
+
 @contextmanager
-def staged_folder(out: Path, *, overwrite: bool, source: Path | None = None) -> Iterator[Path]:
+def staged_folder(
+    out: Path, *, owner: str, overwrite: bool, inputs: Iterable[Named] = ()
+) -> Iterator[Path]:
     """Yield an empty sibling folder of `out`; it becomes `out` when the block succeeds."""
-    check_output_folder(out, overwrite=overwrite, source=source)
+    inputs = list(inputs)
+    check_output_folder(out, owner=owner, overwrite=overwrite, inputs=inputs)
     try:
         out.absolute().parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(out)
@@ -77,7 +130,8 @@ def staged_folder(out: Path, *, overwrite: bool, source: Path | None = None) -> 
         raise InputError(f"--out {out}: {error.strerror}", hint="Choose another --out.") from None
     try:
         yield staging
-        _move_into_place(staging, out, overwrite=overwrite)
+        write_inventory(staging)
+        _move_into_place(staging, out, owner=owner, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -113,11 +167,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _move_into_place(staging: Path, out: Path, *, overwrite: bool) -> None:
+def _move_into_place(staging: Path, out: Path, *, owner: str, overwrite: bool) -> None:
     retired = None
     if out.exists():
         if any(out.iterdir()):  # checked again: the folder may have changed during the run
-            check_output_folder(out, overwrite=overwrite)
+            check_output_folder(out, owner=owner, overwrite=overwrite)
             retired = out.absolute().parent / f".{out.name}.old-{_run_tag()}"
             out.rename(retired)
         else:

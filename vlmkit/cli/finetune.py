@@ -196,6 +196,7 @@ def finetune_command(
     from vlmkit.finetune.output import check_resume, prepare_output
     from vlmkit.finetune.settings import check_report_to, settings_from
     from vlmkit.models.sources import resolve_source
+    from vlmkit.outputs import refuse_overlaps
     from vlmkit.provenance import require_model_libraries
 
     flags: dict[str, Any] = {
@@ -211,6 +212,11 @@ def finetune_command(
         "save_every": save_every, "logging_steps": logging_steps, "report_to": report_to,
         "trust_remote_code": trust_remote_code,
     }  # fmt: skip
+    refuse_overlaps(
+        [("--out", out)],
+        [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),
+         ("--config", config)],
+    )  # fmt: skip
     settings = settings_from(config, flags)
     if settings.best_metric and eval_dataset is None:
         from vlmkit.errors import UsageError

@@ -56,21 +56,26 @@ def report_command(
 
         vlmkit report tuned.json other.json --out compare.html --png charts/
     """
+    from vlmkit.outputs import refuse_overlaps
     from vlmkit.records import check_writable, write_text_atomic
     from vlmkit.report import ReportOptions, build_report, render_page
+    from vlmkit.report.png import chart_path, write_pngs
 
     options = ReportOptions(
         scores=tuple(scores), per_sample=per_sample, by=tuple(by or ()), worst=worst
     )
+    inputs = [*(("SCORES", path) for path in scores), ("--per-sample", per_sample)]
     check_writable(out, "--out")
+    refuse_overlaps([("--out", out)], inputs)
     report = build_report(options)
+    if png is not None:  # the charts' file names are known once the report is built
+        charts = [("--png", chart_path(png, chart)) for chart in report.all_charts]
+        refuse_overlaps([("--out", out), *charts], inputs)
     html = render_page(report)
     # Files first: the summary line is worth nothing if writing failed.
     write_text_atomic(out, html)
     written = []
     if png is not None:
-        from vlmkit.report.png import write_pngs
-
         written = write_pngs(report.all_charts, png)
         console.note(f"wrote {len(written)} PNG charts to {png}")
     for notice in report.notices:

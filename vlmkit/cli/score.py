@@ -175,6 +175,7 @@ def score(
     from vlmkit.metrics import resolve_metric_names
     from vlmkit.metrics.base import MetricOptions
     from vlmkit.normalize import Normalization
+    from vlmkit.outputs import refuse_overlaps
     from vlmkit.records import check_writable
     from vlmkit.scoring import (
         ScoreConfig,
@@ -210,6 +211,10 @@ def score(
         check_writable(json_out, "--json")
     if per_sample is not None:
         check_writable(per_sample, "--per-sample")
+    refuse_overlaps(
+        [("--json", json_out), ("--per-sample", per_sample)],
+        [("PREDS", preds), ("REFS", refs), ("--baseline", baseline)],
+    )
 
     joined = join(preds, refs, config)
     # Everything that can be checked without scoring is checked now, before minutes of work.

@@ -272,8 +272,8 @@ def circled_letter(
     """
     from vlmkit.staging import check_output_folder
     from vlmkit.synth.circled_letter import from_preset, make_plan, write_dataset
+    from vlmkit.synth.circled_letter.generate import SIDECAR
 
-    check_output_folder(out, overwrite=overwrite)
     config = from_preset(
         preset.value,
         words=words,
@@ -296,6 +296,7 @@ def circled_letter(
         seed=seed,
         test_fraction=test_fraction,
     )
+    check_output_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=config.input_paths())
     plan = make_plan(config)
     from vlmkit.cli.progress import progress_bar
 

@@ -51,11 +51,12 @@ def tiny_model_command(
     from vlmkit.provenance import require_model_libraries
     from vlmkit.staging import check_output_folder, staged_folder
 
-    check_output_folder(out, overwrite=overwrite)  # before torch loads: seconds saved on a typo
+    # Before torch loads: seconds saved on a typo.
+    check_output_folder(out, owner=SIDECAR, overwrite=overwrite)
     require_model_libraries("vlmkit tiny-model")
     from vlmkit.models.tiny import build_tiny_model
 
-    with staged_folder(out, overwrite=overwrite) as staging:
+    with staged_folder(out, owner=SIDECAR, overwrite=overwrite) as staging:
         build_tiny_model(family.value, staging, seed=seed)
         record = {"family": family.value, "seed": seed, "vlmkit_version": __version__}
         (staging / SIDECAR).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

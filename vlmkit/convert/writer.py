@@ -71,7 +71,7 @@ def convert(
     summaries: dict[str, SplitSummary] = {}
     source = Path(converter.src)
     with (
-        staged_folder(out, overwrite=overwrite, source=source) as root,
+        staged_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=[("SRC", source)]) as root,
         _Report(root) as report,
     ):
         for split in converter.splits():

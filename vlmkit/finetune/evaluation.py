@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,8 @@ class GenerationEvalCallback(TrainerCallback):
             value = scores.get(self.best_metric)
             if value is not None and better(self.best_metric, value, self.best_value):
                 self.best_value, self.best_step = value, step
-                model.save_pretrained(self.best_dir)
                 best = {"metric": self.best_metric, "value": value, "step": step}
-                (self.best_dir / BEST_SCORE).write_text(json.dumps(best) + "\n", "utf-8")
+                _save_whole(model, self.best_dir, best)
 
     def _load_best(self) -> None:
         try:
@@ -139,3 +139,18 @@ class GenerationEvalCallback(TrainerCallback):
             return
         if best.get("metric") == self.best_metric:
             self.best_value, self.best_step = best.get("value"), best.get("step")
+
+
+def _save_whole(model: Any, folder: Path, best: dict[str, Any]) -> None:
+    """Save the adapter and its score into `folder` as one step: a kill mid-save leaves the
+    previous best adapter whole (the new one is written beside it, then renamed)."""
+    staging = folder.with_name(f".{folder.name}.partial")
+    retired = folder.with_name(f".{folder.name}.old")
+    for stale in (staging, retired):
+        shutil.rmtree(stale, ignore_errors=True)
+    model.save_pretrained(staging)
+    (staging / BEST_SCORE).write_text(json.dumps(best) + "\n", "utf-8")
+    if folder.exists():
+        folder.rename(retired)
+    staging.rename(folder)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -1,9 +1,14 @@
-"""The adapter folder: what may be replaced or resumed, and the manifest that makes it usable.
+"""The adapter folder: what may be replaced or resumed, and where a run writes it.
 
 `OUT/` holds the adapter (`adapter_config.json`, `adapter_model.safetensors`), vlmkit's
 manifest (`vlmkit-adapter.json`: base model, family, prompt format, data fingerprint,
 hyper-parameters, versions, final metrics), the training log (`log.jsonl`), checkpoints for
 `--resume`, and optionally `best/` and `merged/`.
+
+A new OUT is trained in place, so a killed run can `--resume` from its checkpoints. An
+`--overwrite` run trains beside it, in `.OUT.partial`, and takes OUT's name only once
+complete: until then the old adapter stays whole, and a killed `--overwrite` run can itself
+be resumed (`--resume` finds its partial folder) or started again.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from typing import Any
 from vlmkit.errors import UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.settings import FinetuneSettings
-from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
+from vlmkit.models.sources import ModelSource
 from vlmkit.provenance import utc_now
 from vlmkit.records import nearest_existing_parent
+from vlmkit.staging import check_replaceable, write_inventory
 
 RUN_FILE = "finetune-run.json"
 """Written when training starts: the settings a `--resume` must share."""
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
+BEST = "best"
+MERGED = "merged"
+IN_PROGRESS = (RUN_FILE, LOG, CHECKPOINTS, BEST, f".{BEST}.partial", f".{BEST}.old")
+"""What a run writes before it finishes (and lists what it wrote): files and folders (the
+last two while it replaces the best adapter)."""
 # Settings a resumed run may change: how long it runs and how it reports.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_steps", "eval_every", "eval_samples", "eval_max_new_tokens", "logging_steps",
@@ -39,9 +50,8 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
         raise UsageError(f"--out {out} is a file", hint="give --out a folder name")
     if not nearest_existing_parent(out).is_dir():
         raise UsageError(f"--out {out}: a file is on the way", hint="choose another --out")
-    ours = (out / RUN_FILE).is_file() or (out / ADAPTER_MANIFEST).is_file()
     if resume:
-        if not any((out / CHECKPOINTS).glob("checkpoint-*")):
+        if not has_checkpoint(out) and not has_checkpoint(partial_folder(out)):
             raise UsageError(
                 f"--resume: {out} has no checkpoint to continue from",
                 hint="start the run without --resume (checkpoints are saved per epoch, "
@@ -56,17 +66,49 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
                 hint="pass --resume to continue its training, --overwrite to start again, "
                 "or choose another --out",
             )
-        if not ours:
-            raise UsageError(
-                f"--out {out}: --overwrite only replaces folders that vlmkit finetune wrote",
-                hint="choose another --out, or empty that folder yourself",
-            )
+        check_replaceable(out, RUN_FILE, unlisted_ok=IN_PROGRESS)
 
 
-def clear_output(out: Path) -> None:
-    """Delete an OUT that `prepare_output` allowed `--overwrite` to replace."""
+def has_checkpoint(folder: Path) -> bool:
+    return any((folder / CHECKPOINTS).glob("checkpoint-*"))
+
+
+def partial_folder(out: Path) -> Path:
+    """Where an `--overwrite` run trains until it replaces OUT."""
+    return out.absolute().parent / f".{out.name}.partial"
+
+
+def training_folder(out: Path, *, overwrite: bool, resume: bool) -> Path:
+    """Where this run writes: OUT itself, or its partial folder while replacing OUT."""
+    partial = partial_folder(out)
+    if resume:
+        return partial if has_checkpoint(partial) else out
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        return partial
+    return out
+
+
+def start_folder(work: Path, *, resume: bool) -> None:
+    """Make the run's folder (a stale partial one of a killed `--overwrite` run is cleared)."""
+    if not resume and work.name.endswith(".partial") and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+
+def finish_folder(work: Path, out: Path) -> None:
+    """List what the run wrote, then give the finished folder OUT's name (replacing the old
+    one only now, and deleting it only once the new one is in place)."""
+    write_inventory(work)
+    if work == out:
+        return
+    retired = None
     if out.exists():
-        shutil.rmtree(out)
+        retired = out.absolute().parent / f".{out.name}.old"
+        shutil.rmtree(retired, ignore_errors=True)
+        out.rename(retired)
+    work.rename(out)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def run_record(
@@ -86,8 +128,9 @@ def check_resume(
 ) -> None:
     """A resumed run must keep its base model, its data and every setting that shapes the
     model (not its length)."""
+    folder = training_folder(out, overwrite=False, resume=True)
     try:
-        record = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
         previous = record["settings"]
     except (OSError, ValueError, KeyError):
         return  # checkpoints without vlmkit's record: the trainer's own checks apply

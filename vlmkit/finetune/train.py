@@ -11,17 +11,15 @@ scores them (`evaluation.py`). The adapter folder carries a manifest so that
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, TrainerCallback
+from transformers import PrinterCallback
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
@@ -29,8 +27,19 @@ from vlmkit.finetune.collate import TrainingCollator
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
-from vlmkit.finetune.output import CHECKPOINTS, LOG, RUN_FILE, clear_output, run_record
+from vlmkit.finetune.output import (
+    BEST,
+    CHECKPOINTS,
+    LOG,
+    MERGED,
+    RUN_FILE,
+    finish_folder,
+    run_record,
+    start_folder,
+    training_folder,
+)
 from vlmkit.finetune.settings import FinetuneSettings
+from vlmkit.finetune.training_log import Hooks, TrainingLog, whole_run_loss
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
 from vlmkit.models.options import LoadOptions
 from vlmkit.models.sources import ADAPTER_MANIFEST, ModelSource
@@ -38,9 +47,6 @@ from vlmkit.provenance import library_versions, utc_now
 from vlmkit.records import write_json_atomic
 
 log = logging.getLogger(__name__)
-
-BEST = "best"
-MERGED = "merged"
 
 
 @dataclass
@@ -51,19 +57,12 @@ class TrainingReport:
     train_samples: int = 0
     skipped_long: list[str] = field(default_factory=list)
     train_loss: float | None = None
+    """Mean over the run's logged steps (`whole_run_loss`), up to `train_loss_steps`."""
+    train_loss_steps: int | None = None
     seconds: float = 0.0
     final_metrics: dict[str, float] = field(default_factory=dict)
     best: dict[str, Any] | None = None
     merged: Path | None = None
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """How the caller hears about progress (the CLI draws a bar and prints lines)."""
-
-    on_start: Callable[[int], None] = lambda max_steps: None
-    on_step: Callable[[int, float | None], None] = lambda step, loss: None
-    on_scores: Callable[[int, dict[str, float]], None] = lambda step, scores: None
 
 
 def finetune(
@@ -76,13 +75,15 @@ def finetune(
     resume: bool = False,
     overwrite: bool = False,
     merge: bool = False,
-    hooks: Hooks = Hooks(),
+    hooks: Hooks | None = None,
 ) -> TrainingReport:
     """Train an adapter on `train` into `out` (already checked by `prepare_output`).
 
-    With `overwrite` the old OUT is deleted only once everything that can fail before
+    With `overwrite` the run trains beside the old OUT and replaces it only once complete
+    (see `vlmkit.finetune.output`); nothing is written before everything that can fail before
     training (device, model, target modules, token budget) has passed.
     """
+    hooks = hooks or Hooks()
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -116,14 +117,13 @@ def finetune(
         bias="none",
         task_type="CAUSAL_LM",
     )
+    work = training_folder(out, overwrite=overwrite, resume=resume)
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process and not resume:
-        if overwrite:
-            clear_output(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / RUN_FILE, run_record(settings, source, train))
+        start_folder(work, resume=resume)
+        write_json_atomic(work / RUN_FILE, run_record(settings, source, train))
     args = SFTConfig(
-        output_dir=str(out / CHECKPOINTS),
+        output_dir=str(work / CHECKPOINTS),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
@@ -149,7 +149,7 @@ def finetune(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    callbacks: list[Any] = [_Reporter(out / LOG, hooks)]
+    callbacks: list[Any] = [TrainingLog(work / LOG, hooks, resumed=resume)]
     evaluator = None
     if eval_data is not None:
         evaluator = GenerationEvalCallback(
@@ -159,7 +159,7 @@ def finetune(
             max_new_tokens=settings.eval_max_new_tokens,
             every=settings.eval_every,
             best_metric=settings.best_metric,
-            best_dir=out / BEST,
+            best_dir=work / BEST,
             on_scores=hooks.on_scores,
             resumed=resume,
         )
@@ -184,14 +184,14 @@ def finetune(
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     report.seconds = time.perf_counter() - started
     report.steps = result.global_step
-    report.train_loss = float(result.training_loss) if result.training_loss is not None else None
+    report.train_loss, report.train_loss_steps = whole_run_loss(trainer.state.log_history)
     report.train_samples = len(examples)
-    trainer.save_model(str(out))  # every process: sharded (FSDP, ZeRO-3) saves gather
+    trainer.save_model(str(work))  # every process: sharded (FSDP, ZeRO-3) saves gather
     if not trainer.is_world_process_zero():
         return report
-    if not (out / "adapter_model.safetensors").is_file():
+    if not (work / "adapter_model.safetensors").is_file():
         raise InputError(
-            f"training finished but no adapter was saved in {out}",
+            f"training finished but no adapter was saved in {work}",
             hint="with FSDP, use fsdp_state_dict_type FULL_STATE_DICT (see the README)",
         )
     manifest = _manifest(source, loaded, train, eval_data, settings, report)
@@ -203,15 +203,17 @@ def finetune(
                            "step": evaluator.best_step,
                            "adapter": str((out / BEST).resolve())}  # fmt: skip
             manifest["best"] = report.best
-            write_json_atomic(out / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
-    write_json_atomic(out / ADAPTER_MANIFEST, manifest)
+            write_json_atomic(work / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
+    write_json_atomic(work / ADAPTER_MANIFEST, manifest)
     if merge:
         # Free the trainer's model and optimiser before a second, unquantised copy loads.
         del trainer, loaded, callbacks, evaluator
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        report.merged = merge_adapter(source, out, settings, device, dtype)
+        merge_adapter(source, work, settings, device, dtype)
+        report.merged = out / MERGED
+    finish_folder(work, out)
     return report
 
 
@@ -294,31 +296,6 @@ def _within_budget(
     return kept
 
 
-class _Reporter(TrainerCallback):
-    """Losses to OUT/log.jsonl and to the caller's progress line."""
-
-    def __init__(self, path: Path, hooks: Hooks) -> None:
-        self.path, self.hooks, self.loss = path, hooks, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.hooks.on_start(state.max_steps)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        self.loss = logs.get("loss", self.loss)
-        _append(self.path, {"step": state.global_step, "epoch": state.epoch, **logs})
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            self.hooks.on_step(state.global_step, self.loss)
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def _manifest(
     source: ModelSource,
     loaded: LoadedModel,
@@ -343,6 +320,12 @@ def _manifest(
             "steps": report.steps,
             "samples": report.train_samples,
             "train_loss": report.train_loss,
+            "train_loss_covers": (
+                f"mean training loss over steps 1-{report.train_loss_steps}, from the logged "
+                "losses (one every --logging-steps), each weighted by the steps it averages"
+                if report.train_loss_steps
+                else None
+            ),
             "seconds": round(report.seconds, 2),
             "device": loaded.device,
             "dtype": loaded.dtype,

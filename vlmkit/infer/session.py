@@ -22,6 +22,7 @@ from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
 from vlmkit.infer.settings import GenerationSettings, RunOptions
 from vlmkit.models.sources import ModelSource, resolve_source
+from vlmkit.outputs import refuse_overlaps
 from vlmkit.provenance import file_sha256, library_versions, require_model_libraries, utc_now
 
 BACKENDS = ("transformers", "vllm")
@@ -68,9 +69,15 @@ def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
     if request.backend not in BACKENDS:
         raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
-    selection = select_samples(request.dataset, request.split, request.options)
     journal = Journal(request.out)
     journal.check()
+    selection = select_samples(request.dataset, request.split, request.options)
+    refuse_overlaps(
+        [("--out", journal.out), ("--out's sidecar", journal.sidecar),
+         ("--out's partial file", journal.partial)],
+        [("DATASET", request.dataset), ("--model", request.model),
+         ("--adapter", request.adapter)],
+    )  # fmt: skip
     source = resolve_source(request.model, request.adapter)
     key = _settings_key(request, selection, source)
     journal.acquire()  # released by execute(), or by the caller when nothing is left to do

@@ -65,6 +65,11 @@ def render_png(chart: BarChart) -> bytes:
         plt.close(fig)
 
 
+def chart_path(folder: Path, chart: BarChart) -> Path:
+    """Where `write_pngs` puts `chart`."""
+    return folder / f"{chart.slug}.png"
+
+
 def write_pngs(charts: list[BarChart], folder: Path) -> list[Path]:
     """Write each chart as `folder/<slug>.png`; returns the paths written."""
     _pyplot()  # fail before creating the folder when matplotlib is missing
@@ -76,7 +81,7 @@ def write_pngs(charts: list[BarChart], folder: Path) -> list[Path]:
         ) from None
     written = []
     for chart in charts:
-        path = folder / f"{chart.slug}.png"
+        path = chart_path(folder, chart)
         write_bytes_atomic(path, render_png(chart))
         written.append(path)
     return written

@@ -134,6 +134,14 @@ class CircledLetterConfig:
         if self.seed < 0:
             raise UsageError(f"--seed {self.seed}: must be 0 or more")
 
+    def input_paths(self) -> list[tuple[str, Path | None]]:
+        """What a run reads from the user's disk, by flag: no output may overlap them."""
+        words = Path(self.words) if isinstance(self.words, str) else None
+        return [
+            ("--words", words if words is not None and words.is_file() else None),
+            ("--fonts", self.fonts_dir),
+        ]
+
     def as_json(self) -> dict[str, Any]:
         """The configuration as recorded in the dataset's synth.json."""
         out: dict[str, Any] = {"preset": self.preset}

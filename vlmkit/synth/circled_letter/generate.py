@@ -68,8 +68,9 @@ def _write(
     on_image: Callable[[], None] | None,
 ) -> Summary:
     tally = _Tally(images=dict.fromkeys(plan.counts, 0))
+    inputs = plan.config.input_paths()
     with (
-        staged_folder(out, overwrite=overwrite) as root,
+        staged_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=inputs) as root,
         _metadata_files(root, plan.counts) as files,
     ):
         drawn = ordered_map(
