@@ -179,3 +179,20 @@ def test_pending_skips_done_and_retries_only_errors_when_asked():
     done = {"a": {"id": "a", "prediction": "x"}, "b": {"id": "b", "prediction": "", "error": "e"}}
     assert [s.id for s in pending(samples, done, retry_errors=False)] == ["c"]
     assert [s.id for s in pending(samples, done, retry_errors=True)] == ["b", "c"]
+
+
+def test_a_stale_partial_of_an_interrupted_overwrite_is_named_as_the_cause(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"], _record)
+    # `--overwrite` with another prompt, killed after its first batch.
+    journal.open({"model": "m", "prompt": "Read it"}, fresh=True)
+    journal.append([{"id": "a", "prediction": "y"}])
+    journal.close()
+    with pytest.raises(UsageError) as caught:
+        journal.check_resumable(KEY, overwrite=False)  # the original command again
+    error = caught.value
+    assert "preds.jsonl.partial, left by an interrupted run" in str(error)
+    assert "prompt: 'Read it' -> None" in str(error) and "itself is untouched" in str(error)
+    assert "rerun that run's command" in error.hint and f"delete {journal.partial}" in error.hint
+    journal.partial.unlink()  # what the hint offers: OUT is resumable again
+    journal.check_resumable(KEY, overwrite=False)

@@ -49,6 +49,7 @@ def _is_path(path: Path | str | None) -> bool:
 
 _SAME = "{out} would overwrite {source}"
 _INSIDE = "{out} would be written inside {source}"
+_OVER_INSIDE = "{out} would overwrite a file inside {source}"
 _HOLDS = "{out} holds {source}, which writing it would replace"
 
 
@@ -58,7 +59,7 @@ def _relation(out: Path, source: Path) -> str | None:
     if a == b or _same_inode(out, source):
         return _SAME
     if b in a.parents and source.is_dir():
-        return _INSIDE
+        return _OVER_INSIDE if out.exists() else _INSIDE
     if a in b.parents:
         return _HOLDS
     return None

@@ -137,6 +137,14 @@ class Journal:
         changed = sorted(name for name in key if name in old and old[name] != key[name])
         if changed:
             details = "; ".join(f"{name}: {old[name]!r} -> {key[name]!r}" for name in changed)
+            if self.existing_file() == self.partial:
+                kept = f"; {self.out} itself is untouched" if self.out.is_file() else ""
+                raise UsageError(
+                    f"--out {self.out}: {self.partial.name}, left by an interrupted run with "
+                    f"other settings ({details}), is in the way{kept}",
+                    hint="rerun that run's command to finish it, delete "
+                    f"{self.partial} to drop its answers, or pass --overwrite to start again",
+                )
             raise UsageError(
                 f"--out {self.out} holds predictions made with another configuration ({details})",
                 hint="rerun with the same flags to resume, pass --overwrite to start again, "

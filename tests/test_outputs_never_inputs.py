@@ -1,0 +1,222 @@
+"""An output is never an input, and `--overwrite` replaces only what the same command wrote.
+
+Each case here once ran with exit 0 and destroyed the user's file (issue 13, sections 3-4):
+the refusal must name both paths, leave every input byte-identical, and never hint at an
+action that would destroy one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+from typer.testing import CliRunner
+
+from vlmkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _refused(result, *names: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for name in names:
+        assert name in result.stderr, result.stderr
+    assert "--overwrite" not in result.stderr.split("Hint:")[-1]
+    return result.stderr
+
+
+def _snapshot(*paths: Path) -> dict[Path, bytes]:
+    files = []
+    for path in paths:
+        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return {p: p.read_bytes() for p in files}
+
+
+@pytest.fixture
+def scored(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    scores, rows = tmp_path / "scores.json", tmp_path / "rows.jsonl"
+    result = run("score", preds, refs, "--json", scores, "--per-sample", rows)
+    assert result.exit_code == 0, result.output
+    return preds, refs, scores, rows
+
+
+@pytest.mark.parametrize(
+    ("flag", "victim", "relation"),
+    [
+        ("--json", "preds", "would overwrite PREDS"),
+        ("--per-sample", "refs", "would overwrite REFS"),
+        ("--json", "baseline", "would overwrite --baseline"),
+    ],
+)
+def test_score_never_writes_over_what_it_reads(scored, tmp_path, flag, victim, relation):
+    preds, refs, _, _ = scored
+    baseline = tmp_path / "base.jsonl"
+    baseline.write_bytes(preds.read_bytes())
+    paths = {"preds": preds, "refs": refs, "baseline": baseline}
+    before = _snapshot(preds, refs, baseline)
+    result = run("score", preds, refs, "--baseline", baseline, flag, paths[victim])
+    _refused(result, f"{flag} {paths[victim]} {relation}")
+    assert _snapshot(preds, refs, baseline) == before
+
+
+def test_links_are_followed(scored, tmp_path: Path):
+    preds, refs, _, _ = scored
+    before = _snapshot(preds)
+    (tmp_path / "soft.json").symlink_to(preds)
+    os.link(preds, tmp_path / "hard.json")
+    for link in ("soft.json", "hard.json"):
+        _refused(run("score", preds, refs, "--json", tmp_path / link), "would overwrite PREDS")
+    assert _snapshot(preds) == before
+
+
+def test_two_outputs_of_one_command_are_two_files(scored, tmp_path: Path):
+    preds, refs, _, _ = scored
+    same = tmp_path / "out.json"
+    _refused(run("score", preds, refs, "--json", same, "--per-sample", same), "the same file")
+
+
+def test_an_output_inside_a_dataset_folder_is_refused(tmp_path: Path, refs_and_preds):
+    preds, _ = refs_and_preds
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(data / "metadata.jsonl", [{"id": "a", "file_name": "a.png", "target": "x"}])
+    result = run("score", preds, data, "--json", data / "scores.json")
+    _refused(result, "would be written inside REFS")
+    assert not (data / "scores.json").exists()
+
+
+def test_report_never_writes_over_what_it_reads(scored, tmp_path: Path):
+    _, _, scores, rows = scored
+    before = _snapshot(scores, rows)
+    _refused(run("report", scores, "-o", scores), "would overwrite SCORES")
+    _refused(
+        run("report", scores, "--per-sample", rows, "-o", rows), "would overwrite --per-sample"
+    )
+    assert _snapshot(scores, rows) == before
+
+
+def test_report_charts_never_write_over_an_input(scored, tmp_path: Path):
+    _, _, scores, _ = scored
+    charts = tmp_path / "charts"
+    result = run("report", scores, "-o", tmp_path / "r.html", "--png", charts)
+    assert result.exit_code == 0, result.output
+    chart = sorted(charts.glob("*.png"))[0]
+    disguised = chart.with_name(chart.name)  # a scores file that has a chart's name
+    disguised.write_bytes(scores.read_bytes())
+    before = _snapshot(disguised)
+    result = run("report", disguised, "-o", tmp_path / "r2.html", "--png", charts)
+    _refused(result, f"--png {disguised} would overwrite SCORES")
+    assert _snapshot(disguised) == before
+
+
+def _fake_folder(folder: Path, sidecar: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / sidecar).write_text("{}\n")
+    (folder / "payload.bin").write_bytes(b"precious")
+    (folder / ".vlmkit-files").write_text(f"{sidecar}\npayload.bin\n")
+    return folder
+
+
+SYNTH = ("synth", "circled-letter", "--n", "2", "--workers", "1", "--image-size", "96",
+         "--max-length", "5")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "victim", "writer"),
+    [
+        (SYNTH, "tiny-model.json", "vlmkit tiny-model"),
+        (SYNTH, "convert.json", "vlmkit convert"),
+        (("tiny-model", "--family", "paligemma"), "synth.json", "vlmkit synth"),
+        (("convert", "jsonl", "{src}"), "tiny-model.json", "vlmkit tiny-model"),
+    ],
+)
+def test_overwrite_replaces_only_a_folder_of_its_own_kind(
+    cord_imagefolder, tmp_path: Path, command, victim, writer
+):
+    out = _fake_folder(tmp_path / "out", victim)
+    before = _snapshot(out)
+    args = [a.format(src=cord_imagefolder) for a in command]
+    if args[0] == "tiny-model":
+        args.insert(1, str(out))
+    else:
+        args += ["-o", str(out)]
+    result = run(*args, "--overwrite")
+    _refused(result, f"--out {out}", f"was written by {writer}")
+    assert _snapshot(out) == before
+
+
+def test_files_a_user_added_to_a_synth_folder_are_named_and_kept(tmp_path: Path):
+    out = tmp_path / "letters"
+    assert run(*SYNTH, "-o", out).exit_code == 0
+    (out / "notes.txt").write_text("my notes")
+    (out / "images").mkdir(exist_ok=True)
+    (out / "images" / "extra.png").write_bytes(b"mine")
+    before = _snapshot(out)
+    result = run(*SYNTH, "--seed", "9", "-o", out, "--overwrite")
+    _refused(result, "holds files vlmkit synth did not write", "images/extra.png", "notes.txt")
+    assert _snapshot(out) == before
+    (out / "notes.txt").unlink()
+    (out / "images" / "extra.png").unlink()
+    assert run(*SYNTH, "--seed", "9", "-o", out, "--overwrite").exit_code == 0
+
+
+def test_synth_never_writes_into_its_fonts_or_word_list(tmp_path: Path):
+    from vlmkit.synth.fonts import bundled_fonts_dir
+
+    words = tmp_path / "words.txt"
+    words.write_text("alpha\nbravo\ncharlie\n")
+    result = run(*SYNTH, "--words", words, "-o", words, "--overwrite")
+    _refused(result, "would overwrite --words")
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for font in sorted(Path(bundled_fonts_dir()).glob("*.ttf"))[:1]:
+        (fonts / font.name).write_bytes(font.read_bytes())
+    _refused(run(*SYNTH, "--fonts", fonts, "-o", fonts / "out"), "would be written inside --fonts")
+    _refused(run(*SYNTH, "--fonts", fonts, "-o", tmp_path, "--overwrite"), "holds --fonts")
+    assert words.read_text() == "alpha\nbravo\ncharlie\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, torch_one_thread) -> tuple[Path, Path]:
+    from model_helpers import memory_dataset
+
+    root = tmp_path_factory.mktemp("never-inputs")
+    assert run("tiny-model", root / "model", "--family", "idefics3").exit_code == 0
+    return root / "model", memory_dataset(root / "data")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_infer_never_writes_over_or_into_its_dataset(tiny, overwrite):
+    model, data = tiny
+    before = _snapshot(data)
+    for out, relation in ((data / "metadata.jsonl", "would overwrite a file inside DATASET"),
+                          (data / "preds.jsonl", "would be written inside DATASET"),
+                          (model / "preds.jsonl", "would be written inside --model")):  # fmt: skip
+        result = run("infer", data, "--model", model, "-o", out, *overwrite)
+        _refused(result, f"--out {out} {relation}")
+    assert _snapshot(data) == before
+
+
+@pytest.mark.slow
+def test_finetune_never_writes_into_its_inputs(tiny, tmp_path: Path):
+    model, data = tiny
+    before = _snapshot(data, model)
+    _refused(run("finetune", data, "--model", model, "-o", data / "run"),
+             f"--out {data / 'run'} would be written inside TRAIN_DATASET")  # fmt: skip
+    _refused(run("finetune", data, "--model", model, "-o", model.parent, "--overwrite"),
+             "holds TRAIN_DATASET")  # fmt: skip
+    config = tmp_path / "run.toml"
+    config.write_text("max_steps = 1\n")
+    _refused(run("finetune", data, "--model", model, "--config", config, "-o", config),
+             "would overwrite --config")  # fmt: skip
+    assert _snapshot(data, model) == before
