@@ -68,9 +68,15 @@ def test_bad_rows_stop_the_run_or_are_skipped(
     assert "--skip-bad" in error.value.hint
     assert not (tmp_path / "out").exists()  # nothing half-written under the final name
     summaries = run(cord_copy, tmp_path / "out", skip_bad=True)
-    assert summaries["test"].written == 8 and dict(summaries["test"].skipped) == {category: 1}
-    [skipped] = (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()
-    assert json.loads(skipped)["where"].endswith("metadata.jsonl:3")
+    # A row that names another file leaves its receipt's image named by no row: listed too.
+    unnamed = {"no ground truth": 1} if "file_name" in damage else {}
+    assert summaries["test"].written == 8
+    assert dict(summaries["test"].skipped) == {category: 1, **unnamed}
+    skipped = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").open()]
+    assert skipped[0]["where"].endswith("metadata.jsonl:3")
+    if unnamed:
+        assert skipped[1]["where"].startswith("test/receipt_")
+        assert "no metadata.jsonl row names it" in skipped[1]["reason"]
 
 
 def test_corrupt_image(cord_copy: Path, tmp_path: Path):
@@ -199,7 +205,9 @@ def test_unreadable_metadata_lines_are_skippable(cord_copy: Path, tmp_path: Path
     with pytest.raises(InputError, match=r"metadata\.jsonl:2: malformed JSON"):
         run(cord_copy, tmp_path / "out")
     summaries = run(cord_copy, tmp_path / "out", skip_bad=True)
-    assert summaries["test"].written == 7 and dict(summaries["test"].skipped) == {"bad row": 2}
+    assert summaries["test"].written == 7
+    # The two receipts those lines described: images now named by no row, listed as well.
+    assert dict(summaries["test"].skipped) == {"bad row": 2, "no ground truth": 2}
     report = (tmp_path / "out" / "skipped.jsonl").read_text()
     assert "malformed JSON" in report and "not UTF-8" in report
 

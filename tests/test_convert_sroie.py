@@ -105,6 +105,19 @@ def test_bad_sroie_rows(sroie_copy: Path, tmp_path: Path, task: str):
     assert dict(summaries["train"].skipped) == {"bad image": 1, "bad ground truth": 1}
 
 
+@pytest.mark.parametrize(("task", "labels"), [("json", "entities"), ("ocr", "box")])
+def test_an_image_without_its_label_file_is_a_listed_skip(sroie_copy, tmp_path, task, labels):
+    (sroie_copy / "train" / labels / "X00016469612.txt").unlink()
+    with pytest.raises(InputError, match=rf"train/img/X00016469612\.jpg: no {labels}/<ID>\.txt"):
+        convert(converter_class("sroie")(str(sroie_copy), task), tmp_path / "o", ConvertOptions())
+    summaries = convert(converter_class("sroie")(str(sroie_copy), task), tmp_path / "o",
+                        ConvertOptions(skip_bad=True))  # fmt: skip
+    assert summaries["train"].written == 23
+    assert dict(summaries["train"].skipped) == {"no ground truth": 1}
+    [skipped] = (tmp_path / "o" / "skipped.jsonl").read_text().splitlines()
+    assert json.loads(skipped)["where"] == "train/img/X00016469612.jpg"
+
+
 def test_task_errors(tmp_path: Path, cord_imagefolder: Path):
     with pytest.raises(UsageError, match="--task ocr: cord-v2 gives json targets"):
         converter_class("cord-v2")(str(cord_imagefolder), "ocr")

@@ -96,6 +96,23 @@ class Converter:
         )
 
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+"""What counts as an image file in a source folder (for images no label names)."""
+
+
+def unlabelled_images(
+    folder: Path, labelled: set[Path], root: Path, why: str, *, recursive: bool = False
+) -> Iterator[BadRow]:
+    """A bad row for each image file in `folder` that no label named: every file a converter
+    sees ends as a row or as a counted, listed skip, never silently dropped."""
+    labelled = {path.resolve() for path in labelled}
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    for path in sorted(files):
+        image = path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+        if image and path.resolve() not in labelled:
+            yield BadRow(path.relative_to(root).as_posix(), why, "no ground truth")
+
+
 def inside(root: Path, relative: str) -> Path | None:
     """`root / relative` if it stays inside `root` (no absolute path, no `..` escape), else None."""
     if not relative or Path(relative).is_absolute():

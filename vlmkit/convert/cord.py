@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from vlmkit.convert.base import BadRow, ImageFile, inside
+from vlmkit.convert.base import BadRow, ImageFile, inside, unlabelled_images
 from vlmkit.convert.donut import DonutConverter
 from vlmkit.convert.tables import LAYOUTS, DonutTable, TableRow, number_key
 from vlmkit.errors import InputError, MissingExtraError
@@ -54,18 +54,21 @@ class OriginalCord(DonutTable):
 
     def rows(self, split: str) -> Iterator[TableRow | BadRow]:
         [folder] = self.split_files[split]
+        labelled = set()
         for index, label in enumerate(sorted((folder / "json").glob("*.json"))):
             where = f"{split}/json/{label.name}"
             image = next((p for p in sorted((folder / "image").glob(f"{label.stem}.*"))), None)
             if image is None:
                 yield BadRow(where, f"no image {split}/image/{label.stem}.*", "bad image")
                 continue
+            labelled.add(image)
             for path in (label, image):  # a symbolic link elsewhere is not the dataset's
                 if inside(self.root, str(path.relative_to(self.root))) is None:
                     yield BadRow(where, f"{path.name} links outside SRC", "bad image path")
                     break
             else:
                 yield self._row(index, where, label, image)
+        yield from unlabelled_images(folder / "image", labelled, self.root, "no json/<ID>.json")
 
     def _row(self, index: int, where: str, label: Path, image: Path) -> TableRow | BadRow:
         try:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmkit.convert.base import BadRow, Converter, ImageFile, SourceRow, inside
+from vlmkit.convert.base import (
+    BadRow,
+    Converter,
+    ImageFile,
+    SourceRow,
+    inside,
+    unlabelled_images,
+)
 from vlmkit.convert.tables import describe_folder
 
 FIELDS = ("company", "date", "address", "total")
@@ -65,6 +72,7 @@ class Sroie(Converter):
         folder = self.folders[split]
         images = {p.stem: p for p in sorted((folder / "img").iterdir())
                   if p.suffix.lower() in IMAGE_SUFFIXES}  # fmt: skip
+        labelled = set()
         for label in sorted((folder / self.label_part).glob("*.txt")):
             where = f"{split}/{self.label_part}/{label.name}"
             # Files must be inside SRC: a symbolic link elsewhere is not the dataset's.
@@ -75,6 +83,7 @@ class Sroie(Converter):
             if image is None:
                 yield BadRow(where, f"no image img/{label.stem}.jpg for it", "bad image")
                 continue
+            labelled.add(image)
             if inside(self.root, str(image.relative_to(self.root))) is None:
                 yield BadRow(where, f"img/{image.name} links outside SRC", "bad image path")
                 continue
@@ -84,6 +93,8 @@ class Sroie(Converter):
                 continue
             meta = {"source_file": f"img/{image.name}"}
             yield SourceRow(label.stem, where, ImageFile(image), target, meta)
+        why = f"no {self.label_part}/<ID>.txt names it"
+        yield from unlabelled_images(folder / "img", labelled, self.root, why)
 
 
 def _has(folder: Path, parts: tuple[str, ...]) -> bool:

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmkit.convert.base import BadRow, ImageBytes, ImageFile, ImageRef, inside
+from vlmkit.convert.base import (
+    BadRow,
+    ImageBytes,
+    ImageFile,
+    ImageRef,
+    inside,
+    unlabelled_images,
+)
 from vlmkit.errors import InputError, MissingExtraError
 
 LAYOUTS = (
@@ -228,6 +235,7 @@ def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]
     from vlmkit.records import LineError, iter_jsonl_lenient
 
     folder = metadata.parent
+    named = set()
     for offset, line in enumerate(iter_jsonl_lenient(metadata)):
         if isinstance(line, LineError):
             yield BadRow(line.where, line.reason, "bad row")
@@ -242,5 +250,8 @@ def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]
         if path is None:
             yield BadRow(where, f"file_name {name!r} leaves the dataset folder", "bad image path")
             continue
+        named.add(path)
         key = number_key(Path(name).stem)
         yield TableRow(start + offset, where, ImageFile(path), data["ground_truth"], name, key)
+    why = f"no {metadata.name} row names it"
+    yield from unlabelled_images(folder, named, folder.parent, why, recursive=True)
