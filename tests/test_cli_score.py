@@ -332,3 +332,37 @@ def test_every_registered_metric_resolves_to_its_class():
     for name in METRICS:
         cls = metric_class(name)
         assert issubclass(cls, Metric) and cls.name == name
+
+
+@pytest.mark.parametrize(
+    ("side", "value", "kind"),
+    [
+        ("prediction", 42, "int"),
+        ("prediction", ["on", "a"], "list"),  # an lmms-eval `filtered_resps`
+        ("prediction", True, "bool"),
+        ("target", None, "null"),
+        ("target", 5, "int"),
+        ("target", ["the", "cat"], "list"),
+    ],
+)
+def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value, kind):
+    refs = [{"id": "a", "target": "the cat sat"}, {"id": "b", "target": "on the mat"}]
+    preds = [{"id": "a", "prediction": "the cat sat"}, {"id": "b", "prediction": "on a mat"}]
+    rows = refs if side == "target" else preds
+    rows[1][side] = value
+    write_jsonl(tmp_path / "refs.jsonl", refs)
+    write_jsonl(tmp_path / "preds.jsonl", preds)
+    error = _error(run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl"))
+    name = "refs" if side == "target" else "preds"
+    assert f"{name}.jsonl:2: " in error and f"field {side!r} is a {kind}, not text" in error
+
+
+def test_a_null_prediction_means_missing_and_an_object_is_a_json_answer(tmp_path: Path):
+    write_jsonl(tmp_path / "refs.jsonl", [{"id": "a", "target": {"total": "7"}, "task": "json"},
+                                          {"id": "b", "target": '{"total": "8"}', "task": "json"}])  # fmt: skip
+    write_jsonl(tmp_path / "preds.jsonl", [{"id": "a", "prediction": {"total": "7"}},
+                                           {"id": "b", "prediction": None}])  # fmt: skip
+    result = run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl", "--json", "-")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["missing_predictions"] == 1 and scores["metrics"]["ted_accuracy"] == 0.5

@@ -84,6 +84,28 @@ def _duplicate(line: Line, rid: str, first: str, role: str) -> InputError:
     )
 
 
+def answer_value(line: Line, field: str, flag: str, *, role: str) -> str | dict[str, Any] | None:
+    """A prediction or reference as scored: a string, or a JSON object (a structured answer).
+
+    A number, a list or a boolean is refused, naming the line: scoring `42` or an evaluation
+    harness' list of responses (`["A", "B"]`) as text would give a number that means nothing.
+    A null prediction means "no prediction" (scored as empty, reported); a null reference has
+    no such meaning.
+    """
+    if role == "reference":
+        require_field(line, field, flag=flag)
+    value = line.data.get(field)
+    if isinstance(value, (str, dict)) or (value is None and role == "prediction"):
+        return value
+    kind = "null" if value is None else type(value).__name__
+    hint = (
+        "pick the answer inside it with a field path, or write it as a string"
+        if isinstance(value, list)
+        else f"write the {role} as a string (JSON answers as objects or JSON text)"
+    )
+    raise InputError(f"{line.where}: {role} field {field!r} is a {kind}, not text", hint=hint)
+
+
 def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Reference]]:
     """Read REFS: a dataset folder, its metadata.jsonl, or any JSONL with an id and a reference."""
     jsonl = resolve_jsonl(path, role="references", flag="REFS")
@@ -94,7 +116,7 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
         if rid in seen:
             raise _duplicate(line, rid, seen[rid], "references")
         seen[rid] = line.where
-        value = require_field(line, config.ref_field, flag="--ref-field")
+        value = answer_value(line, config.ref_field, "--ref-field", role="reference")
         task = line.data.get("task")
         refs.append(Reference(rid, value, str(task) if task else None, line.data, line.where))
     if not refs:
@@ -150,7 +172,7 @@ def join(
             predictions.append("")
             records.append(None)
             continue
-        value = line.data.get(config.pred_field)
+        value = answer_value(line, config.pred_field, "--pred-field", role="prediction")
         records.append(line.data)
         if line.data.get("error"):
             # A failed sample scores as empty even if it kept a partial prediction.
