@@ -358,10 +358,11 @@ def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value,
 
 
 def test_a_null_prediction_means_missing_and_an_object_is_a_json_answer(tmp_path: Path):
-    write_jsonl(tmp_path / "refs.jsonl", [{"id": "a", "target": {"total": "7"}, "task": "json"},
-                                          {"id": "b", "target": '{"total": "8"}', "task": "json"}])  # fmt: skip
-    write_jsonl(tmp_path / "preds.jsonl", [{"id": "a", "prediction": {"total": "7"}},
-                                           {"id": "b", "prediction": None}])  # fmt: skip
+    refs = [{"id": "a", "target": {"total": "7"}, "task": "json"},
+            {"id": "b", "target": '{"total": "8"}', "task": "json"}]  # fmt: skip
+    write_jsonl(tmp_path / "refs.jsonl", refs)
+    preds = [{"id": "a", "prediction": {"total": "7"}}, {"id": "b", "prediction": None}]
+    write_jsonl(tmp_path / "preds.jsonl", preds)
     result = run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl", "--json", "-")
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)

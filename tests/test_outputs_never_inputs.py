@@ -7,7 +7,6 @@ action that would destroy one.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

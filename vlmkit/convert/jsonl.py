@@ -120,7 +120,9 @@ class JsonlConverter(Converter):
                 target = parsed.value
                 meta["target_read_as"] = parsed.method
             if isinstance(line.data.get("id"), (str, int)):
-                meta["source_id"] = line.data["id"]
+                # Always text: ids 1 and "r-3" in one file would give the column two types,
+                # which `datasets.load_dataset("imagefolder")` refuses (ArrowInvalid).
+                meta["source_id"] = str(line.data["id"])
             yield SourceRow(f"{index:06d}", line.where, image, target, meta, prompt)
 
     def _read(self, row: dict[str, Any]) -> tuple[Any, str, str] | str:
