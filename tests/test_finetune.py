@@ -261,3 +261,23 @@ def test_an_eval_set_of_mixed_tasks_is_refused_before_training(setup, tmp_path):
     result = _finetune(data, root / "idefics3", tmp_path / "a", "--eval", mixed)
     assert result.exit_code == 1 and "mixes tasks (letter, ocr)" in result.stderr
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("damage", ["bomb", "missing", "garbage"])
+def test_a_bad_training_image_is_one_clear_error(setup, tmp_path, damage):
+    from image_helpers import write_bomb_png
+
+    root, data = setup
+    bad = Path(shutil.copytree(data, tmp_path / "bad"))
+    image = bad / "images" / "2.png"
+    if damage == "bomb":
+        write_bomb_png(image)  # a 20000x20000 image
+    elif damage == "missing":
+        image.unlink()
+    else:
+        image.write_bytes(b"not an image")
+    result = _finetune(bad, root / "idefics3", tmp_path / "out", "--max-steps", "1")
+    assert result.exit_code == 1, result.output
+    expected = "of 'm2' is missing" if damage == "missing" else "sample 'm2' cannot be encoded"
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

@@ -147,7 +147,7 @@ def test_a_bad_image_is_recorded_and_retried(tiny, letters, tmp_path):
     assert "1 samples failed" in result.stderr and "--retry-errors" in result.stderr
     failed = [line for line in read_jsonl(out) if "error" in line]
     assert [line["id"] for line in failed] == [victim["id"]]
-    assert "unreadable image" in failed[0]["error"]
+    assert "is not an image Pillow can read" in failed[0]["error"]
     image.write_bytes(good)
     result = _infer(data, tiny("gemma3"), out, "--retry-errors")
     assert result.exit_code == 0, result.output

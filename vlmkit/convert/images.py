@@ -7,9 +7,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from vlmkit.convert.base import ImageBytes, ImageFile, ImageRef
+from vlmkit.images import UnreadableImage, open_image
 
 SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif",
             "BMP": ".bmp", "GIF": ".gif"}  # fmt: skip
@@ -26,19 +27,16 @@ def write_image(
     """Write `image` as `folder/images/<stem>.<ext>`; return its relative name and its meta."""
     data = _read(image)
     try:
-        with Image.open(io.BytesIO(data)) as decoded:
-            # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
-            # JPEG would pass it and only fail in a training run.
-            decoded.load()
-            suffix = SUFFIXES.get(decoded.format or "", _original_suffix(image))
-            meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
-            if max_side is not None and max(decoded.size) > max_side:
-                meta.update(original_size=list(decoded.size), max_side=max_side)
-                data = _downsized(decoded, max_side)
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"refused as a decompression bomb ({error})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"not an image Pillow can read ({error})") from None
+        # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
+        # JPEG would pass it and only fail in a training run.
+        decoded = open_image(data)
+    except UnreadableImage as error:
+        raise ImageError(str(error).removeprefix("the image is ")) from None
+    suffix = SUFFIXES.get(decoded.format or "", _original_suffix(image))
+    meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
+    if max_side is not None and max(decoded.size) > max_side:
+        meta.update(original_size=list(decoded.size), max_side=max_side)
+        data = _downsized(decoded, max_side)
     name = f"images/{stem}{suffix}"
     (folder / name).write_bytes(data)
     return name, meta

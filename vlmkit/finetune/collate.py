@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 
+from vlmkit.images import open_rgb
 from vlmkit.models.families import Family
 from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument, user_turn
 
@@ -79,7 +79,7 @@ class TrainingCollator:
     # --- encoding ---------------------------------------------------------------------------
 
     def _encode(self, examples: list[dict]) -> tuple[dict[str, torch.Tensor], list[EncodedLengths]]:
-        images = images_argument(self.family, [_open_rgb(e["image"]) for e in examples])
+        images = images_argument(self.family, [open_rgb(e["image"]) for e in examples])
         prompts = [format_prompt(self.processor, self.family, e["prompt"]) for e in examples]
         # BOS as inference adds it (most templates hold it, LLaVA 1.5's leaves it to the
         # tokenizer); padding_side per call: inference set "left" on this shared tokenizer.
@@ -207,11 +207,6 @@ def answer_lead(processor: Any, family: Family) -> str:
         return ""
     before = rendered.partition(_SENTINEL)[0]
     return before[len(opener) :] if before.startswith(opener) else ""
-
-
-def _open_rgb(path: Any) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def _name(example: dict) -> str:

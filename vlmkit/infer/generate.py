@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 
+from vlmkit.images import UnreadableImage, open_rgb
 from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.models.loading import LoadedModel
@@ -64,12 +64,9 @@ class Predictor:
 
     def _prepare(self, sample: Sample) -> _Prepared | PredictionRecord:
         try:
-            with Image.open(sample.image) as opened:
-                image = opened.convert("RGB")
-        except FileNotFoundError:
-            return _failed(sample, f"image not found: {sample.image}")
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            return _failed(sample, f"unreadable image {sample.image}: {error}")
+            image = open_rgb(sample.image)
+        except UnreadableImage as error:
+            return _failed(sample, str(error))
         try:
             text = format_prompt(self.processor, self.loaded.family, sample.prompt)
         except Exception as error:  # a chat template may raise on content it rejects

@@ -89,17 +89,13 @@ class VllmPredictor:
         return [records[sample.id] for sample in samples]
 
     def _request(self, sample: Sample) -> dict[str, Any] | PredictionRecord:
-        from PIL import Image
-
+        from vlmkit.images import UnreadableImage, open_rgb
         from vlmkit.prompts import format_prompt
 
         try:
-            with Image.open(sample.image) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            return PredictionRecord(
-                sample.id, "", error=f"unreadable image {sample.image}: {error}"
-            )
+            image = open_rgb(sample.image)
+        except UnreadableImage as error:
+            return PredictionRecord(sample.id, "", error=str(error))
         if self.family.prompt_style == "prefix":
             return {"prompt": sample.prompt, "multi_modal_data": {"image": image}}
         try:

@@ -14,17 +14,17 @@ MAX_DIFF_CHARS = 4000
 
 def image_data_uri(path: Path) -> str | None:
     """`path` downscaled to THUMBNAIL px as a data URI, or None if it cannot be read."""
-    from PIL import Image
+    from vlmkit.images import UnreadableImage, open_image
 
     try:
-        with Image.open(path) as image:
-            image.thumbnail((THUMBNAIL, THUMBNAIL))
-            if image.mode not in ("RGB", "RGBA", "L", "LA"):
-                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", optimize=True)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        image = open_image(path)
+    except UnreadableImage:
         return None
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
