@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,6 +41,22 @@ def print_error(error: VlmkitError) -> None:
         stderr.print(f"[bold]Hint:[/bold] {escape(error.hint)}")
     if not debug_enabled():
         stderr.print("[dim](set VLMKIT_DEBUG=1 to see the traceback)[/dim]")
+
+
+@contextmanager
+def interrupted_means(kept: str) -> Iterator[None]:
+    """Ctrl-C (SIGINT) inside the block: say what was kept, then exit 130 like a shell does."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        stderr.print(f"\nInterrupted: {escape(kept)}")
+        raise typer.Exit(130) from None
+
+
+def nothing_written(out: Path) -> str:
+    """What an interrupted command that builds `out` under a temporary name has kept."""
+    kept = " (the folder already there is unchanged)" if out.exists() else ""
+    return f"nothing was written to {out}{kept}."
 
 
 def write_stdout(text: str) -> None:

@@ -113,7 +113,10 @@ def convert_command(
                 hint=f"{kind} knows its own fields: drop them.",
             )
         converter = converter_class(kind)(src, task_name)
-    with progress_bar("Converting", None, "rows") as advance:
+    with (
+        console.interrupted_means(console.nothing_written(out)),
+        progress_bar("Converting", None, "rows") as advance,
+    ):
         summaries = convert(
             converter, out, options, overwrite=overwrite, on_row=lambda split: advance()
         )

@@ -302,7 +302,10 @@ def circled_letter(
 
     if workers is None:  # starting a worker costs ~0.4 s: not worth it for a few images
         workers = available_cpus() if plan.total >= PARALLEL_FROM else 1
-    with progress_bar("Drawing", plan.total, "images") as advance:
+    with (
+        console.interrupted_means(console.nothing_written(out)),
+        progress_bar("Drawing", plan.total, "images") as advance,
+    ):
         summary = write_dataset(plan, out, workers=workers, overwrite=overwrite, on_image=advance)
     splits = ", ".join(
         f"{count:,} in {out / split if split else out}" for split, count in summary.images.items()

@@ -70,7 +70,39 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
 
 
 def has_checkpoint(folder: Path) -> bool:
-    return any((folder / CHECKPOINTS).glob("checkpoint-*"))
+    return last_checkpoint(folder) is not None
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint in `folder` that was saved whole.
+
+    The trainer writes a checkpoint's files in place, its `trainer_state.json` last: a run
+    killed while saving leaves a newer folder without it (or with half of it), which the
+    trainer's own `resume_from_checkpoint=True` would pick, and fail on.
+    """
+    numbered = []
+    for path in (folder / CHECKPOINTS).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and path.is_dir():
+            numbered.append((int(step), path))
+    for _, path in sorted(numbered, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return path
+    return None
+
+
+def drop_unfinished_checkpoints(folder: Path) -> Path | None:
+    """Delete the checkpoints newer than the last whole one (a killed save); return that one."""
+    last = last_checkpoint(folder)
+    for path in (folder / CHECKPOINTS).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        newer = last is None or (step.isdigit() and int(step) > int(last.name.split("-")[1]))
+        if newer and path.is_dir():
+            shutil.rmtree(path)
+    return last
 
 
 def partial_folder(out: Path) -> Path:

@@ -33,7 +33,9 @@ from vlmkit.finetune.output import (
     LOG,
     MERGED,
     RUN_FILE,
+    drop_unfinished_checkpoints,
     finish_folder,
+    last_checkpoint,
     run_record,
     start_folder,
     training_folder,
@@ -122,6 +124,9 @@ def finetune(
     if main_process and not resume:
         start_folder(work, resume=resume)
         write_json_atomic(work / RUN_FILE, run_record(settings, source, train))
+    checkpoint = last_checkpoint(work) if resume else None
+    if main_process and resume:
+        drop_unfinished_checkpoints(work)
     args = SFTConfig(
         output_dir=str(work / CHECKPOINTS),
         num_train_epochs=settings.epochs,
@@ -181,7 +186,7 @@ def finetune(
     if device == "cpu":
         _trainable_in_fp32(trainer.model)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     report.seconds = time.perf_counter() - started
     report.steps = result.global_step
     report.train_loss, report.train_loss_steps = whole_run_loss(trainer.state.log_history)
