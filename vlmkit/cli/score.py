@@ -268,17 +268,20 @@ def _render(evaluation, comparisons, groups) -> None:
     from vlmkit.cli import render
 
     out = console.stdout
-    out.print(render.metric_table(evaluation, comparisons))
+    for part in render.metric_tables(out, evaluation, comparisons):
+        out.print(part)
     if comparisons:
         out.print(
             "[dim]delta = system - baseline; CI and p from a paired bootstrap "
-            "(p < 0.05 coloured: green better, red worse)[/dim]"
+            "(p < 0.05 coloured: green better, red worse)[/dim]",
+            soft_wrap=False,  # prose wraps to the width; signatures below stay whole lines
         )
     details = evaluation.details.get("field_f1", {})
     if details.get("per_field"):
         out.print(render.field_table(details["per_field"]))
     for path, table_groups in groups.items():
-        out.print(render.breakdown_table(path, table_groups, evaluation))
+        for table in render.breakdown_tables(out, path, table_groups, evaluation):
+            out.print(table)
     for name, extra in evaluation.details.items():
         for key in ("parse_methods", "extraction"):
             if key in extra:
