@@ -12,7 +12,7 @@ import sys
 import typer
 
 from vlmkit import __version__
-from vlmkit.cli import console
+from vlmkit.cli import console, quiet
 from vlmkit.cli.convert import convert_command
 from vlmkit.cli.finetune import finetune_command
 from vlmkit.cli.infer import infer_command
@@ -61,6 +61,7 @@ def _root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet.install()
     # Warnings the CLI reports itself (missing predictions) should not print twice.
     logging.getLogger("vlmkit.scoring").setLevel(logging.INFO if verbose else logging.ERROR)
 
