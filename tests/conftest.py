@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Tests never use the network: a hub id reads only the local cache (set before huggingface_hub
+# is imported, which reads it once). The tests of the network probe unset it in a subprocess.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_CORD = REPO / "examples" / "cord-v2-sample"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from model_helpers import letters_dataset, predictions, vlmkit
+from model_helpers import letters_dataset, predictions, read_jsonl, vlmkit
 
 pytestmark = pytest.mark.slow
 
@@ -201,3 +206,43 @@ def test_a_relative_base_model_is_found_beside_the_adapter(models, tmp_path, mon
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "p.run.json").read_text())
     assert Path(run["model"]["model"]).resolve() == (tmp_path / "base").resolve()
+
+
+def _without_hub(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess:
+    """Run vlmkit where the hub cannot be reached (a closed local port), online mode."""
+    with socket.socket() as probe:  # a free port: nothing listens on it once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    env |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "hub"),
+            "OMP_NUM_THREADS": "1"}  # fmt: skip
+    command = [sys.executable, "-m", "vlmkit", *map(str, args)]
+    return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+
+
+def test_a_hub_id_without_network_fails_once_and_fast(models, tmp_path):
+    _, letters = models
+    started = time.monotonic()
+    result = _without_hub(tmp_path, "infer", letters, "--model", "org/not-cached", "-o",
+                          tmp_path / "p.jsonl")  # fmt: skip
+    assert result.returncode == 1 and time.monotonic() - started < 30
+    assert "--model org/not-cached: not in the Hugging Face cache" in result.stderr
+    assert "cannot be reached from this machine" in result.stderr
+    assert "hf download org/not-cached" in result.stderr and "Retry" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines))  # nothing printed twice
+
+
+def test_a_cached_hub_model_loads_without_network(models, tmp_path):
+    root, letters = models
+    # The cache's layout, as `hf download tinyorg/tiny` leaves it.
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--tinyorg--tiny"
+    shutil.copytree(root / "paligemma", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    result = _without_hub(tmp_path, "infer", letters, "--model", "tinyorg/tiny", "-o",
+                          tmp_path / "p.jsonl", "--max-new-tokens", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(tmp_path / "p.jsonl")) == 4 and "Retry" not in result.stderr

@@ -1,7 +1,8 @@
 """Where a model comes from: `--model` and `--adapter` checked before anything heavy is imported.
 
 Stdlib only, so a typo in a path is reported in milliseconds rather than after torch has loaded.
-The checks read the folders' JSON files (config.json, adapter_config.json, vlmkit's manifest).
+The checks read the folders' JSON files (config.json, adapter_config.json, vlmkit's manifest);
+a hub id is checked against the network and the cache by `vlmkit.models.hub`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
         model_family(config, model)  # not a vision-language model: fail now
         _check_safetensors(Path(model))
     elif _HUB_ID.match(model) and not _looks_local(model):
+        from vlmkit.models.hub import prepare_hub_access  # imports huggingface_hub
+
+        prepare_hub_access(model)
         config = None
     else:
         raise UsageError(f"--model {model} does not exist", hint="check the path, or give a hub id")
