@@ -103,12 +103,15 @@ def test_resume_continues_and_refuses_other_settings(setup, tmp_path):
 def test_a_config_file_with_flags_on_top(setup, tmp_path):
     root, data = setup
     config = tmp_path / "train.toml"
-    config.write_text('max-steps = 2\nlora-r = 4\ntarget-modules = ["q_proj", "v_proj"]\n')
+    config.write_text(
+        'max-steps = 2\nlora-r = 4\nlora-alpha = 8\ntarget-modules = ["q_proj", "v_proj"]\n'
+    )
     out = tmp_path / "run"
     result = _finetune(data, root / "idefics3", out, "--config", config, "--lora-r", "8")
     assert result.exit_code == 0, result.output
     settings = json.loads((out / "vlmkit-adapter.json").read_text())["settings"]
-    assert (settings["max_steps"], settings["lora_r"]) == (2, 8)
+    # A flag given wins over the file; a flag left at its default does not (lora-alpha).
+    assert (settings["max_steps"], settings["lora_r"], settings["lora_alpha"]) == (2, 8, 8)
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert adapter["r"] == 8
     assert all(

@@ -46,8 +46,9 @@ def convert_command(
     task: Annotated[
         TaskChoice | None,
         typer.Option(
-            help="The target. cord-v2, donut: json. sroie: json (the key fields, default) or "
-            "ocr (the text in reading order). jsonl: ocr (default), json or letter."
+            help="The target. cord-v2, donut: json. sroie: json (the key fields) or "
+            "ocr (the text in reading order). jsonl: ocr, json or letter.",
+            show_default="the kind's first: json; jsonl: ocr",
         ),
     ] = None,
     prompt: Annotated[

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from vlmkit.cli import console
+from vlmkit.finetune.settings import SETTING_DEFAULTS
 
 LORA = "LoRA"
 TRAINING = "Training"
@@ -17,12 +18,28 @@ DATA = "Data and evaluation"
 OUTPUT = "Output"
 
 
+def shown(name: str, when_unset: str) -> str:
+    """What a setting whose default is "unset" means, for `--help`."""
+    assert SETTING_DEFAULTS[name] is None, name  # a set default is shown as the flag's own
+    return when_unset
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave flag `name` (not left it at its default)."""
+    source = ctx.get_parameter_source(name)  # an enum of the click copy typer ships
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 class Method(str, Enum):
     lora = "lora"
     qlora = "qlora"
 
 
+DEFAULT_METHOD = Method(SETTING_DEFAULTS["method"])
+
+
 def finetune_command(
+    ctx: typer.Context,
     train: Annotated[Path, typer.Argument(help="Training dataset folder (or one with splits).")],
     model: Annotated[str, typer.Option(help="Base model: a folder or a hub id.")],
     out: Annotated[
@@ -35,23 +52,27 @@ def finetune_command(
     method: Annotated[
         Method | None,
         typer.Option(
-            help="lora (default), or qlora: 4-bit NF4 base, double quantisation.",
+            help="lora, or qlora: 4-bit NF4 base, double quantisation.",
             rich_help_panel=LORA,
         ),
-    ] = None,
+    ] = DEFAULT_METHOD,
     lora_r: Annotated[
-        int | None, typer.Option(help="LoRA rank [16].", rich_help_panel=LORA)
-    ] = None,
+        int | None,
+        typer.Option(help="LoRA rank.", rich_help_panel=LORA),
+    ] = SETTING_DEFAULTS["lora_r"],
     lora_alpha: Annotated[
-        int | None, typer.Option(help="LoRA alpha [32].", rich_help_panel=LORA)
-    ] = None,
+        int | None,
+        typer.Option(help="LoRA alpha.", rich_help_panel=LORA),
+    ] = SETTING_DEFAULTS["lora_alpha"],
     lora_dropout: Annotated[
-        float | None, typer.Option(help="LoRA dropout [0.05].", rich_help_panel=LORA)
-    ] = None,
+        float | None,
+        typer.Option(help="LoRA dropout.", rich_help_panel=LORA),
+    ] = SETTING_DEFAULTS["lora_dropout"],
     target_modules: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated layer names [every linear layer of the language model].",
+            help="Comma-separated layer names.",
+            show_default=shown("target_modules", "every linear layer of the language model"),
             rich_help_panel=LORA,
         ),
     ] = None,
@@ -60,21 +81,31 @@ def finetune_command(
         typer.Option("--train-vision", help="Also adapt the vision tower.", rich_help_panel=LORA),
     ] = None,
     epochs: Annotated[
-        float | None, typer.Option(help="Passes over the data [3].", rich_help_panel=TRAINING)
-    ] = None,
+        float | None,
+        typer.Option(help="Passes over the data.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["epochs"],
     max_steps: Annotated[
         int | None,
         typer.Option(help="Steps to run (overrides --epochs).", rich_help_panel=TRAINING),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate [2e-4].", rich_help_panel=TRAINING)
-    ] = None,
+        float | None,
+        typer.Option(help="Learning rate.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["lr"],
     batch_size: Annotated[
-        int | None, typer.Option(help="Samples per step per device [4].", rich_help_panel=TRAINING)
-    ] = None,
+        int | None,
+        typer.Option(
+            help="Samples per step per device.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = SETTING_DEFAULTS["batch_size"],
     grad_accum: Annotated[
-        int | None, typer.Option(help="Gradient accumulation steps [1].", rich_help_panel=TRAINING)
-    ] = None,
+        int | None,
+        typer.Option(
+            help="Gradient accumulation steps.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = SETTING_DEFAULTS["grad_accum"],
     gradient_checkpointing: Annotated[
         bool | None,
         typer.Option(
@@ -82,19 +113,26 @@ def finetune_command(
         ),
     ] = None,
     warmup_ratio: Annotated[
-        float | None, typer.Option(help="Warm-up share of steps [0].", rich_help_panel=TRAINING)
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed [0].", rich_help_panel=TRAINING)] = None,
+        float | None,
+        typer.Option(
+            help="Warm-up share of steps.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = SETTING_DEFAULTS["warmup_ratio"],
+    seed: Annotated[
+        int | None, typer.Option(help="Seed.", rich_help_panel=TRAINING)
+    ] = SETTING_DEFAULTS["seed"],
     device: Annotated[
-        str | None, typer.Option(help="auto, cpu or cuda [auto].", rich_help_panel=TRAINING)
-    ] = None,
+        str | None,
+        typer.Option(help="auto, cpu or cuda.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["device"],
     dtype: Annotated[
         str | None,
         typer.Option(
             help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.",
             rich_help_panel=TRAINING,
         ),
-    ] = None,
+    ] = SETTING_DEFAULTS["dtype"],
     trust_remote_code: Annotated[
         bool | None,
         typer.Option(
@@ -107,7 +145,8 @@ def finetune_command(
     max_length: Annotated[
         int | None,
         typer.Option(
-            help="Most tokens per sample, image tokens included [the model's context].",
+            help="Most tokens per sample, image tokens included.",
+            show_default=shown("max_length", "the model's context"),
             rich_help_panel=DATA,
         ),
     ] = None,
@@ -127,15 +166,27 @@ def finetune_command(
         str | None, typer.Option(help="Split of --eval.", rich_help_panel=DATA)
     ] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="Steps between evaluations [end only].", rich_help_panel=DATA)
+        int | None,
+        typer.Option(
+            help="Steps between evaluations.",
+            show_default=shown("eval_every", "end only"),
+            rich_help_panel=DATA,
+        ),
     ] = None,
     eval_samples: Annotated[
         int | None,
-        typer.Option(help="Eval samples generated each time [32].", rich_help_panel=DATA),
-    ] = None,
+        typer.Option(
+            help="Eval samples generated each time.",
+            rich_help_panel=DATA,
+        ),
+    ] = SETTING_DEFAULTS["eval_samples"],
     eval_max_new_tokens: Annotated[
-        int | None, typer.Option(help="Tokens per eval answer [256].", rich_help_panel=DATA)
-    ] = None,
+        int | None,
+        typer.Option(
+            help="Tokens per eval answer.",
+            rich_help_panel=DATA,
+        ),
+    ] = SETTING_DEFAULTS["eval_max_new_tokens"],
     best_metric: Annotated[
         str | None,
         typer.Option(
@@ -145,11 +196,19 @@ def finetune_command(
     ] = None,
     save_every: Annotated[
         int | None,
-        typer.Option(help="Steps between checkpoints [each epoch].", rich_help_panel=OUTPUT),
+        typer.Option(
+            help="Steps between checkpoints.",
+            show_default=shown("save_every", "each epoch"),
+            rich_help_panel=OUTPUT,
+        ),
     ] = None,
     logging_steps: Annotated[
-        int | None, typer.Option(help="Steps between loss lines [5].", rich_help_panel=OUTPUT)
-    ] = None,
+        int | None,
+        typer.Option(
+            help="Steps between loss lines.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = SETTING_DEFAULTS["logging_steps"],
     report_to: Annotated[
         str | None,
         typer.Option(
@@ -212,6 +271,9 @@ def finetune_command(
         "save_every": save_every, "logging_steps": logging_steps, "report_to": report_to,
         "trust_remote_code": trust_remote_code,
     }  # fmt: skip
+    # The flags' defaults are FinetuneSettings' own (so `--help` shows them); only a flag the
+    # user gave may override a --config file's value.
+    flags = {name: value if _given(ctx, name) else None for name, value in flags.items()}
     refuse_overlaps(
         [("--out", out)],
         [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),
@@ -232,8 +294,8 @@ def finetune_command(
         settings = replace(settings, best_metric=name)
     check_report_to(settings.report_to)
     if eval_dataset is None:
-        eval_only = {"--eval-every": eval_every, "--eval-samples": eval_samples,
-                     "--eval-max-new-tokens": eval_max_new_tokens}  # fmt: skip
+        eval_only = {"--eval-every": flags["eval_every"], "--eval-samples": flags["eval_samples"],
+                     "--eval-max-new-tokens": flags["eval_max_new_tokens"]}  # fmt: skip
         given = [flag for flag, value in eval_only.items() if value is not None]
         if given:
             from vlmkit.errors import UsageError

@@ -136,7 +136,7 @@ def infer_command(
         bool,
         typer.Option(
             "--sample",
-            help="Sample answers (default: greedy, repeatable).",
+            help="Sample answers instead of greedy decoding (repeatable, the default).",
             rich_help_panel=GENERATION,
         ),
     ] = False,

@@ -46,7 +46,7 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         min=1,
-        help="Processes for metrics that can use several (TER). Default: every CPU, "
-        "for 400 pairs or more.",
+        help="Processes for metrics that can use several (TER).",
+        show_default="every CPU for 400 pairs or more, else 1",
     ),
 ]

@@ -99,7 +99,10 @@ def score(
     metrics: Annotated[
         str | None,
         typer.Option(
-            "--metrics", "-m", help="Comma-separated metrics (default: by the records' task)."
+            "--metrics",
+            "-m",
+            help="Comma-separated metrics.",
+            show_default="the records' task's, see vlmkit metrics",
         ),
     ] = None,
     task: Annotated[
@@ -120,7 +123,8 @@ def score(
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help="A reference without a prediction is an error (default: empty)."
+            "--strict",
+            help="A reference without a prediction is an error (without it: an empty one).",
         ),
     ] = False,
     json_out: JsonOut = None,

@@ -120,22 +120,36 @@ def circled_letter(
             metavar="SOURCE",
             help="Word source: 'bundled' (SCOWL English list), 'nltk' (its words corpus, if "
             "installed locally) or a UTF-8 file with one word per line.",
+            show_default="bundled; paper preset: its three words",
         ),
     ] = None,
     n: Annotated[
         int | None,
-        typer.Option("--n", rich_help_panel="What to draw", help="Images to draw (random preset)."),
+        typer.Option(
+            "--n",
+            rich_help_panel="What to draw",
+            help="Images to draw (random preset).",
+            show_default="1000; paper preset: its 1,248-image grid",
+        ),
     ] = None,
     min_length: Annotated[
-        int | None, typer.Option(rich_help_panel="Words", help="Shortest word to use.")
+        int | None,
+        typer.Option(
+            rich_help_panel="Words", help="Shortest word to use.", show_default="4; paper: 1"
+        ),
     ] = None,
     max_length: Annotated[
-        int | None, typer.Option(rich_help_panel="Words", help="Longest word to use.")
+        int | None,
+        typer.Option(
+            rich_help_panel="Words", help="Longest word to use.", show_default="12; paper: 64"
+        ),
     ] = None,
     case: Annotated[
         Case | None,
         typer.Option(
-            rich_help_panel="Words", help="Letter case of each word (mixed: random per letter)."
+            rich_help_panel="Words",
+            help="Letter case of each word (mixed: random per letter).",
+            show_default="keep",
         ),
     ] = None,
     fonts: Annotated[
@@ -143,7 +157,8 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Fonts",
             metavar="DIR",
-            help="Folder of .ttf/.otf fonts. Default: the bundled fonts/.",
+            help="Folder of .ttf/.otf fonts.",
+            show_default="the bundled fonts/",
         ),
     ] = None,
     family: Annotated[
@@ -151,13 +166,16 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Fonts",
             metavar="NAME",
-            help="Font family to use (repeat for several). Default: all in --fonts.",
+            help="Font family to use (repeat for several).",
+            show_default="every family in --fonts; paper: Liberation Sans, Open Sans",
         ),
     ] = None,
     style: Annotated[
         list[Style] | None,
         typer.Option(
-            rich_help_panel="Fonts", help="Font style (repeat for several). Default: regular."
+            rich_help_panel="Fonts",
+            help="Font style (repeat for several).",
+            show_default="regular",
         ),
     ] = None,
     thickness: Annotated[
@@ -165,7 +183,8 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
-            help="Oval line widths in the paper's points, comma-separated: 4,5,6.",
+            help="Oval line widths in the paper's points, comma-separated.",
+            show_default="4,5,6",
         ),
     ] = None,
     padding: Annotated[
@@ -173,7 +192,8 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
-            help="Side margins in the paper's units (text = 96): 25,50,100,200.",
+            help="Side margins in the paper's units (text = 96), comma-separated.",
+            show_default="25,50,100,200",
         ),
     ] = None,
     spacing: Annotated[
@@ -181,13 +201,16 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
-            help="Extra space between letters, in space widths: 0 or e.g. 0,1,2,3.",
+            help="Extra space between letters, in space widths: e.g. 0,1,2,3.",
+            show_default="0",
         ),
     ] = None,
     oval_scale: Annotated[
         float | None,
         typer.Option(
-            rich_help_panel="Drawing", help="Oval size relative to the glyph (paper: 1.4)."
+            rich_help_panel="Drawing",
+            help="Oval size relative to the glyph.",
+            show_default="1.4, the paper's",
         ),
     ] = None,
     narrow_ovals: Annotated[
@@ -195,14 +218,18 @@ def circled_letter(
         typer.Option(
             "--narrow-ovals/--paper-ovals",
             rich_help_panel="Drawing",
-            help="Narrow an oval that would reach a neighbour letter's centre (default), or "
-            "keep the paper's size even then.",
+            help="Narrow an oval that would reach a neighbour letter's centre, or keep the "
+            "paper's size even then.",
+            show_default="narrow-ovals",
         ),
     ] = None,
     image_size: Annotated[
         str | None,
         typer.Option(
-            rich_help_panel="Drawing", metavar="SIZE", help="Image size: 512 or WIDTHxHEIGHT."
+            rich_help_panel="Drawing",
+            metavar="SIZE",
+            help="Image size: 512 or WIDTHxHEIGHT.",
+            show_default="512",
         ),
     ] = None,
     color: Annotated[
@@ -212,6 +239,7 @@ def circled_letter(
             rich_help_panel="Drawing",
             metavar="COLOUR",
             help="Oval colour: a name or #rrggbb.",
+            show_default="red",
         ),
     ] = None,
     prompt: Annotated[
@@ -219,6 +247,7 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Prompt",
             help="Question asked; 'both' writes one record per question per image.",
+            show_default="circled",
         ),
     ] = None,
     answer_format: Annotated[
@@ -226,17 +255,21 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Prompt",
             help="braces: the prompt asks for the answer as {a}. plain: no instruction.",
+            show_default="braces",
         ),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(rich_help_panel="What to draw", help="Seed of every random choice."),
+        typer.Option(
+            rich_help_panel="What to draw", help="Seed of every random choice.", show_default="0"
+        ),
     ] = None,
     test_fraction: Annotated[
         float | None,
         typer.Option(
             rich_help_panel="What to draw",
             help="Share of words held out in out/test (the rest in out/train).",
+            show_default="0: one unsplit dataset",
         ),
     ] = None,
     workers: Annotated[
@@ -244,7 +277,8 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Output",
             min=1,
-            help="Drawing processes. Default: every CPU, for 256 images or more.",
+            help="Drawing processes.",
+            show_default="every CPU for 256 images or more, else 1",
         ),
     ] = None,
     overwrite: Annotated[

@@ -128,6 +128,10 @@ _FIELDS = {f.name: f for f in fields(FinetuneSettings)}
 _TUPLES = ("target_modules", "report_to")
 
 
+SETTING_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FinetuneSettings)}
+"""Each setting's default, as `--help` shows it."""
+
+
 def settings_from(config_file: Path | None, flags: dict[str, Any]) -> FinetuneSettings:
     """Defaults, then the file's values, then the flags that were given (not None)."""
     values = read_config_file(config_file) if config_file is not None else {}
