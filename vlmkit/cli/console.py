@@ -36,7 +36,12 @@ def warn(message: str) -> None:
 def print_error(error: VlmkitError) -> None:
     # One line each, no traceback: the message names the file/line/flag, the hint says the fix.
     # Messages quote ids, paths and field names from user files: never read them as markup.
-    stderr.print(f"[bold red]Error:[/bold red] {escape(error.message)}")
+    rank = os.environ.get("RANK", "0")
+    if rank != "0" and isinstance(error, UsageError):
+        return  # every process of a run checks the same flags: the main one says it once
+    where = f"[rank {rank}] " if rank != "0" else ""
+    stderr.quiet = False  # a quiet process of several still reports its own failure
+    stderr.print(f"{where}[bold red]Error:[/bold red] {escape(error.message)}")
     if error.hint:
         stderr.print(f"[bold]Hint:[/bold] {escape(error.hint)}")
     if not debug_enabled():

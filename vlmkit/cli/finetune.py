@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -249,10 +248,11 @@ def finetune_command(
         vlmkit finetune data/cord --split train --model M -o runs/q --method qlora \\
             --eval data/cord --eval-split test --eval-every 100 --best-metric field_f1
         vlmkit finetune data/letters --model tiny/ -o runs/t --max-steps 50 --lr 1e-3
-        accelerate launch -m vlmkit finetune data/cord --split train --model M -o runs/ddp
+        torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
     from vlmkit.finetune.data import read_training_data
     from vlmkit.finetune.output import check_resume, prepare_output
+    from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
     from vlmkit.finetune.settings import check_report_to, settings_from
     from vlmkit.models.sources import resolve_source
     from vlmkit.outputs import refuse_overlaps
@@ -274,6 +274,9 @@ def finetune_command(
     # The flags' defaults are FinetuneSettings' own (so `--help` shows them); only a flag the
     # user gave may override a --config file's value.
     flags = {name: value if _given(ctx, name) else None for name, value in flags.items()}
+    processes = current()
+    # Every process runs this command; one speaks (the others' errors still show, by rank).
+    console.stdout.quiet = console.stderr.quiet = not processes.main
     refuse_overlaps(
         [("--out", out)],
         [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),
@@ -301,13 +304,13 @@ def finetune_command(
             from vlmkit.errors import UsageError
 
             raise UsageError(f"{', '.join(given)} apply to --eval", hint="add --eval DATASET")
-    if eval_dataset is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from vlmkit.errors import UsageError
-
-        raise UsageError(
-            "--eval generates in one process, which sharded (FSDP, ZeRO-3) runs cannot do",
-            hint="under accelerate launch, leave out --eval and score the adapter afterwards "
-            "with vlmkit infer --adapter OUT",
+    if eval_dataset is not None:
+        check_eval_fits(processes)
+    if launched_alone():
+        console.warn(
+            "accelerate launch was asked for several processes but started one: on a machine "
+            "without GPUs it needs --multi_gpu for that (CPU processes then talk over gloo), "
+            "or use torchrun --nproc_per_node N -m vlmkit finetune ..."
         )
     train_data = read_training_data(train, split, flag="TRAIN_DATASET")
     eval_data = (
@@ -329,9 +332,10 @@ def finetune_command(
     from vlmkit.cli.progress import progress_bar
     from vlmkit.finetune.train import Hooks, finetune
 
+    on = f" in {processes.world_size} processes" if processes.several else ""
     console.note(
         f"Training a {settings.method} adapter on {len(train_data.records):,} samples of "
-        f"{train_data.folder}"
+        f"{train_data.folder}{on}"
     )
     with progress_bar("Training", None, "steps") as advance:
         state: dict[str, Any] = {"step": 0}
@@ -350,7 +354,7 @@ def finetune_command(
             hooks=Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
                         on_scores=on_scores),
         )  # fmt: skip
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not processes.main:
         return  # one summary per run, from the main process
     loss = f", final training loss {report.train_loss:.4f}" if report.train_loss is not None else ""
     console.stdout.print(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from vlmkit.finetune.output import (
     start_folder,
     training_folder,
 )
+from vlmkit.finetune.processes import Processes, current
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.finetune.training_log import Hooks, TrainingLog, whole_run_loss
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
@@ -90,6 +90,7 @@ def finetune(
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    processes = current()
     device = choose_device(settings.device)
     dtype = choose_dtype(settings.dtype, device)
     _check_device(settings, device, dtype)
@@ -102,7 +103,7 @@ def finetune(
             load_in_4bit=settings.method == "qlora",
             trust_remote_code=settings.trust_remote_code,
         ),
-        device_map=_ddp_device_map(device),
+        device_map=_ddp_device_map(device, processes),
     )
     collator = TrainingCollator(
         loaded.processor, loaded.family, max_length=settings.max_length or loaded.context_length
@@ -120,7 +121,7 @@ def finetune(
         task_type="CAUSAL_LM",
     )
     work = training_folder(out, overwrite=overwrite, resume=resume)
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = processes.main
     if main_process and not resume:
         start_folder(work, resume=resume)
         write_json_atomic(work / RUN_FILE, run_record(settings, source, train))
@@ -153,6 +154,8 @@ def finetune(
         max_length=None,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # LoRA layers all take part in every forward: DDP's search for unused ones is waste.
+        ddp_find_unused_parameters=False,
     )
     callbacks: list[Any] = [TrainingLog(work / LOG, hooks, resumed=resume)]
     evaluator = None
@@ -199,7 +202,7 @@ def finetune(
             f"training finished but no adapter was saved in {work}",
             hint="with FSDP, use fsdp_state_dict_type FULL_STATE_DICT (see the README)",
         )
-    manifest = _manifest(source, loaded, train, eval_data, settings, report)
+    manifest = _manifest(source, loaded, train, eval_data, settings, report, processes)
     if evaluator is not None:
         report.final_metrics = evaluator.last
         manifest["final_metrics"] = evaluator.last
@@ -259,10 +262,10 @@ def _check_device(settings: FinetuneSettings, device: str, dtype: torch.dtype) -
         log.warning("bf16 on this CPU is 10-45x slower than fp32 unless it has AMX; as asked")
 
 
-def _ddp_device_map(device: str) -> Any:
+def _ddp_device_map(device: str, processes: Processes) -> Any:
     """Under `accelerate launch` / torchrun, each process holds the whole model on its GPU."""
-    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    if device == "cuda" and processes.several:
+        return {"": processes.local_rank}
     return None
 
 
@@ -308,6 +311,7 @@ def _manifest(
     eval_data: TrainingData | None,
     settings: FinetuneSettings,
     report: TrainingReport,
+    processes: Processes,
 ) -> dict[str, Any]:
     return {
         "vlmkit_version": __version__,
@@ -334,6 +338,10 @@ def _manifest(
             "seconds": round(report.seconds, 2),
             "device": loaded.device,
             "dtype": loaded.dtype,
+            "processes": processes.world_size,
+            "effective_batch_size": settings.batch_size
+            * settings.grad_accum
+            * processes.world_size,
         },
         "final_metrics": None,
         "versions": library_versions(
