@@ -219,3 +219,12 @@ def test_finetune_never_writes_into_its_inputs(tiny, tmp_path: Path):
     _refused(run("finetune", data, "--model", model, "--config", config, "-o", config),
              "would overwrite --config")  # fmt: skip
     assert _snapshot(data, model) == before
+
+
+def test_a_folder_without_its_inventory_is_not_guessed_at(tmp_path: Path):
+    out = tmp_path / "letters"
+    assert run(*SYNTH, "-o", out).exit_code == 0
+    (out / ".vlmkit-files").unlink()  # as an older vlmkit left it
+    result = run(*SYNTH, "-o", out, "--overwrite")
+    _refused(result, "has no .vlmkit-files listing what vlmkit synth wrote", "metadata.jsonl")
+    assert (out / "synth.json").is_file()

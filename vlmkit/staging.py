@@ -83,8 +83,17 @@ def check_replaceable(out: Path, owner: str, *, unlisted_ok: Iterable[str] = ())
     extra = unlisted_files(out, unlisted_ok)
     if extra:
         more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        listed = ", ".join(extra[:3]) + more
+        if not (out / INVENTORY).is_file():
+            raise UsageError(
+                f"--out {out} has no {INVENTORY} listing what {command} wrote (an older "
+                f"vlmkit wrote it, or it was removed), so its files cannot be told from yours: "
+                f"{listed}",
+                hint="Empty that folder yourself if nothing in it is yours, or choose another "
+                "--out.",
+            )
         raise UsageError(
-            f"--out {out} holds files {command} did not write: {', '.join(extra[:3])}{more}",
+            f"--out {out} holds files {command} did not write: {listed}",
             hint="Move them out of the folder (or delete them), or choose another --out.",
         )
 
