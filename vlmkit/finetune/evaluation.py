@@ -123,7 +123,7 @@ class GenerationEvalCallback(TrainerCallback):
             model.train(was_training)
         self.last = scores
         if self.trainer is not None:
-            self.trainer.log({f"eval/{name}": value for name, value in scores.items()})
+            self._log(scores)
         self.on_scores(step, scores)
         if self.best_metric is not None:
             value = scores.get(self.best_metric)
@@ -131,6 +131,19 @@ class GenerationEvalCallback(TrainerCallback):
                 self.best_value, self.best_step = value, step
                 best = {"metric": self.best_metric, "value": value, "step": step}
                 _save_whole(model, self.best_dir, best)
+
+    def _log(self, scores: dict[str, float]) -> None:
+        """Scores to every tracker, through the base `Trainer.log`, leaving the training log as
+        it was: logging resets the trainer's `should_log`, and TRL's `log` empties the metrics
+        it gathered for the next loss line. This runs in the main process alone, so either
+        would drop that step's loss line there only, and under several processes the others
+        would then wait in a collective the main one skips (a gloo "collective mismatch")."""
+        from transformers import Trainer
+
+        control = self.trainer.control
+        should_log = control.should_log
+        Trainer.log(self.trainer, {f"eval/{name}": value for name, value in scores.items()})
+        control.should_log = should_log
 
     def _load_best(self) -> None:
         try:
