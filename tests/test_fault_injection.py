@@ -222,6 +222,8 @@ def test_finetune_resumes_to_the_uninterrupted_adapter(models, tmp_path, seed, m
         for folder in (out, whole)
     )
     assert manifest["train_loss"] == uninterrupted["train_loss"]
+    final = [row for row in read_jsonl(out / "log.jsonl") if "train_loss" in row]
+    assert [row["train_loss"] for row in final] == [manifest["train_loss"]]
     assert manifest["train_loss_covers"].startswith("mean training loss over steps 1-30")
 
 

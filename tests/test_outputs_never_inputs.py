@@ -228,3 +228,55 @@ def test_a_folder_without_its_inventory_is_not_guessed_at(tmp_path: Path):
     result = run(*SYNTH, "-o", out, "--overwrite")
     _refused(result, "has no .vlmkit-files listing what vlmkit synth wrote", "metadata.jsonl")
     assert (out / "synth.json").is_file()
+
+
+@pytest.mark.slow
+def test_finetune_never_touches_an_input_at_its_working_names(tiny, tmp_path: Path):
+    import shutil
+
+    model, data = tiny
+    out = tmp_path / "run"
+    assert run("finetune", data, "--model", model, "-o", out, "--max-steps", "1").exit_code == 0
+    for name in (".run.old", ".run.partial"):
+        user = Path(shutil.copytree(data, tmp_path / name))
+        before = _snapshot(user)
+        result = run("finetune", data, "--model", model, "-o", out, "--overwrite",
+                     "--eval", user, "--max-steps", "1")  # fmt: skip
+        _refused(result, f"--out's {name.split('.')[-1]} folder", f"--eval {user}")
+        result = run("finetune", user, "--model", model, "-o", out, "--overwrite")
+        _refused(result, "TRAIN_DATASET")
+        # Not an input, but not vlmkit's either: never deleted, never trained into.
+        other = tmp_path / "other"
+        result = run("finetune", data, "--model", model, "-o", out, "--overwrite",
+                     "--max-steps", "1")  # fmt: skip
+        assert result.exit_code == 2 and f"{user} is in the way" in result.stderr
+        assert _snapshot(user) == before
+        shutil.move(user, other)
+        shutil.rmtree(other)
+
+
+@pytest.mark.slow
+def test_finetune_overwrite_names_files_a_user_put_among_its_checkpoints(tiny, tmp_path: Path):
+    model, data = tiny
+    out = tmp_path / "run"
+    args = ("finetune", data, "--model", model, "-o", out, "--max-steps", "2", "--save-every",
+            "1")  # fmt: skip
+    assert run(*args).exit_code == 0
+    (out / "checkpoints" / "my-notes.txt").write_text("mine")
+    (out / "checkpoints" / "checkpoint-999-mine").mkdir()
+    (out / "checkpoints" / "checkpoint-999-mine" / "a.txt").write_text("mine")
+    before = _snapshot(out)
+    result = run(*args, "--overwrite")
+    _refused(result, "checkpoints/checkpoint-999-mine/a.txt", "checkpoints/my-notes.txt")
+    assert _snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_infer_refuses_an_adapter_whose_training_did_not_finish(tiny, tmp_path: Path):
+    model, data = tiny
+    out = tmp_path / "run"
+    assert run("finetune", data, "--model", model, "-o", out, "--max-steps", "1").exit_code == 0
+    (out / "vlmkit-adapter.json").unlink()  # as a run killed before its manifest leaves it
+    result = run("infer", data, "--adapter", out, "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 1 and "its training has not finished" in result.stderr
+    assert "--resume" in result.stderr

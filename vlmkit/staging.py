@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterable, Iterator
@@ -67,10 +68,10 @@ def check_output_folder(
         raise UsageError(f"--out {out}: cannot write in {ancestor}", hint="Choose another --out.")
 
 
-def check_replaceable(out: Path, owner: str, *, unlisted_ok: Iterable[str] = ()) -> None:
+def check_replaceable(out: Path, owner: str, *, unlisted_ok: re.Pattern[str] | None = None) -> None:
     """Refuse to replace `out` unless the command owning sidecar `owner` wrote it, and it holds
-    only what that command wrote (its inventory lists it, or it is one of the files or under one
-    of the folders `unlisted_ok` names)."""
+    only what that command wrote (its inventory lists it, or its relative path matches
+    `unlisted_ok`: what a run writes before it lists its files)."""
     command = OWNERS[owner]
     if not (out / owner).is_file():
         others = [OWNERS[name] for name in OWNERS if (out / name).is_file()]
@@ -98,17 +99,19 @@ def check_replaceable(out: Path, owner: str, *, unlisted_ok: Iterable[str] = ())
         )
 
 
-def unlisted_files(folder: Path, unlisted_ok: Iterable[str] = ()) -> list[str]:
+def unlisted_files(folder: Path, unlisted_ok: re.Pattern[str] | None = None) -> list[str]:
     """Files under `folder` that its inventory does not list (all of them without one), leaving
-    out the files and folders `unlisted_ok` names."""
+    out those whose relative path matches `unlisted_ok`."""
     try:
         listed = set((folder / INVENTORY).read_text(encoding="utf-8").splitlines())
     except OSError:
         listed = set()
-    listed |= {INVENTORY, *unlisted_ok}
-    under = tuple(f"{name}/" for name in unlisted_ok)
+    listed.add(INVENTORY)
     present = (path.relative_to(folder).as_posix() for path in _files(folder))
-    return sorted(name for name in present if name not in listed and not name.startswith(under))
+    return sorted(
+        name for name in present
+        if name not in listed and not (unlisted_ok and unlisted_ok.fullmatch(name))
+    )  # fmt: skip
 
 
 def write_inventory(folder: Path) -> None:

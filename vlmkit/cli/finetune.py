@@ -251,7 +251,7 @@ def finetune_command(
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
     from vlmkit.finetune.data import read_training_data
-    from vlmkit.finetune.output import check_resume, prepare_output
+    from vlmkit.finetune.output import check_resume, prepare_output, work_folders
     from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
     from vlmkit.finetune.settings import check_report_to, settings_from
     from vlmkit.models.sources import resolve_source
@@ -278,7 +278,7 @@ def finetune_command(
     # Every process runs this command; one speaks (the others' errors still show, by rank).
     console.stdout.quiet = console.stderr.quiet = not processes.main
     refuse_overlaps(
-        [("--out", out)],
+        [("--out", out), *work_folders(out)],
         [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),
          ("--config", config)],
     )  # fmt: skip

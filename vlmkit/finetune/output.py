@@ -14,6 +14,7 @@ be resumed (`--resume` finds its partial folder) or started again.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,20 +22,24 @@ from typing import Any
 from vlmkit.errors import UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.settings import FinetuneSettings
-from vlmkit.models.sources import ModelSource
+from vlmkit.models.sources import TRAINING_RECORD, ModelSource
 from vlmkit.provenance import utc_now
 from vlmkit.records import nearest_existing_parent
 from vlmkit.staging import check_replaceable, write_inventory
 
-RUN_FILE = "finetune-run.json"
+RUN_FILE = TRAINING_RECORD
 """Written when training starts: the settings a `--resume` must share."""
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
 BEST = "best"
 MERGED = "merged"
-IN_PROGRESS = (RUN_FILE, LOG, CHECKPOINTS, BEST, f".{BEST}.partial", f".{BEST}.old")
-"""What a run writes before it finishes (and lists what it wrote): files and folders (the
-last two while it replaces the best adapter)."""
+IN_PROGRESS = re.compile(
+    rf"{re.escape(RUN_FILE)}|{re.escape(LOG)}|{CHECKPOINTS}/(checkpoint-\d+/.+|README\.md|runs/.+)"
+    rf"|({BEST}|\.{BEST}\.partial|\.{BEST}\.old|\.{MERGED}\.partial)/.+"
+)
+"""What a run writes before it finishes and lists what it wrote: the run record, the log, the
+trainer's checkpoints (and its tracker logs), the best adapter and the folders that replace
+the best adapter and build the merged model whole."""
 # Settings a resumed run may change: how long it runs and how it reports.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_steps", "eval_every", "eval_samples", "eval_max_new_tokens", "logging_steps",
@@ -50,6 +55,13 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
         raise UsageError(f"--out {out} is a file", hint="give --out a folder name")
     if not nearest_existing_parent(out).is_dir():
         raise UsageError(f"--out {out}: a file is on the way", hint="choose another --out")
+    for sibling in (partial_folder(out), retired_folder(out)):
+        if sibling.is_dir() and any(sibling.iterdir()) and not (sibling / RUN_FILE).is_file():
+            raise UsageError(
+                f"--out {out}: {sibling} is in the way, and vlmkit finetune did not write it "
+                "(it trains an --overwrite run there)",
+                hint="rename or move that folder, or choose another --out",
+            )
     if resume:
         if not has_checkpoint(out) and not has_checkpoint(partial_folder(out)):
             raise UsageError(
@@ -110,6 +122,17 @@ def partial_folder(out: Path) -> Path:
     return out.absolute().parent / f".{out.name}.partial"
 
 
+def retired_folder(out: Path) -> Path:
+    """Where the old OUT waits, for an instant, while the finished run takes its name."""
+    return out.absolute().parent / f".{out.name}.old"
+
+
+def work_folders(out: Path) -> list[tuple[str, Path]]:
+    """The folders a run writes besides OUT, by what they are (no input may be one)."""
+    return [("--out's partial folder", partial_folder(out)),
+            ("--out's old folder", retired_folder(out))]  # fmt: skip
+
+
 def training_folder(out: Path, *, overwrite: bool, resume: bool) -> Path:
     """Where this run writes: OUT itself, or its partial folder while replacing OUT."""
     partial = partial_folder(out)
@@ -135,7 +158,7 @@ def finish_folder(work: Path, out: Path) -> None:
         return
     retired = None
     if out.exists():
-        retired = out.absolute().parent / f".{out.name}.old"
+        retired = retired_folder(out)  # a leftover is a killed run's (prepare_output checked)
         shutil.rmtree(retired, ignore_errors=True)
         out.rename(retired)
     work.rename(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,6 @@ def finetune(
                            "adapter": str((out / BEST).resolve())}  # fmt: skip
             manifest["best"] = report.best
             write_json_atomic(work / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
-    write_json_atomic(work / ADAPTER_MANIFEST, manifest)
     if merge:
         # Free the trainer's model and optimiser before a second, unquantised copy loads.
         del trainer, loaded, callbacks, evaluator
@@ -221,6 +221,8 @@ def finetune(
             torch.cuda.empty_cache()
         merge_adapter(source, work, settings, device, dtype)
         report.merged = out / MERGED
+    # The manifest last: a folder with one holds a finished run (infer --adapter checks).
+    write_json_atomic(work / ADAPTER_MANIFEST, manifest)
     finish_folder(work, out)
     return report
 
@@ -231,7 +233,8 @@ def merge_adapter(
     """Write OUT/merged: the base model with the adapter folded into its weights.
 
     The base is loaded again unquantised (a QLoRA adapter is merged into full-precision
-    weights: folding it into 4-bit weights would round the update away).
+    weights: folding it into 4-bit weights would round the update away). It is written beside
+    and renamed when whole, so a `merged/` folder is never half a model.
     """
     from peft import PeftModel
 
@@ -239,8 +242,12 @@ def merge_adapter(
                           trust_remote_code=settings.trust_remote_code)  # fmt: skip
     base = load_model(source, options)
     merged = PeftModel.from_pretrained(base.model, str(out)).merge_and_unload()
-    merged.save_pretrained(out / MERGED)
-    base.processor.save_pretrained(out / MERGED)
+    staging = out / f".{MERGED}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    merged.save_pretrained(staging)
+    base.processor.save_pretrained(staging)
+    shutil.rmtree(out / MERGED, ignore_errors=True)  # a resumed run's earlier merge
+    staging.rename(out / MERGED)
     return out / MERGED
 
 

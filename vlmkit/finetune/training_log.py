@@ -45,6 +45,11 @@ class TrainingLog(TrainerCallback):
             return
         self.loss = logs.get("loss", self.loss)
         row = {"step": state.global_step, "epoch": state.epoch, **logs}
+        if "train_loss" in row:
+            # The trainer's end-of-run line: its loss covers only this `train()` call, a part
+            # of a resumed run; the log says what the manifest says.
+            row["train_loss"], last = whole_run_loss(state.log_history)
+            row["train_loss_covers"] = f"steps 1-{last}" if last else None
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 

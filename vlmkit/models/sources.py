@@ -17,7 +17,10 @@ from vlmkit.errors import InputError, UsageError
 from vlmkit.models.families import Family, family_of, generic_chat_family
 
 ADAPTER_MANIFEST = "vlmkit-adapter.json"
-"""What `vlmkit finetune` writes beside the adapter: base model, family, prompt format, ..."""
+"""What `vlmkit finetune` writes beside the adapter: base model, family, prompt format, ...
+(written last: an adapter folder without it, but with `TRAINING_RECORD`, is unfinished)."""
+TRAINING_RECORD = "finetune-run.json"
+"""What `vlmkit finetune` writes when training starts: the settings a `--resume` must share."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -55,6 +58,13 @@ def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
         )
         manifest_path = adapter / ADAPTER_MANIFEST
         manifest = _read_json(manifest_path, flag="--adapter") if manifest_path.is_file() else None
+        if manifest is None and (adapter / TRAINING_RECORD).is_file():
+            raise InputError(
+                f"--adapter {adapter}: its training has not finished (no {ADAPTER_MANIFEST}: "
+                "the run was stopped, or is still going)",
+                hint=f"finish it with the same vlmkit finetune command and --resume, or pass "
+                f"{adapter / 'best'} or another finished adapter",
+            )
     if model is None:
         model = _recorded_base(adapter, adapter_config, manifest)
     local = Path(model).expanduser().exists()
