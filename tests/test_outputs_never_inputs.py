@@ -280,3 +280,18 @@ def test_infer_refuses_an_adapter_whose_training_did_not_finish(tiny, tmp_path: 
     result = run("infer", data, "--adapter", out, "-o", tmp_path / "p.jsonl")
     assert result.exit_code == 1 and "its training has not finished" in result.stderr
     assert "--resume" in result.stderr
+
+
+def test_convert_never_replaces_the_images_its_jsonl_file_names(cord_imagefolder, tmp_path):
+    import shutil
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copyfile(cord_imagefolder / "test" / "receipt_00.png", images / "0.png")
+    export = write_jsonl(tmp_path / "train.jsonl",
+                         [{"image": "images/0.png", "prefix": "Read.", "suffix": "x"}])  # fmt: skip
+    before = _snapshot(images)
+    for out in (images, tmp_path / "converted"):
+        result = run("convert", "jsonl", export, "-o", out, "--overwrite")
+        _refused(result, f"--out {out}", f"SRC's folder {tmp_path}")
+    assert _snapshot(images) == before

@@ -94,10 +94,10 @@ def convert_command(
     """
     from vlmkit.cli.progress import progress_bar
     from vlmkit.convert import converter_class
-    from vlmkit.convert.writer import REPORT, SIDECAR, ConvertOptions, convert
+    from vlmkit.convert.writer import REPORT, SIDECAR, ConvertOptions, convert, source_inputs
     from vlmkit.staging import check_output_folder
 
-    check_output_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=[("SRC", Path(src))])
+    check_output_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=source_inputs(src))
     options = ConvertOptions(
         target_format=target_format.value, prompt=prompt, max_side=max_side, skip_bad=skip_bad
     )

@@ -69,9 +69,10 @@ def convert(
 ) -> dict[str, SplitSummary]:
     """Convert every split of `converter` into `out/<split>/`; return what each split got."""
     summaries: dict[str, SplitSummary] = {}
-    source = Path(converter.src)
     with (
-        staged_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=[("SRC", source)]) as root,
+        staged_folder(
+            out, owner=SIDECAR, overwrite=overwrite, inputs=source_inputs(converter.src)
+        ) as root,
         _Report(root) as report,
     ):
         for split in converter.splits():
@@ -110,6 +111,15 @@ def convert(
         sidecar = _sidecar(converter, options, summaries)
         (root / SIDECAR).write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
     return summaries
+
+
+def source_inputs(src: str) -> list[tuple[str, Path]]:
+    """What a conversion reads: SRC, and for a file (a JSONL export) the folder its images are
+    read from, which an output must not overwrite or land in either."""
+    path = Path(src)
+    if path.is_file():
+        return [("SRC", path), ("SRC's folder", path.parent)]
+    return [("SRC", path)]
 
 
 def _check_unique(row: SourceRow, seen: dict[str, str], kind: str, split: str) -> None:
