@@ -196,3 +196,27 @@ def test_a_stale_partial_of_an_interrupted_overwrite_is_named_as_the_cause(tmp_p
     assert "rerun that run's command" in error.hint and f"delete {journal.partial}" in error.hint
     journal.partial.unlink()  # what the hint offers: OUT is resumable again
     journal.check_resumable(KEY, overwrite=False)
+
+
+def test_a_sidecar_name_taken_by_another_file_is_never_written_over(tmp_path):
+    journal = Journal(tmp_path / "mine.jsonl")
+    journal.sidecar.write_text('{"precious": true}\n')
+    for overwrite in (False, True):
+        with pytest.raises(UsageError, match=r"mine\.run\.json exists and vlmkit infer did not"):
+            journal.check_owned(overwrite=overwrite)
+    journal.sidecar.write_text("not even json")
+    with pytest.raises(UsageError, match="did not write it"):
+        journal.check_owned(overwrite=False)
+
+
+def test_overwrite_replaces_only_predictions_infer_wrote(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"], _record)
+    journal.check_owned(overwrite=True)  # its own finished file: replaceable
+    journal.out.write_text('{"id": "a", "cer": 0.5}\n')  # say, score --per-sample's rows
+    with pytest.raises(UsageError, match="not a predictions file this vlmkit infer wrote") as e:
+        journal.check_owned(overwrite=True)
+    assert "--overwrite" not in e.value.hint
+    with pytest.raises(UsageError) as e:
+        journal.check_resumable(KEY, overwrite=False)
+    assert "--overwrite" not in e.value.hint

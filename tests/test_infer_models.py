@@ -337,3 +337,22 @@ def test_an_overwrite_killed_early_never_passes_old_lines_off_as_new(tiny, lette
     again = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "3",
                    "--max-new-tokens", "2")  # fmt: skip
     assert again.exit_code == 2 and "another configuration" in again.stderr
+
+
+def test_ctrl_c_of_an_overwrite_keeps_the_finished_file_and_its_record(
+    tiny, many_letters, tmp_path
+):
+    model, out = tiny("paligemma"), tmp_path / "preds.jsonl"
+    original = ("infer", many_letters, "--model", model, "-o", out, "--max-new-tokens", "6")
+    assert vlmkit(*original).exit_code == 0
+    sidecar = tmp_path / "preds.run.json"
+    before = (out.read_bytes(), sidecar.read_bytes())
+    process = vlmkit_process(*original, "--prompt", "What?", "--overwrite", "--batch-size", "1")
+    _wait_for_lines(process, Path(f"{out}.partial"), 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert (out.read_bytes(), sidecar.read_bytes()) == before
+    Path(f"{out}.partial").unlink()  # what the hint of the next run offers
+    again = vlmkit(*original)
+    assert again.exit_code == 0 and "nothing to do" in again.stderr

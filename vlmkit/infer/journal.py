@@ -65,6 +65,30 @@ class Journal:
             if path.exists() and not path.is_file():
                 raise UsageError(f"--out {path} exists and is not a regular file")
 
+    def check_owned(self, *, overwrite: bool) -> None:
+        """Refuse to write over files vlmkit infer did not write: a sidecar that is not one of
+        its records, or (with `--overwrite`) an OUT its sidecar does not describe."""
+        if self.sidecar.exists():
+            try:
+                record = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("key"), dict):
+                raise UsageError(
+                    f"--out {self.out}: {self.sidecar} exists and vlmkit infer did not write it "
+                    "(infer records each run there)",
+                    hint="move that file, or choose another --out",
+                )
+        if overwrite and self.out.is_file():
+            record = self.previous_config() or {}
+            if record.get("out_sha256") != file_sha256(self.out):
+                raise UsageError(
+                    f"--out {self.out} is not a predictions file this vlmkit infer wrote "
+                    f"({self.sidecar.name} does not describe it): --overwrite replaces only "
+                    "infer's own",
+                    hint="choose another --out, or delete that file yourself if it is not needed",
+                )
+
     def acquire(self) -> None:
         """Hold `.OUT.lock` for this run: a second run on the same OUT stops at once."""
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -120,8 +144,9 @@ class Journal:
         record = self.previous_config() or {}
         if record.get("out_sha256") != file_sha256(self.out):
             raise UsageError(
-                f"--out {self.out} exists but {self.sidecar.name} does not describe it",
-                hint="pass --overwrite to start again, or choose another --out",
+                f"--out {self.out} exists but {self.sidecar.name} does not describe it (edited, "
+                "or not written by vlmkit infer)",
+                hint="choose another --out, or delete that file yourself if it is not needed",
             )
         return record.get("key", {})
 

@@ -71,6 +71,7 @@ def plan(request: InferRequest) -> Plan:
         raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
     journal = Journal(request.out)
     journal.check()
+    journal.check_owned(overwrite=request.options.overwrite)
     selection = select_samples(request.dataset, request.split, request.options)
     refuse_overlaps(
         [("--out", journal.out), ("--out's sidecar", journal.sidecar),
@@ -140,8 +141,11 @@ def _execute(
             journal.close()
     record = _sidecar(plan, described, started_at)
     if counts.interrupted:
-        record.update(status="interrupted", out_sha256=out_sha256, counts=counts.to_json())
-        journal.write_sidecar(record)
+        # The sidecar describes OUT; an interrupted --overwrite leaves OUT as it was, so its
+        # record stays too (OUT.partial's header carries what a resume needs).
+        if not (request.options.overwrite and request.out.is_file()):
+            record.update(status="interrupted", out_sha256=out_sha256, counts=counts.to_json())
+            journal.write_sidecar(record)
         return counts
 
     def finished_record(lines: list[dict[str, Any]]) -> dict[str, Any]:
