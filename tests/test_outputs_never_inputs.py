@@ -113,7 +113,7 @@ def test_report_charts_never_write_over_an_input(scored, tmp_path: Path):
     disguised.write_bytes(scores.read_bytes())
     before = _snapshot(disguised)
     result = run("report", disguised, "-o", tmp_path / "r2.html", "--png", charts)
-    _refused(result, f"--png {disguised} would overwrite SCORES")
+    _refused(result, f"--png {charts} holds SCORES {disguised}")
     assert _snapshot(disguised) == before
 
 
@@ -295,3 +295,72 @@ def test_convert_never_replaces_the_images_its_jsonl_file_names(cord_imagefolder
         result = run("convert", "jsonl", export, "-o", out, "--overwrite")
         _refused(result, f"--out {out}", f"SRC's folder {tmp_path}")
     assert _snapshot(images) == before
+
+
+def test_report_never_writes_into_the_dataset_whose_images_it_shows(tmp_path: Path):
+    import shutil
+
+    from conftest import EXAMPLE_CORD
+
+    data = Path(shutil.copytree(EXAMPLE_CORD, tmp_path / "cord"))
+    scores, rows = tmp_path / "s.json", tmp_path / "rows.jsonl"
+    result = run("score", data / "predictions-b.jsonl", data, "--json", scores,
+                 "--per-sample", rows)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    before = _snapshot(data)
+    for flags in (["-o", data / "r.html"], ["-o", tmp_path / "r.html", "--png", data / "charts"]):
+        result = run("report", scores, "--per-sample", rows, *flags)
+        _refused(result, "the dataset its images come from")
+    assert _snapshot(data) == before and not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_before_writing_anything(scored, tmp_path: Path):
+    _, _, scores, _ = scored
+    page = tmp_path / "r3.html"
+    _refused(run("report", scores, "-o", page, "--png", page), "are the same file")
+    assert not page.exists()
+    (tmp_path / "taken").write_text("mine")
+    result = run("report", scores, "-o", page, "--png", tmp_path / "taken")
+    assert result.exit_code == 2 and "--png" in result.stderr and "is a file" in result.stderr
+    assert not page.exists() and (tmp_path / "taken").read_text() == "mine"
+
+
+def test_score_never_writes_over_the_references_of_a_dataset_folder(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(data / "metadata.jsonl", [{"id": "a", "file_name": "a.png", "target": "x"}])
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "prediction": "x"}])
+    os.link(data / "metadata.jsonl", tmp_path / "linked.jsonl")
+    before = _snapshot(data)
+    result = run("score", preds, data, "--per-sample", tmp_path / "linked.jsonl")
+    _refused(result, "would overwrite REFS")
+    assert _snapshot(data) == before
+
+
+@pytest.mark.slow
+def test_images_reached_through_a_link_are_inputs_too(tiny, tmp_path: Path):
+    import shutil
+
+    model, data = tiny
+    store = Path(shutil.copytree(data / "images", tmp_path / "store"))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    shutil.copyfile(data / "metadata.jsonl", linked / "metadata.jsonl")
+    (linked / "images").symlink_to(store)
+    before = _snapshot(store)
+    result = run("infer", linked, "--model", model, "-o", store / "p.jsonl")
+    _refused(result, "the folder of DATASET's images")
+    result = run("finetune", linked, "--model", model, "-o", store / "run")
+    _refused(result, "the folder of DATASET's images")
+    assert _snapshot(store) == before
+
+
+@pytest.mark.slow
+def test_infer_never_writes_into_the_base_model_an_adapter_names(tiny, tmp_path: Path):
+    model, data = tiny
+    adapter = tmp_path / "adapter"
+    assert run("finetune", data, "--model", model, "-o", adapter, "--max-steps", "1").exit_code == 0
+    before = _snapshot(model)
+    result = run("infer", data, "--adapter", adapter, "-o", model / "p.jsonl")
+    _refused(result, "would be written inside --adapter's base model")
+    assert _snapshot(model) == before

@@ -43,6 +43,14 @@ def refuse_overlaps(outputs: Iterable[Named], inputs: Iterable[Named]) -> None:
                 )
 
 
+def image_folders(dataset: Path, images: Iterable[Path]) -> list[Named]:
+    """The folders a dataset's images really live in, when a link takes them outside it."""
+    inside = dataset.resolve()
+    folders = {Path(image).resolve().parent for image in images}
+    outside = sorted(f for f in folders if f != inside and inside not in f.parents)
+    return [("the folder of DATASET's images", folder) for folder in outside]
+
+
 def _is_path(path: Path | str | None) -> bool:
     return path is not None and str(path) not in ("", "-")
 
@@ -50,7 +58,7 @@ def _is_path(path: Path | str | None) -> bool:
 _SAME = "{out} would overwrite {source}"
 _INSIDE = "{out} would be written inside {source}"
 _OVER_INSIDE = "{out} would overwrite a file inside {source}"
-_HOLDS = "{out} holds {source}, which writing it would replace"
+_HOLDS = "{out} holds {source} (an output folder may not hold an input)"
 
 
 def _relation(out: Path, source: Path) -> str | None:

@@ -255,7 +255,7 @@ def finetune_command(
     from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
     from vlmkit.finetune.settings import check_report_to, settings_from
     from vlmkit.models.sources import resolve_source
-    from vlmkit.outputs import refuse_overlaps
+    from vlmkit.outputs import image_folders, refuse_overlaps
     from vlmkit.provenance import require_model_libraries
 
     flags: dict[str, Any] = {
@@ -315,6 +315,11 @@ def finetune_command(
     train_data = read_training_data(train, split, flag="TRAIN_DATASET")
     eval_data = (
         read_training_data(eval_dataset, eval_split, flag="--eval") if eval_dataset else None
+    )
+    read = [data for data in (train_data, eval_data) if data is not None]
+    refuse_overlaps(  # the images themselves, where links take them outside the datasets
+        [("--out", out), *work_folders(out)],
+        [folder for data in read for folder in image_folders(data.folder, data.image_paths())],
     )
     if eval_data is not None:
         eval_data.check_scorable()

@@ -56,6 +56,7 @@ def report_command(
 
         vlmkit report tuned.json other.json --out compare.html --png charts/
     """
+    from vlmkit.errors import UsageError
     from vlmkit.outputs import refuse_overlaps
     from vlmkit.records import check_writable, write_text_atomic
     from vlmkit.report import ReportOptions, build_report, render_page
@@ -66,11 +67,13 @@ def report_command(
     )
     inputs = [*(("SCORES", path) for path in scores), ("--per-sample", per_sample)]
     check_writable(out, "--out")
-    refuse_overlaps([("--out", out)], inputs)
+    refuse_overlaps([("--out", out), ("--png", png)], inputs)
+    if png is not None and png.exists() and not png.is_dir():
+        raise UsageError(f"--png {png} is a file", hint="give --png a folder for the charts")
     report = build_report(options)
-    if png is not None:  # the charts' file names are known once the report is built
-        charts = [("--png", chart_path(png, chart)) for chart in report.all_charts]
-        refuse_overlaps([("--out", out), *charts], inputs)
+    inputs += report.sources()  # known once the scores files are read
+    charts = [("--png", chart_path(png, chart)) for chart in report.all_charts] if png else []
+    refuse_overlaps([("--out", out), *charts], inputs)
     html = render_page(report)
     # Files first: the summary line is worth nothing if writing failed.
     write_text_atomic(out, html)

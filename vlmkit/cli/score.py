@@ -180,7 +180,7 @@ def score(
     from vlmkit.metrics.base import MetricOptions
     from vlmkit.normalize import Normalization
     from vlmkit.outputs import refuse_overlaps
-    from vlmkit.records import check_writable
+    from vlmkit.records import METADATA_FILE, check_writable
     from vlmkit.scoring import (
         ScoreConfig,
         breakdown,
@@ -217,8 +217,9 @@ def score(
         check_writable(per_sample, "--per-sample")
     refuse_overlaps(
         [("--json", json_out), ("--per-sample", per_sample)],
-        [("PREDS", preds), ("REFS", refs), ("--baseline", baseline)],
-    )
+        [("PREDS", preds), ("REFS", refs), ("REFS", refs / METADATA_FILE),
+         ("--baseline", baseline)],
+    )  # fmt: skip
 
     joined = join(preds, refs, config)
     # Everything that can be checked without scoring is checked now, before minutes of work.

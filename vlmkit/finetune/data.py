@@ -21,6 +21,9 @@ class TrainingData:
     records: list[DatasetRecord]
     metadata_sha256: str
 
+    def image_paths(self) -> list[Path]:
+        return [self.folder / r.file_name for r in self.records]
+
     def examples(self) -> list[dict[str, Any]]:
         """Rows for the trainer's dataset: the collator opens the images itself."""
         return [

@@ -22,7 +22,7 @@ from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
 from vlmkit.infer.settings import GenerationSettings, RunOptions
 from vlmkit.models.sources import ModelSource, resolve_source
-from vlmkit.outputs import refuse_overlaps
+from vlmkit.outputs import image_folders, refuse_overlaps
 from vlmkit.provenance import file_sha256, library_versions, require_model_libraries, utc_now
 
 BACKENDS = ("transformers", "vllm")
@@ -71,15 +71,18 @@ def plan(request: InferRequest) -> Plan:
         raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
     journal = Journal(request.out)
     journal.check()
-    journal.check_owned(overwrite=request.options.overwrite)
     selection = select_samples(request.dataset, request.split, request.options)
+    source = resolve_source(request.model, request.adapter)
     refuse_overlaps(
         [("--out", journal.out), ("--out's sidecar", journal.sidecar),
          ("--out's partial file", journal.partial)],
-        [("DATASET", request.dataset), ("--model", request.model),
-         ("--adapter", request.adapter)],
+        [("DATASET", request.dataset),
+         ("--model" if request.model else "--adapter's base model",
+          source.model if source.local else None),
+         ("--adapter", request.adapter),
+         *image_folders(request.dataset, [sample.image for sample in selection.samples])],
     )  # fmt: skip
-    source = resolve_source(request.model, request.adapter)
+    journal.check_owned(overwrite=request.options.overwrite)
     key = _settings_key(request, selection, source)
     journal.acquire()  # released by execute(), or by the caller when nothing is left to do
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import UsageError
+from vlmkit.records import METADATA_FILE
 from vlmkit.report import analysis
 from vlmkit.report.analysis import Confusion, MetricInfo
 from vlmkit.report.charts import BarChart, group_chart, metric_chart
@@ -75,6 +76,22 @@ class Report:
     @property
     def all_charts(self) -> list[BarChart]:
         return self.charts + self.group_charts
+
+    def sources(self) -> list[tuple[str, Path | None]]:
+        """What the page reads besides SCORES: the files each scores file names (its
+        predictions, references, baseline) and the dataset folder its images come from."""
+        found = []
+        for scores in self.files:
+            baseline = (scores.data.get("baseline") or {}).get("predictions")
+            for what, recorded in (("predictions", scores.input_path("predictions")),
+                                   ("references", scores.input_path("references")),
+                                   ("baseline", baseline)):  # fmt: skip
+                path = find_input(recorded, scores.path)
+                if path is not None:
+                    found.append((f"the {what} {scores.path} names", path))
+                    if what == "references" and path.name == METADATA_FILE:
+                        found.append(("the dataset its images come from", path.parent))
+        return found
 
 
 def build_report(options: ReportOptions) -> Report:
