@@ -66,3 +66,19 @@ def test_a_closed_pipe_ends_the_command_quietly(system_and_baseline):
     stderr = process.stderr.read().decode()
     process.wait()
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception" not in stderr
+
+
+@pytest.mark.parametrize("columns", [80, 60, 40, 30])
+def test_the_json_tables_never_cut_a_number(columns):
+    from conftest import EXAMPLE_CORD
+
+    args = ("score", EXAMPLE_CORD / "predictions-b.jsonl", EXAMPLE_CORD,
+            "--baseline", EXAMPLE_CORD / "predictions-a.jsonl")  # fmt: skip
+    result = _vlmkit(*args, columns=columns)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    scores = json.loads(_vlmkit(*args, "--json", "-", columns=columns).stdout)
+    shown = result.stdout.replace(" ", "")
+    for name, row in scores["details"]["field_f1"]["per_field"].items():
+        assert any(f"{row['f1']:.{p}f}" in shown for p in (3, 4)), name
+        assert name.replace(" ", "")[:8] in shown

@@ -46,11 +46,15 @@ def _direction(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 
 
-def fits(console: Console, renderable: Any) -> bool:
-    """Whether `renderable` prints within the console's width without cutting anything."""
+def fits(console: Console, renderable: Any, *, wrapping: bool = False) -> bool:
+    """Whether `renderable` prints within the console's width without cutting anything.
+
+    `wrapping`: its label column may wrap (numbers never do), so its narrowest form counts.
+    """
     # Measured with room to spare: a measurement is otherwise clamped to the console's width.
     unbounded = console.options.update(max_width=10 * console.width + 1000)
-    return Measurement.get(console, unbounded, renderable).maximum <= console.width
+    measured = Measurement.get(console, unbounded, renderable)
+    return (measured.minimum if wrapping else measured.maximum) <= console.width
 
 
 def metric_tables(
@@ -138,7 +142,7 @@ def breakdown_tables(
     for size in range(len(names), 0, -1):
         chunks = [names[i : i + size] for i in range(0, len(names), size)]
         tables = [breakdown_table(path, groups, evaluation, chunk) for chunk in chunks]
-        if all(fits(console, table) for table in tables):
+        if all(fits(console, table, wrapping=True) for table in tables):
             return tables
     return tables  # one metric a table: group labels wrap, numbers never do
 
@@ -152,7 +156,7 @@ def breakdown_table(
     # Group labels and field names come from user files (or a model's invented keys): escape
     # them, or "[/x]" in a label would be read as rich markup and crash the table.
     table = Table(title=f"by {escape(path)}", title_justify="left")
-    table.add_column(escape(path), overflow="fold")
+    table.add_column(escape(path), overflow="fold", min_width=8)
     table.add_column("n", justify="right", no_wrap=True)
     names = metrics or list(evaluation.results)
     for name in names:
@@ -164,21 +168,42 @@ def breakdown_table(
     return table
 
 
-def field_table(per_field: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="per field (Donut semantics)", title_justify="left")
-    # A narrow console wraps the field names, never the numbers.
-    table.add_column("field", overflow="fold")
-    for column in ("precision", "recall", "f1", "support"):
-        table.add_column(column, justify="right", no_wrap=True)
+FIELD_COLUMNS = ("precision", "recall", "f1", "support")
+
+
+def field_tables(console: Console, per_field: dict[str, dict[str, Any]]) -> list[Any]:
+    """The per-field table in the widest style that fits; else one block per field."""
+    for style in (STYLES[0], STYLES[3]):
+        table = field_table(per_field, style)
+        if fits(console, table, wrapping=True):
+            return [table]
+    blocks: list[Any] = ["per field (Donut semantics)"]
     for name, row in per_field.items():
-        table.add_row(
-            escape(name),
-            f"{row['precision']:.4f}",
-            f"{row['recall']:.4f}",
-            f"{row['f1']:.4f}",
-            str(row["support"]),
-        )
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        for column, cell in zip(FIELD_COLUMNS, _field_cells(row, 4), strict=True):
+            grid.add_row(f"  {column}", cell)
+        blocks += [f"[bold]{escape(name)}[/bold]", grid]
+    return blocks
+
+
+def field_table(per_field: dict[str, dict[str, Any]], style: Style = STYLES[0]) -> Table:
+    table = Table(title="per field (Donut semantics)", title_justify="left")
+    if not style.borders:
+        table.box, table.show_edge, table.pad_edge = box.SIMPLE_HEAD, False, False
+    # A narrow console wraps the field names, never the numbers.
+    table.add_column("field", overflow="fold", min_width=8)
+    headers = ("P", "R", "F1", "n") if style.short_headers else FIELD_COLUMNS
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, row in per_field.items():
+        table.add_row(escape(name), *_field_cells(row, style.decimals))
     return table
+
+
+def _field_cells(row: dict[str, Any], decimals: int) -> list[str]:
+    return [*(f"{row[k]:.{decimals}f}" for k in ("precision", "recall", "f1")), str(row["support"])]
 
 
 def signature_lines(evaluation: Evaluation) -> list[str]:

@@ -283,7 +283,8 @@ def _render(evaluation, comparisons, groups) -> None:
         )
     details = evaluation.details.get("field_f1", {})
     if details.get("per_field"):
-        out.print(render.field_table(details["per_field"]))
+        for part in render.field_tables(out, details["per_field"]):
+            out.print(part)
     for path, table_groups in groups.items():
         for table in render.breakdown_tables(out, path, table_groups, evaluation):
             out.print(table)
