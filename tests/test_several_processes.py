@@ -101,6 +101,17 @@ def test_sharded_training_refuses_eval_once_naming_what_it_refuses(setup, tmp_pa
     result = _launch(_torchrun(), "finetune", data, "--model", model, "-o", tmp_path / "run",
                      "--eval", data, env={"ACCELERATE_USE_FSDP": "true"})  # fmt: skip
     assert result.returncode != 0
-    assert result.stderr.count("Error: --eval generates in one process, and FSDP splits") == 1
+    ours = [line for line in result.stderr.splitlines() if line.lstrip().startswith("Error:")]
+    assert len(ours) == 1 and "--eval generates in one process, and FSDP splits" in ours[0]
     assert "plain data-parallel runs can keep --eval" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_error_every_process_meets_is_printed_once(setup, tmp_path):
+    model, data = setup
+    result = _launch(_torchrun(), "finetune", data, "--model", model, "-o", tmp_path / "run",
+                     "--max-length", "10")  # fmt: skip
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.lstrip().startswith("Error:")]
+    assert len(ours) == 1, result.stderr  # (the launcher then reports the exit statuses)
+    assert "exceed 10 tokens" in result.stderr

@@ -36,12 +36,11 @@ def warn(message: str) -> None:
 def print_error(error: VlmkitError) -> None:
     # One line each, no traceback: the message names the file/line/flag, the hint says the fix.
     # Messages quote ids, paths and field names from user files: never read them as markup.
-    rank = os.environ.get("RANK", "0")
-    if rank != "0" and isinstance(error, UsageError):
-        return  # every process of a run checks the same flags: the main one says it once
-    where = f"[rank {rank}] " if rank != "0" else ""
-    stderr.quiet = False  # a quiet process of several still reports its own failure
-    stderr.print(f"{where}[bold red]Error:[/bold red] {escape(error.message)}")
+    if os.environ.get("RANK", "0") != "0" and not debug_enabled():
+        # Every process of a multi-process run reads the same flags, data and model, so they
+        # fail alike: the main one says it once (the launcher reports every exit status).
+        return
+    stderr.print(f"[bold red]Error:[/bold red] {escape(error.message)}")
     if error.hint:
         stderr.print(f"[bold]Hint:[/bold] {escape(error.hint)}")
     if not debug_enabled():
