@@ -114,7 +114,7 @@ def test_missing_predictions_warn_or_fail_with_strict(refs_and_preds, tmp_path: 
     preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "prediction": "the cat sat"}])
     result = run("score", preds, refs, "-m", "cer")
     assert result.exit_code == 0
-    assert "2 of 3 references have no line" in result.stderr
+    assert "2 of 3 references have no prediction" in result.stderr
     strict = run("score", preds, refs, "-m", "cer", "--strict")
     assert strict.exit_code == 1 and "no prediction for id 'b'" in strict.stderr
 
@@ -367,3 +367,6 @@ def test_a_null_prediction_means_missing_and_an_object_is_a_json_answer(tmp_path
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     assert scores["missing_predictions"] == 1 and scores["metrics"]["ted_accuracy"] == 0.5
+    assert "no line, or a null one" in result.stderr
+    strict = run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl", "--strict")
+    assert "preds.jsonl:2: the prediction for id 'b' is null" in _error(strict)

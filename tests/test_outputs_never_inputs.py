@@ -364,3 +364,13 @@ def test_infer_never_writes_into_the_base_model_an_adapter_names(tiny, tmp_path:
     result = run("infer", data, "--adapter", adapter, "-o", model / "p.jsonl")
     _refused(result, "would be written inside --adapter's base model")
     assert _snapshot(model) == before
+
+
+def test_overwrite_through_a_link_replaces_the_folder_it_points_to(tmp_path: Path):
+    real, link = tmp_path / "letters", tmp_path / "link"
+    assert run(*SYNTH, "-o", real).exit_code == 0
+    link.symlink_to(real)
+    first = (real / "metadata.jsonl").read_bytes()
+    assert run(*SYNTH, "--seed", "5", "-o", link, "--overwrite").exit_code == 0
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "metadata.jsonl").read_bytes() != first

@@ -179,6 +179,11 @@ def join(
             errored.append(ref.id)
             predictions.append("")
         elif value is None:
+            if config.strict:
+                raise InputError(
+                    f"{line.where}: the prediction for id {ref.id!r} is null",
+                    hint="rerun inference for it, or drop --strict to score it as empty",
+                )
             missing.append(ref.id)  # "prediction": null says no more than a missing line
             predictions.append("")
         else:

@@ -44,6 +44,7 @@ def check_output_folder(
     `inputs`, what the command reads, must not overlap `out`: replacing one would delete the
     other.
     """
+    out = out.resolve() if out.is_symlink() else out
     refuse_overlaps([("--out", out)], inputs)
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
@@ -130,7 +131,12 @@ def _files(folder: Path) -> Iterator[Path]:
 def staged_folder(
     out: Path, *, owner: str, overwrite: bool, inputs: Iterable[Named] = ()
 ) -> Iterator[Path]:
-    """Yield an empty sibling folder of `out`; it becomes `out` when the block succeeds."""
+    """Yield an empty sibling folder of `out`; it becomes `out` when the block succeeds.
+
+    An `out` that is a symbolic link names the folder it points to: that folder is replaced,
+    and the link keeps pointing at it.
+    """
+    out = out.resolve() if out.is_symlink() else out
     inputs = list(inputs)
     check_output_folder(out, owner=owner, overwrite=overwrite, inputs=inputs)
     try:

@@ -277,6 +277,8 @@ def finetune_command(
     processes = current()
     # Every process runs this command; one speaks (the others' errors still show, by rank).
     console.stdout.quiet = console.stderr.quiet = not processes.main
+    # A link names the folder it points to: that is what is trained into (and replaced).
+    out = out.resolve() if out.is_symlink() else out
     refuse_overlaps(
         [("--out", out), *work_folders(out)],
         [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),

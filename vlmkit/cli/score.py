@@ -307,8 +307,9 @@ def _report_gaps(joined, base_eval) -> None:
             continue
         if j.missing:
             console.warn(
-                f"{len(j.missing)} of {len(j.references)} references have no line in "
-                f"{j.prediction_path} ({label}); scored as empty predictions "
+                f"{len(j.missing)} of {len(j.references)} references have no prediction in "
+                f"{j.prediction_path} ({label}: no line, or a null one); scored as empty "
+                "predictions "
                 f"(first: {j.missing[0]!r}; --strict makes this an error)"
             )
         if j.errored:

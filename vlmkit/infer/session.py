@@ -69,6 +69,10 @@ def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
     if request.backend not in BACKENDS:
         raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
+    if not request.out.name or request.out.is_dir():
+        raise UsageError(
+            f"--out {request.out} is a folder", hint="give --out a file name, e.g. -o preds.jsonl"
+        )
     journal = Journal(request.out)
     journal.check()
     selection = select_samples(request.dataset, request.split, request.options)
