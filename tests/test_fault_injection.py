@@ -280,3 +280,39 @@ def test_a_checkpoint_cut_short_by_a_kill_is_never_resumed_from(tmp_path: Path):
     assert last_checkpoint(tmp_path) == checkpoints / "checkpoint-10"
     assert drop_unfinished_checkpoints(tmp_path) == checkpoints / "checkpoint-10"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-10", "checkpoint-5"]
+
+
+def _interrupt(args: list[str | Path], once: Callable[[], bool]) -> tuple[int, str]:
+    """Run `vlmkit ARGS`, press Ctrl-C (SIGINT) once `once()` holds; its exit status, stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlmkit", *map(str, args)], cwd=REPO, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while process.poll() is None and not once() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    _assert_all_gone(process.pid)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_of_finetune_says_how_to_go_on(models, tmp_path):
+    model, _, data = models
+    out = tmp_path / "run"
+    args = _finetune(data, model, "--max-steps", "400", "-o", out)
+    saved = out / "checkpoints" / "checkpoint-5" / "trainer_state.json"  # written last
+    code, stderr = _interrupt(args, _started(saved))
+    assert code == 130 and "add --resume to continue from it" in stderr, stderr
+    assert vlmkit(*args, "--resume", "--max-steps", "6").exit_code == 0
+
+
+def test_ctrl_c_of_infer_while_loading_stops_at_once(models, tmp_path):
+    model, letters, _ = models
+    out = tmp_path / "p.jsonl"
+    started = time.monotonic()
+    code, stderr = _interrupt(["infer", letters, "--model", model, "-o", out],
+                              lambda: time.monotonic() - started > 0.5)  # fmt: skip
+    assert code == 130 and "Interrupted" in stderr and "Traceback" not in stderr, repr(stderr)
+    assert not out.exists()

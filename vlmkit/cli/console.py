@@ -48,12 +48,16 @@ def print_error(error: VlmkitError) -> None:
 
 
 @contextmanager
-def interrupted_means(kept: str) -> Iterator[None]:
-    """Ctrl-C (SIGINT) inside the block: say what was kept, then exit 130 like a shell does."""
+def interrupted_means(kept: str | Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C (SIGINT) inside the block: say what was kept, then exit 130 like a shell does.
+
+    `kept` may be a function, asked at the interruption (what a run keeps grows as it goes).
+    """
     try:
         yield
     except KeyboardInterrupt:
-        stderr.print(f"\nInterrupted: {escape(kept)}")
+        said = kept() if callable(kept) else kept
+        stderr.print(f"\nInterrupted: {escape(said)}")
         raise typer.Exit(130) from None
 
 
@@ -80,6 +84,10 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            # A command says what it kept where it knows (interrupted_means); this is the rest.
+            stderr.print("\nInterrupted.")
+            raise typer.Exit(130) from None
         except VlmkitError as error:
             if debug_enabled():
                 raise

@@ -23,6 +23,16 @@ def shown(name: str, when_unset: str) -> str:
     return when_unset
 
 
+def kept_after_interruption(out: Path) -> str:
+    """What an interrupted training run leaves, and how to go on."""
+    from vlmkit.finetune.output import last_checkpoint, training_folder
+
+    checkpoint = last_checkpoint(training_folder(out, overwrite=False, resume=True))
+    if checkpoint is None:
+        return "no checkpoint was saved yet; run the command again to start over."
+    return f"training stopped; {checkpoint} is kept: add --resume to continue from it."
+
+
 def _given(ctx: typer.Context, name: str) -> bool:
     """Whether the user gave flag `name` (not left it at its default)."""
     source = ctx.get_parameter_source(name)  # an enum of the click copy typer ships
@@ -344,7 +354,10 @@ def finetune_command(
         f"Training a {settings.method} adapter on {len(train_data.records):,} samples of "
         f"{train_data.folder}{on}"
     )
-    with progress_bar("Training", None, "steps") as advance:
+    with (
+        console.interrupted_means(lambda: kept_after_interruption(out)),
+        progress_bar("Training", None, "steps") as advance,
+    ):
         state: dict[str, Any] = {"step": 0}
 
         def on_step(step: int, loss: float | None) -> None:

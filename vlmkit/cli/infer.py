@@ -232,15 +232,17 @@ def infer_command(
         )
     from vlmkit.cli.progress import progress_bar
 
+    def loaded(described: dict[str, Any]) -> None:
+        console.note(_loaded_line(described))
+        interruption.answering = True
+
     with (
-        _interruptible() as stop_requested,
+        _interruptible() as interruption,
+        console.interrupted_means(lambda: _kept(out, interruption)),
         progress_bar("Answering", counts.todo, "samples") as advance,
     ):
         counts = execute(
-            work,
-            advance=advance,
-            stop_requested=stop_requested,
-            on_loaded=lambda described: console.note(_loaded_line(described)),
+            work, advance=advance, stop_requested=interruption.requested, on_loaded=loaded
         )
     _report(out, counts, work.journal.sidecar)
 
@@ -282,20 +284,39 @@ def _report(out: Path, counts: Any, sidecar: Path) -> None:
         )
 
 
-@contextmanager
-def _interruptible() -> Iterator[Any]:
-    """Ctrl-C once: finish the batch in flight, then stop. Twice: stop at once."""
-    requested = False
+def _kept(out: Path, interruption: _Interruption) -> str:
+    """What a run stopped at once (Ctrl-C before answering, or twice) leaves."""
+    if interruption.answering:
+        return (
+            f"stopped at once; the samples answered so far are kept in {out}.partial. Rerun "
+            "the same command to resume."
+        )
+    return f"no sample was answered; {out} is as it was."
 
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal requested
-        if requested:
+
+class _Interruption:
+    """Ctrl-C while answering: finish the batch in flight, then stop; twice: stop at once.
+    Before the first batch (the model still loading) there is nothing to finish: stop at once."""
+
+    def __init__(self) -> None:
+        self.answering = False
+        self.stop = False
+
+    def requested(self) -> bool:
+        return self.stop
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.stop or not self.answering:
             raise KeyboardInterrupt
-        requested = True
+        self.stop = True
         console.stderr.print("\nStopping after the batch in flight (Ctrl-C again to abort)...")
 
-    previous = signal.signal(signal.SIGINT, handler)
+
+@contextmanager
+def _interruptible() -> Iterator[_Interruption]:
+    interruption = _Interruption()
+    previous = signal.signal(signal.SIGINT, interruption.handle)
     try:
-        yield lambda: requested
+        yield interruption
     finally:
         signal.signal(signal.SIGINT, previous)
