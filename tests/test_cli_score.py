@@ -337,12 +337,12 @@ def test_every_registered_metric_resolves_to_its_class():
 @pytest.mark.parametrize(
     ("side", "value", "kind"),
     [
-        ("prediction", 42, "int"),
-        ("prediction", ["on", "a"], "list"),  # an lmms-eval `filtered_resps`
-        ("prediction", True, "bool"),
+        ("prediction", 42, "a number"),
+        ("prediction", ["on", "a"], "a list"),  # an lmms-eval `filtered_resps`
+        ("prediction", True, "true/false"),
         ("target", None, "null"),
-        ("target", 5, "int"),
-        ("target", ["the", "cat"], "list"),
+        ("target", 5, "a number"),
+        ("target", ["the", "cat"], "a list"),
     ],
 )
 def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value, kind):
@@ -354,7 +354,7 @@ def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value,
     write_jsonl(tmp_path / "preds.jsonl", preds)
     error = _error(run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl"))
     name = "refs" if side == "target" else "preds"
-    assert f"{name}.jsonl:2: " in error and f"field {side!r} is a {kind}, not text" in error
+    assert f"{name}.jsonl:2: " in error and f"field {side!r} is {kind}, not text" in error
 
 
 def test_a_null_prediction_means_missing_and_an_object_is_a_json_answer(tmp_path: Path):

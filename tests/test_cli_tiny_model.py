@@ -38,3 +38,16 @@ def test_build_overwrite_and_the_record(tmp_path):
     assert result.exit_code == 0
     assert (out / "model.safetensors").read_bytes() == first
     assert not list(tmp_path.glob(".m.*"))  # no staging folder left behind
+
+
+@pytest.mark.slow
+def test_weights_are_readable_as_the_umask_says(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        assert vlmkit("tiny-model", tmp_path / "m", "--family", "paligemma").exit_code == 0
+    finally:
+        os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes["model.safetensors"] == 0o644, modes  # not the 0600 of a temporary file

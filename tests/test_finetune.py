@@ -285,3 +285,15 @@ def test_a_bad_training_image_is_one_clear_error(setup, tmp_path, damage):
     expected = "of 'm2' is missing" if damage == "missing" else "sample 'm2' cannot be encoded"
     assert expected in result.stderr, result.stderr
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_the_adapter_is_readable_as_the_umask_says(setup, tmp_path):
+    import os
+
+    root, data = setup
+    mask = os.umask(0o022)
+    try:
+        assert _finetune(data, root / "idefics3", tmp_path / "a", "--max-steps", "1").exit_code == 0
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a" / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644

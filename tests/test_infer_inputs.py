@@ -246,3 +246,10 @@ def test_a_cached_hub_model_loads_without_network(models, tmp_path):
                           tmp_path / "p.jsonl", "--max-new-tokens", "2")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(read_jsonl(tmp_path / "p.jsonl")) == 4 and "Retry" not in result.stderr
+
+
+def test_an_out_that_is_a_folder_is_one_clear_error(models, tmp_path):
+    _, letters = models
+    for out in (".", "/", tmp_path):
+        result = _infer(letters, Path(out), "--model", "unused/model")
+        assert result.exit_code == 2 and "is a folder" in result.stderr, result.output

@@ -193,13 +193,23 @@ def require_field(line: Line, name: str, *, flag: str | None = None) -> Any:
         raise InputError(f"{line.where}: missing field {name!r}", hint=hint) from None
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words: "a number", "a list", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = {int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def record_id(line: Line, id_field: str = "id", *, flag: str | None = "--id-field") -> str:
     """The record's id as a string; ints are accepted (many datasets number their rows)."""
     value = require_field(line, id_field, flag=flag)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputError(
             f"{line.where}: field {id_field!r} must be a string or an integer, "
-            f"got {type(value).__name__}",
+            f"got {json_kind(value)}",
             hint="ids join predictions to references, so they must be plain values",
         )
     return str(value)
@@ -266,6 +276,17 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def usual_permissions(folder: Path) -> None:
+    """Give files under `folder` that a library saved as private (0600: written to a temporary
+    file, then renamed, as transformers and safetensors do) the permissions of the umask."""
+    mode = 0o666 & ~current_umask()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if path.stat().st_mode & 0o777 == 0o600 and mode != 0o600:
+                path.chmod(mode)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
 from vlmkit.metrics import TASK_DEFAULTS, default_metric_names, metric_class
 from vlmkit.metrics.base import Batch, Metric, MetricOptions
-from vlmkit.records import Line, iter_jsonl, record_id, require_field, resolve_jsonl
+from vlmkit.records import Line, iter_jsonl, json_kind, record_id, require_field, resolve_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,14 @@ def answer_value(line: Line, field: str, flag: str, *, role: str) -> str | dict[
     value = line.data.get(field)
     if isinstance(value, (str, dict)) or (value is None and role == "prediction"):
         return value
-    kind = "null" if value is None else type(value).__name__
     hint = (
-        "pick the answer inside it with a field path, or write it as a string"
+        "write the answer itself as a string (of a harness' list of answers, the one to score)"
         if isinstance(value, list)
         else f"write the {role} as a string (JSON answers as objects or JSON text)"
     )
-    raise InputError(f"{line.where}: {role} field {field!r} is a {kind}, not text", hint=hint)
+    raise InputError(
+        f"{line.where}: {role} field {field!r} is {json_kind(value)}, not text", hint=hint
+    )
 
 
 def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Reference]]:

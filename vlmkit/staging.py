@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vlmkit.errors import InputError, UsageError
 from vlmkit.outputs import Named, refuse_overlaps
-from vlmkit.records import nearest_existing_parent, write_text_atomic
+from vlmkit.records import nearest_existing_parent, usual_permissions, write_text_atomic
 
 OWNERS = {
     "synth.json": "vlmkit synth",
@@ -148,6 +148,7 @@ def staged_folder(
         raise InputError(f"--out {out}: {error.strerror}", hint="Choose another --out.") from None
     try:
         yield staging
+        usual_permissions(staging)
         write_inventory(staging)
         _move_into_place(staging, out, owner=owner, overwrite=overwrite)
     finally:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from vlmkit.cli import console
+from vlmkit.cli.options import given
 from vlmkit.finetune.settings import SETTING_DEFAULTS
 
 LORA = "LoRA"
@@ -33,12 +34,6 @@ def kept_after_interruption(out: Path) -> str:
     return f"training stopped; {checkpoint} is kept: add --resume to continue from it."
 
 
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the user gave flag `name` (not left it at its default)."""
-    source = ctx.get_parameter_source(name)  # an enum of the click copy typer ships
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
-
-
 class Method(str, Enum):
     lora = "lora"
     qlora = "qlora"
@@ -49,7 +44,12 @@ DEFAULT_METHOD = Method(SETTING_DEFAULTS["method"])
 
 def finetune_command(
     ctx: typer.Context,
-    train: Annotated[Path, typer.Argument(help="Training dataset folder (or one with splits).")],
+    train: Annotated[
+        Path,
+        typer.Argument(
+            metavar="TRAIN_DATASET", help="Training dataset folder (or one with splits)."
+        ),
+    ],
     model: Annotated[str, typer.Option(help="Base model: a folder or a hub id.")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Adapter folder to create.", rich_help_panel=OUTPUT)
@@ -283,7 +283,7 @@ def finetune_command(
     }  # fmt: skip
     # The flags' defaults are FinetuneSettings' own (so `--help` shows them); only a flag the
     # user gave may override a --config file's value.
-    flags = {name: value if _given(ctx, name) else None for name, value in flags.items()}
+    flags = {name: value if given(ctx, name) else None for name, value in flags.items()}
     processes = current()
     # Every process runs this command; one speaks (the others' errors still show, by rank).
     console.stdout.quiet = console.stderr.quiet = not processes.main
@@ -311,11 +311,11 @@ def finetune_command(
     if eval_dataset is None:
         eval_only = {"--eval-every": flags["eval_every"], "--eval-samples": flags["eval_samples"],
                      "--eval-max-new-tokens": flags["eval_max_new_tokens"]}  # fmt: skip
-        given = [flag for flag, value in eval_only.items() if value is not None]
-        if given:
+        passed = [flag for flag, value in eval_only.items() if value is not None]
+        if passed:
             from vlmkit.errors import UsageError
 
-            raise UsageError(f"{', '.join(given)} apply to --eval", hint="add --eval DATASET")
+            raise UsageError(f"{', '.join(passed)} apply to --eval", hint="add --eval DATASET")
     if eval_dataset is not None:
         check_eval_fits(processes)
     if launched_alone():

@@ -40,7 +40,10 @@ class Backend(str, Enum):
 
 def infer_command(
     dataset: Annotated[
-        Path, typer.Argument(help="Dataset folder (metadata.jsonl + images), or one with splits.")
+        Path,
+        typer.Argument(
+            metavar="DATASET", help="Dataset folder (metadata.jsonl + images), or one with splits."
+        ),
     ],
     out: Annotated[
         Path,
@@ -136,7 +139,7 @@ def infer_command(
         bool,
         typer.Option(
             "--sample",
-            help="Sample answers instead of greedy decoding (repeatable, the default).",
+            help="Sample answers instead of decoding greedily (greedy answers repeat exactly).",
             rich_help_panel=GENERATION,
         ),
     ] = False,

@@ -50,3 +50,10 @@ Workers = Annotated[
         show_default="every CPU for 400 pairs or more, else 1",
     ),
 ]
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option `name` (rather than leaving it at its default): what lets
+    an option show its real default in `--help` and still give way to a preset or a file."""
+    source = ctx.get_parameter_source(name)  # an enum of the click copy typer ships
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

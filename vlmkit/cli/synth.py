@@ -6,11 +6,12 @@ import math
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vlmkit.cli import console
+from vlmkit.cli.options import given
 from vlmkit.errors import UsageError
 
 PARALLEL_FROM = 256
@@ -53,6 +54,9 @@ class PromptStyle(str, Enum):
 class AnswerFormat(str, Enum):
     braces = "braces"
     plain = "plain"
+
+
+DEFAULT_STYLES = [Style.regular]
 
 
 def available_cpus() -> int:
@@ -99,6 +103,7 @@ def parse_image_size(text: str | None) -> tuple[int, int] | None:
 
 
 def circled_letter(
+    ctx: typer.Context,
     out: Annotated[
         Path,
         typer.Option(
@@ -119,39 +124,33 @@ def circled_letter(
             rich_help_panel="Words",
             metavar="SOURCE",
             help="Word source: 'bundled' (SCOWL English list), 'nltk' (its words corpus, if "
-            "installed locally) or a UTF-8 file with one word per line.",
-            show_default="bundled; paper preset: its three words",
+            "installed locally) or a UTF-8 file with one word per line (paper preset: its "
+            "three words).",
         ),
-    ] = None,
+    ] = "bundled",
     n: Annotated[
         int | None,
         typer.Option(
             "--n",
             rich_help_panel="What to draw",
-            help="Images to draw (random preset).",
-            show_default="1000; paper preset: its 1,248-image grid",
+            help="Images to draw (random preset) (paper preset: its 1,248-image grid).",
         ),
-    ] = None,
+    ] = 1000,
     min_length: Annotated[
         int | None,
-        typer.Option(
-            rich_help_panel="Words", help="Shortest word to use.", show_default="4; paper: 1"
-        ),
-    ] = None,
+        typer.Option(rich_help_panel="Words", help="Shortest word to use (paper preset: 1)."),
+    ] = 4,
     max_length: Annotated[
         int | None,
-        typer.Option(
-            rich_help_panel="Words", help="Longest word to use.", show_default="12; paper: 64"
-        ),
-    ] = None,
+        typer.Option(rich_help_panel="Words", help="Longest word to use (paper preset: 64)."),
+    ] = 12,
     case: Annotated[
         Case | None,
         typer.Option(
             rich_help_panel="Words",
             help="Letter case of each word (mixed: random per letter).",
-            show_default="keep",
         ),
-    ] = None,
+    ] = Case.keep,
     fonts: Annotated[
         Path | None,
         typer.Option(
@@ -175,44 +174,39 @@ def circled_letter(
         typer.Option(
             rich_help_panel="Fonts",
             help="Font style (repeat for several).",
-            show_default="regular",
         ),
-    ] = None,
+    ] = DEFAULT_STYLES,
     thickness: Annotated[
         str | None,
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
             help="Oval line widths in the paper's points, comma-separated.",
-            show_default="4,5,6",
         ),
-    ] = None,
+    ] = "4,5,6",
     padding: Annotated[
         str | None,
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
             help="Side margins in the paper's units (text = 96), comma-separated.",
-            show_default="25,50,100,200",
         ),
-    ] = None,
+    ] = "25,50,100,200",
     spacing: Annotated[
         str | None,
         typer.Option(
             rich_help_panel="Drawing",
             metavar="LIST",
             help="Extra space between letters, in space widths: e.g. 0,1,2,3.",
-            show_default="0",
         ),
-    ] = None,
+    ] = "0",
     oval_scale: Annotated[
         float | None,
         typer.Option(
             rich_help_panel="Drawing",
-            help="Oval size relative to the glyph.",
-            show_default="1.4, the paper's",
+            help="Oval size relative to the glyph (the paper's).",
         ),
-    ] = None,
+    ] = 1.4,
     narrow_ovals: Annotated[
         bool | None,
         typer.Option(
@@ -220,18 +214,16 @@ def circled_letter(
             rich_help_panel="Drawing",
             help="Narrow an oval that would reach a neighbour letter's centre, or keep the "
             "paper's size even then.",
-            show_default="narrow-ovals",
         ),
-    ] = None,
+    ] = True,
     image_size: Annotated[
         str | None,
         typer.Option(
             rich_help_panel="Drawing",
             metavar="SIZE",
             help="Image size: 512 or WIDTHxHEIGHT.",
-            show_default="512",
         ),
-    ] = None,
+    ] = "512",
     color: Annotated[
         str | None,
         typer.Option(
@@ -239,39 +231,34 @@ def circled_letter(
             rich_help_panel="Drawing",
             metavar="COLOUR",
             help="Oval colour: a name or #rrggbb.",
-            show_default="red",
         ),
-    ] = None,
+    ] = "red",
     prompt: Annotated[
         PromptStyle | None,
         typer.Option(
             rich_help_panel="Prompt",
             help="Question asked; 'both' writes one record per question per image.",
-            show_default="circled",
         ),
-    ] = None,
+    ] = PromptStyle.circled,
     answer_format: Annotated[
         AnswerFormat | None,
         typer.Option(
             rich_help_panel="Prompt",
             help="braces: the prompt asks for the answer as {a}. plain: no instruction.",
-            show_default="braces",
         ),
-    ] = None,
+    ] = AnswerFormat.braces,
     seed: Annotated[
         int | None,
-        typer.Option(
-            rich_help_panel="What to draw", help="Seed of every random choice.", show_default="0"
-        ),
-    ] = None,
+        typer.Option(rich_help_panel="What to draw", help="Seed of every random choice."),
+    ] = 0,
     test_fraction: Annotated[
         float | None,
         typer.Option(
             rich_help_panel="What to draw",
-            help="Share of words held out in out/test (the rest in out/train).",
-            show_default="0: one unsplit dataset",
+            help="Share of words held out in out/test, the rest in out/train (0: one unsplit "
+            "dataset).",
         ),
-    ] = None,
+    ] = 0.0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -308,27 +295,32 @@ def circled_letter(
     from vlmkit.synth.circled_letter import from_preset, make_plan, write_dataset
     from vlmkit.synth.circled_letter.generate import SIDECAR
 
+    def flag(name: str, value: Any) -> Any:
+        # The flags show the random preset's values as defaults; only a flag the user gave
+        # overrides the chosen preset (whose own values may differ: the paper's).
+        return value if given(ctx, name) else None
+
     config = from_preset(
         preset.value,
-        words=words,
-        n=n,
-        min_length=min_length,
-        max_length=max_length,
-        case=case.value if case else None,
+        words=flag("words", words),
+        n=flag("n", n),
+        min_length=flag("min_length", min_length),
+        max_length=flag("max_length", max_length),
+        case=case.value if flag("case", case) else None,
         fonts_dir=fonts,
         families=tuple(family) if family else None,
-        styles=tuple(s.value for s in style) if style else None,
-        thickness=parse_numbers("--thickness", thickness),
-        padding=parse_numbers("--padding", padding),
-        spacing=parse_numbers("--spacing", spacing),
-        oval_scale=oval_scale,
-        narrow_ovals=narrow_ovals,
-        image_size=parse_image_size(image_size),
-        colour=color,
-        prompt=prompt.value if prompt else None,
-        answer_format=answer_format.value if answer_format else None,
-        seed=seed,
-        test_fraction=test_fraction,
+        styles=tuple(s.value for s in style) if flag("style", style) else None,
+        thickness=parse_numbers("--thickness", flag("thickness", thickness)),
+        padding=parse_numbers("--padding", flag("padding", padding)),
+        spacing=parse_numbers("--spacing", flag("spacing", spacing)),
+        oval_scale=flag("oval_scale", oval_scale),
+        narrow_ovals=flag("narrow_ovals", narrow_ovals),
+        image_size=parse_image_size(flag("image_size", image_size)),
+        colour=flag("color", color),
+        prompt=prompt.value if flag("prompt", prompt) else None,
+        answer_format=answer_format.value if flag("answer_format", answer_format) else None,
+        seed=flag("seed", seed),
+        test_fraction=flag("test_fraction", test_fraction),
     )
     check_output_folder(out, owner=SIDECAR, overwrite=overwrite, inputs=config.input_paths())
     plan = make_plan(config)

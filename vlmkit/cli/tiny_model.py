@@ -19,7 +19,9 @@ SIDECAR = "tiny-model.json"
 
 
 def tiny_model_command(
-    out: Annotated[Path, typer.Argument(help="Folder to create (a save_pretrained folder).")],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Folder to create (a save_pretrained folder).")
+    ],
     family: Annotated[
         FamilyChoice,  # type: ignore[valid-type]
         typer.Option(help="Which family's architecture, processor and prompt format."),

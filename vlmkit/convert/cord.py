@@ -97,7 +97,7 @@ def download(repo_id: str) -> Path:
         raise InputError(
             f"{repo_id}: not a local folder, and cannot download it from the Hugging Face hub "
             f"({type(error).__name__}: {reason})",
-            hint=f"Without network, download it where there is one (huggingface-cli download "
+            hint=f"Without network, download it where there is one (hf download "
             f"{repo_id} --repo-type dataset --local-dir DIR) and pass DIR.",
         ) from None
     return Path(folder)

@@ -24,7 +24,7 @@ from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.models.sources import TRAINING_RECORD, ModelSource
 from vlmkit.provenance import utc_now
-from vlmkit.records import nearest_existing_parent
+from vlmkit.records import nearest_existing_parent, usual_permissions
 from vlmkit.staging import check_replaceable, write_inventory
 
 RUN_FILE = TRAINING_RECORD
@@ -64,9 +64,12 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
             )
     if resume:
         if not has_checkpoint(out) and not has_checkpoint(partial_folder(out)):
+            foreign = out.is_dir() and any(out.iterdir()) and not (out / RUN_FILE).is_file()
             raise UsageError(
                 f"--resume: {out} has no checkpoint to continue from",
-                hint="start the run without --resume (checkpoints are saved per epoch, "
+                hint="vlmkit finetune did not write that folder: choose another --out"
+                if foreign
+                else "start the run without --resume (checkpoints are saved per epoch, "
                 "or every --save-every steps)",
             )
         return
@@ -153,6 +156,7 @@ def start_folder(work: Path, *, resume: bool) -> None:
 def finish_folder(work: Path, out: Path) -> None:
     """List what the run wrote, then give the finished folder OUT's name (replacing the old
     one only now, and deleting it only once the new one is in place)."""
+    usual_permissions(work)
     write_inventory(work)
     if work == out:
         return
