@@ -227,7 +227,7 @@ def test_a_hub_id_without_network_fails_once_and_fast(models, tmp_path):
     result = _without_hub(tmp_path, "infer", letters, "--model", "org/not-cached", "-o",
                           tmp_path / "p.jsonl")  # fmt: skip
     assert result.returncode == 1 and time.monotonic() - started < 30
-    assert "--model org/not-cached: not in the Hugging Face cache" in result.stderr
+    assert "--model org/not-cached: no such folder here, not in the Hugging Face" in result.stderr
     assert "cannot be reached from this machine" in result.stderr
     assert "hf download org/not-cached" in result.stderr and "Retry" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

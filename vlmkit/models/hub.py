@@ -39,8 +39,8 @@ def prepare_hub_access(model_id: str, *, flag: str = "--model") -> None:
         constants.HF_HUB_OFFLINE = True  # read at each request by huggingface_hub
         return
     raise InputError(
-        f"{flag} {model_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and "
-        f"{endpoint} cannot be reached from this machine",
+        f"{flag} {model_id}: no such folder here, not in the Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}), and {endpoint} cannot be reached from this machine",
         hint=f"download it where the hub is reachable (hf download {model_id}) and copy the "
         "cache here, or pass the model's local folder",
     )
