@@ -137,18 +137,20 @@ def work_folders(out: Path) -> list[tuple[str, Path]]:
 
 
 def training_folder(out: Path, *, overwrite: bool, resume: bool) -> Path:
-    """Where this run writes: OUT itself, or its partial folder while replacing OUT."""
+    """Where this run writes: OUT itself, or its partial folder for an `--overwrite` run.
+
+    Decided by the flags and the checkpoints alone, never by whether OUT exists yet: every
+    process of a multi-process run asks, at moments the main one's writes may fall between.
+    """
     partial = partial_folder(out)
     if resume:
         return partial if has_checkpoint(partial) else out
-    if overwrite and out.is_dir() and any(out.iterdir()):
-        return partial
-    return out
+    return partial if overwrite else out
 
 
-def start_folder(work: Path, *, resume: bool) -> None:
+def start_folder(work: Path) -> None:
     """Make the run's folder (a stale partial one of a killed `--overwrite` run is cleared)."""
-    if not resume and work.name.endswith(".partial") and work.exists():
+    if work.name.endswith(".partial") and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
 

@@ -124,7 +124,7 @@ def finetune(
     work = training_folder(out, overwrite=overwrite, resume=resume)
     main_process = processes.main
     if main_process and not resume:
-        start_folder(work, resume=resume)
+        start_folder(work)
         write_json_atomic(work / RUN_FILE, run_record(settings, source, train))
     checkpoint = last_checkpoint(work) if resume else None
     if main_process and resume:
