@@ -35,7 +35,7 @@ def system_and_baseline(tmp_path_factory) -> tuple[Path, Path, Path]:
             write_jsonl(folder / "base.jsonl", baseline))  # fmt: skip
 
 
-@pytest.mark.parametrize("columns", [120, 80, 60, 40])
+@pytest.mark.parametrize("columns", [120, 80, 60, 40, 30])
 def test_no_number_is_cut_at_any_width(system_and_baseline, columns):
     system, refs, baseline = system_and_baseline
     args = ("score", system, refs, "--baseline", baseline, "--by", "meta.font")

@@ -152,7 +152,7 @@ def test_two_runs_cannot_write_one_file(tmp_path):
             Journal(tmp_path / "preds.jsonl").acquire()
     finally:
         first.release()
-    assert not first.lock_file.exists()
+    assert not (tmp_path / ".preds.jsonl.lock").exists()
     Journal(tmp_path / "preds.jsonl").acquire()  # free again
 
 
@@ -220,3 +220,24 @@ def test_overwrite_replaces_only_predictions_infer_wrote(tmp_path):
     with pytest.raises(UsageError) as e:
         journal.check_resumable(KEY, overwrite=False)
     assert "--overwrite" not in e.value.hint
+
+
+def test_a_partial_name_taken_by_another_file_is_never_deleted(tmp_path):
+    journal = Journal(tmp_path / "d.jsonl")
+    journal.partial.write_text("my notes\n")
+    for overwrite in (False, True):
+        with pytest.raises(UsageError, match=r"d\.jsonl\.partial exists and vlmkit infer did not"):
+            journal.check_owned(overwrite=overwrite)
+    assert journal.partial.read_text() == "my notes\n"
+
+
+def test_a_run_stopped_while_finishing_still_owns_its_out(tmp_path):
+    journal = _journal_with(tmp_path, [{"id": "a", "prediction": "x"}])
+    journal.finish(["a"], _record)
+    # A later --overwrite run stopped between its record and OUT: new record, old OUT, and
+    # its partial file still there.
+    journal.open({"model": "new"}, fresh=True)
+    journal.append([{"id": "a", "prediction": "y"}])
+    journal.close()
+    journal.write_sidecar({"key": {"model": "new"}, "out_sha256": "0" * 64})
+    journal.check_owned(overwrite=True)

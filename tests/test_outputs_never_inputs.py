@@ -310,7 +310,7 @@ def test_report_never_writes_into_the_dataset_whose_images_it_shows(tmp_path: Pa
     before = _snapshot(data)
     for flags in (["-o", data / "r.html"], ["-o", tmp_path / "r.html", "--png", data / "charts"]):
         result = run("report", scores, "--per-sample", rows, *flags)
-        _refused(result, "the dataset its images come from")
+        _refused(result, "the dataset of its images")
     assert _snapshot(data) == before and not (tmp_path / "r.html").exists()
 
 
@@ -323,6 +323,9 @@ def test_report_refuses_before_writing_anything(scored, tmp_path: Path):
     result = run("report", scores, "-o", page, "--png", tmp_path / "taken")
     assert result.exit_code == 2 and "--png" in result.stderr and "is a file" in result.stderr
     assert not page.exists() and (tmp_path / "taken").read_text() == "mine"
+    for png in (tmp_path / "taken" / "sub", page / "charts"):
+        assert run("report", scores, "-o", page, "--png", png).exit_code == 2
+        assert not page.exists()
 
 
 def test_score_never_writes_over_the_references_of_a_dataset_folder(tmp_path: Path):
@@ -374,3 +377,25 @@ def test_overwrite_through_a_link_replaces_the_folder_it_points_to(tmp_path: Pat
     assert run(*SYNTH, "--seed", "5", "-o", link, "--overwrite").exit_code == 0
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert (real / "metadata.jsonl").read_bytes() != first
+
+
+def test_score_and_report_never_write_over_images_reached_through_links(tmp_path: Path):
+    import shutil
+
+    from conftest import EXAMPLE_CORD
+
+    store = Path(shutil.copytree(EXAMPLE_CORD / "images", tmp_path / "store"))
+    data = tmp_path / "cord"
+    data.mkdir()
+    for name in ("metadata.jsonl", "predictions-b.jsonl"):
+        shutil.copyfile(EXAMPLE_CORD / name, data / name)
+    (data / "images").symlink_to(store)
+    before = _snapshot(store)
+    image = sorted(store.iterdir())[0]
+    preds = data / "predictions-b.jsonl"
+    _refused(run("score", preds, data, "--json", image), "the folder of DATASET's images")
+    _refused(run("score", preds, data, "--per-sample", store / "r.jsonl"), "DATASET's images")
+    scores = tmp_path / "s.json"
+    assert run("score", preds, data, "--json", scores).exit_code == 0
+    _refused(run("report", scores, "-o", store / "r.html"), "the folder of DATASET's images")
+    assert _snapshot(store) == before

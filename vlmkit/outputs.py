@@ -9,6 +9,7 @@ inside an output folder (which `--overwrite` would delete) are all refused, nami
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,6 +50,25 @@ def image_folders(dataset: Path, images: Iterable[Path]) -> list[Named]:
     folders = {Path(image).resolve().parent for image in images}
     outside = sorted(f for f in folders if f != inside and inside not in f.parents)
     return [("the folder of DATASET's images", folder) for folder in outside]
+
+
+def dataset_image_folders(dataset: Path, flag: str) -> list[Named]:
+    """The dataset folder a REFS path names, and where its images really live (read from its
+    metadata.jsonl; a line that cannot be read names no image)."""
+    folder = dataset if dataset.is_dir() else dataset.parent
+    metadata = folder / "metadata.jsonl"
+    if not metadata.is_file() or (dataset.is_file() and dataset.name != metadata.name):
+        return []
+    names = []
+    with open(metadata, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                name = json.loads(line).get("file_name")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(name, str) and name:
+                names.append(folder / name)
+    return [(f"the dataset of {flag}", folder), *image_folders(folder, names)]
 
 
 def _is_path(path: Path | str | None) -> bool:

@@ -86,7 +86,7 @@ def check_replaceable(out: Path, owner: str, *, unlisted_ok: re.Pattern[str] | N
     if extra:
         more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
         listed = ", ".join(extra[:3]) + more
-        if not (out / INVENTORY).is_file():
+        if not (out / INVENTORY).is_file() and unlisted_ok is None:
             raise UsageError(
                 f"--out {out} has no {INVENTORY} listing what {command} wrote (an older "
                 f"vlmkit wrote it, or it was removed), so its files cannot be told from yours: "
@@ -101,10 +101,12 @@ def check_replaceable(out: Path, owner: str, *, unlisted_ok: re.Pattern[str] | N
 
 
 def unlisted_files(folder: Path, unlisted_ok: re.Pattern[str] | None = None) -> list[str]:
-    """Files under `folder` that its inventory does not list (all of them without one), leaving
-    out those whose relative path matches `unlisted_ok`."""
+    """Files under `folder` that its inventory does not list. A folder without an inventory is
+    one whose command has not finished: then what matches `unlisted_ok` (what that command
+    writes as it goes) is its own, and nothing else is."""
     try:
         listed = set((folder / INVENTORY).read_text(encoding="utf-8").splitlines())
+        unlisted_ok = None  # finished: only what it listed is its own
     except OSError:
         listed = set()
     listed.add(INVENTORY)

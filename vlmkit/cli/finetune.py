@@ -30,7 +30,7 @@ def kept_after_interruption(out: Path) -> str:
 
     checkpoint = last_checkpoint(training_folder(out, overwrite=False, resume=True))
     if checkpoint is None:
-        return "no checkpoint was saved yet; run the command again to start over."
+        return "no checkpoint was saved yet; start over with the same command and --overwrite."
     return f"training stopped; {checkpoint} is kept: add --resume to continue from it."
 
 
@@ -261,12 +261,12 @@ def finetune_command(
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
     from vlmkit.finetune.data import read_training_data
-    from vlmkit.finetune.output import check_resume, prepare_output, work_folders
+    from vlmkit.finetune.output import work_folders
     from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
     from vlmkit.finetune.settings import check_report_to, settings_from
+    from vlmkit.locks import RunLock
     from vlmkit.models.sources import resolve_source
     from vlmkit.outputs import image_folders, refuse_overlaps
-    from vlmkit.provenance import require_model_libraries
 
     flags: dict[str, Any] = {
         "method": method.value if method else None, "lora_r": lora_r, "lora_alpha": lora_alpha,
@@ -342,6 +342,38 @@ def finetune_command(
                 "image): their scores will flatter the model"
             )
     source = resolve_source(model, None)
+    # One run at a time writes OUT: a second stops here, before touching it.
+    lock = RunLock(out, "vlmkit finetune")
+    if processes.main:
+        lock.acquire()
+    try:
+        report = _train(
+            out, source, train_data, eval_data, settings, processes,
+            resume=resume, overwrite=overwrite, merge=merge,
+        )  # fmt: skip
+    finally:
+        lock.release()
+    if not processes.main:
+        return  # one summary per run, from the main process
+    _summary(out, report)
+
+
+def _train(
+    out: Path,
+    source: Any,
+    train_data: Any,
+    eval_data: Any,
+    settings: Any,
+    processes: Any,
+    *,
+    resume: bool,
+    overwrite: bool,
+    merge: bool,
+) -> Any:
+    """Check OUT, then train with a progress bar; what the library returns."""
+    from vlmkit.finetune.output import check_resume, prepare_output
+    from vlmkit.provenance import require_model_libraries
+
     prepare_output(out, overwrite=overwrite, resume=resume)
     if resume:
         check_resume(out, settings, source, train_data)
@@ -368,14 +400,15 @@ def finetune_command(
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
             console.stderr.print(f"step {step}: {shown}")
 
-        report = finetune(
+        return finetune(
             source, train_data, eval_data, out, settings, resume=resume, overwrite=overwrite,
             merge=merge,
             hooks=Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
                         on_scores=on_scores),
         )  # fmt: skip
-    if not processes.main:
-        return  # one summary per run, from the main process
+
+
+def _summary(out: Path, report: Any) -> None:
     loss = f", final training loss {report.train_loss:.4f}" if report.train_loss is not None else ""
     console.stdout.print(
         f"Wrote the adapter to {out}: {report.steps:,} steps on {report.train_samples:,} samples "

@@ -130,13 +130,21 @@ def metric_blocks(evaluation: Evaluation, comparisons: dict[str, Comparison] | N
                 grid.add_row(f"  {key}", cell)
         else:
             grid.add_row(f"  {metric.scale}", fmt(result.value, metric.scale))
-        blocks += [f"[bold]{escape(name)}[/bold] {_direction(metric.higher_is_better)}", grid]
+        blocks += [_heading(f"{name} {_direction(metric.higher_is_better)}"), grid]
     return blocks
+
+
+def _heading(text: str) -> Table:
+    """A block's title, wrapped to the width (a long group label or field name)."""
+    grid = Table.grid()
+    grid.add_column(overflow="fold")
+    grid.add_row(f"[bold]{escape(text)}[/bold]")
+    return grid
 
 
 def breakdown_tables(
     console: Console, path: str, groups: dict[str, dict[str, Any]], evaluation: Evaluation
-) -> list[Table]:
+) -> list[Any]:
     """The `--by` table, its metrics split over as many tables as the console's width needs."""
     names = list(evaluation.results)
     for size in range(len(names), 0, -1):
@@ -144,7 +152,17 @@ def breakdown_tables(
         tables = [breakdown_table(path, groups, evaluation, chunk) for chunk in chunks]
         if all(fits(console, table, wrapping=True) for table in tables):
             return tables
-    return tables  # one metric a table: group labels wrap, numbers never do
+    # Narrower still: one group per block, one number per line.
+    blocks: list[Any] = [f"by {escape(path)}"]
+    for label, group in groups.items():
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_row("  n", str(group["n"]))
+        for name, result in evaluation.results.items():
+            grid.add_row(f"  {name}", fmt(group["metrics"][name], result.metric.scale))
+        blocks += [_heading(label), grid]
+    return blocks
 
 
 def breakdown_table(
@@ -184,7 +202,7 @@ def field_tables(console: Console, per_field: dict[str, dict[str, Any]]) -> list
         grid.add_column(justify="right", no_wrap=True)
         for column, cell in zip(FIELD_COLUMNS, _field_cells(row, 4), strict=True):
             grid.add_row(f"  {column}", cell)
-        blocks += [f"[bold]{escape(name)}[/bold]", grid]
+        blocks += [_heading(name), grid]
     return blocks
 
 

@@ -74,6 +74,13 @@ def report_command(
     inputs += report.sources()  # known once the scores files are read
     charts = [("--png", chart_path(png, chart)) for chart in report.all_charts] if png else []
     refuse_overlaps([("--out", out), *charts], inputs)
+    for _, chart in charts:  # every output checked before the first is written
+        if out.absolute() in chart.absolute().parents:
+            raise UsageError(
+                f"--png {png} is inside --out {out}, the page's own file",
+                hint="give --png a folder beside the page, e.g. --png charts/",
+            )
+        check_writable(chart, "--png")
     html = render_page(report)
     # Files first: the summary line is worth nothing if writing failed.
     write_text_atomic(out, html)

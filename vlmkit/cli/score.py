@@ -179,7 +179,7 @@ def score(
     from vlmkit.metrics import resolve_metric_names
     from vlmkit.metrics.base import MetricOptions
     from vlmkit.normalize import Normalization
-    from vlmkit.outputs import refuse_overlaps
+    from vlmkit.outputs import dataset_image_folders, refuse_overlaps
     from vlmkit.records import METADATA_FILE, check_writable
     from vlmkit.scoring import (
         ScoreConfig,
@@ -218,7 +218,7 @@ def score(
     refuse_overlaps(
         [("--json", json_out), ("--per-sample", per_sample)],
         [("PREDS", preds), ("REFS", refs), ("REFS", refs / METADATA_FILE),
-         ("--baseline", baseline)],
+         ("--baseline", baseline), *dataset_image_folders(refs, "REFS")],
     )  # fmt: skip
 
     joined = join(preds, refs, config)

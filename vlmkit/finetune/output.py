@@ -22,10 +22,10 @@ from typing import Any
 from vlmkit.errors import UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.settings import FinetuneSettings
-from vlmkit.models.sources import TRAINING_RECORD, ModelSource
+from vlmkit.models.sources import ADAPTER_MANIFEST, TRAINING_RECORD, ModelSource
 from vlmkit.provenance import utc_now
 from vlmkit.records import nearest_existing_parent, usual_permissions
-from vlmkit.staging import check_replaceable, write_inventory
+from vlmkit.staging import INVENTORY, check_replaceable, write_inventory
 
 RUN_FILE = TRAINING_RECORD
 """Written when training starts: the settings a `--resume` must share."""
@@ -33,13 +33,21 @@ CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
 BEST = "best"
 MERGED = "merged"
+SAVED = (
+    "README.md adapter_config.json adapter_model.safetensors training_args.bin "
+    "chat_template.jinja chat_template.json processor_config.json preprocessor_config.json "
+    "tokenizer.json tokenizer_config.json tokenizer.model special_tokens_map.json "
+    "added_tokens.json vocab.json merges.txt"
+).split()
+"""What the trainer saves beside the adapter: the adapter, its model card and the processor."""
 IN_PROGRESS = re.compile(
     rf"{re.escape(RUN_FILE)}|{re.escape(LOG)}|{CHECKPOINTS}/(checkpoint-\d+/.+|README\.md|runs/.+)"
-    rf"|({BEST}|\.{BEST}\.partial|\.{BEST}\.old|\.{MERGED}\.partial)/.+"
+    rf"|({BEST}|{MERGED}|\.{BEST}\.partial|\.{BEST}\.old|\.{MERGED}\.partial)/.+"
+    rf"|{'|'.join(map(re.escape, SAVED))}|{re.escape(ADAPTER_MANIFEST)}"
 )
-"""What a run writes before it finishes and lists what it wrote: the run record, the log, the
-trainer's checkpoints (and its tracker logs), the best adapter and the folders that replace
-the best adapter and build the merged model whole."""
+"""What a run writes before it lists what it wrote (in an unfinished folder only): the run
+record, the log, the trainer's checkpoints and tracker logs, the saved adapter, the best
+adapter, the merged model and the folders those two are built in, and the manifest."""
 # Settings a resumed run may change: how long it runs and how it reports.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_steps", "eval_every", "eval_samples", "eval_max_new_tokens", "logging_steps",
@@ -55,13 +63,15 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
         raise UsageError(f"--out {out} is a file", hint="give --out a folder name")
     if not nearest_existing_parent(out).is_dir():
         raise UsageError(f"--out {out}: a file is on the way", hint="choose another --out")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise UsageError(
+            f"--out {out} is the current folder or holds it",
+            hint="give --out the name of a new folder, e.g. -o runs/lora",
+        )
+    finish_interrupted_swap(out)
     for sibling in (partial_folder(out), retired_folder(out)):
-        if sibling.is_dir() and any(sibling.iterdir()) and not (sibling / RUN_FILE).is_file():
-            raise UsageError(
-                f"--out {out}: {sibling} is in the way, and vlmkit finetune did not write it "
-                "(it trains an --overwrite run there)",
-                hint="rename or move that folder, or choose another --out",
-            )
+        _check_sibling(out, sibling)
     if resume:
         if not has_checkpoint(out) and not has_checkpoint(partial_folder(out)):
             foreign = out.is_dir() and any(out.iterdir()) and not (out / RUN_FILE).is_file()
@@ -82,6 +92,35 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
                 "or choose another --out",
             )
         check_replaceable(out, RUN_FILE, unlisted_ok=IN_PROGRESS)
+
+
+def _check_sibling(out: Path, sibling: Path) -> None:
+    """A working folder beside OUT may be deleted only if it is vlmkit finetune's own, whole."""
+    if not sibling.exists() and not sibling.is_symlink():
+        return
+    if sibling.is_dir() and not sibling.is_symlink() and not any(sibling.iterdir()):
+        return
+    try:
+        if not sibling.is_dir() or sibling.is_symlink():
+            raise UsageError(f"--out {sibling}: not a folder")
+        check_replaceable(sibling, RUN_FILE, unlisted_ok=IN_PROGRESS)
+    except UsageError as error:
+        raise UsageError(
+            f"--out {out}: {sibling} is in the way and is not (only) vlmkit finetune's "
+            f"working folder ({error.message.removeprefix(f'--out {sibling}').lstrip(': ')})",
+            hint="rename or move that folder, or choose another --out",
+        ) from None
+
+
+def finish_interrupted_swap(out: Path) -> None:
+    """Complete the replacement of OUT that a kill stopped between its two renames: the old
+    OUT already moved aside, the finished new one (it lists its files) not yet renamed."""
+    partial, retired = partial_folder(out), retired_folder(out)
+    if out.exists() or not (partial / INVENTORY).is_file() or not (partial / RUN_FILE).is_file():
+        return
+    partial.rename(out)
+    if (retired / RUN_FILE).is_file():
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def has_checkpoint(folder: Path) -> bool:
@@ -153,6 +192,14 @@ def start_folder(work: Path) -> None:
     if work.name.endswith(".partial") and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+
+
+def reopen_folder(work: Path) -> None:
+    """A resumed run trains in a folder that may hold a finished adapter: until it finishes
+    again, the folder is unfinished (no manifest, no list of files), so nothing takes the new
+    weights for finished ones nor the old manifest for theirs."""
+    for name in (ADAPTER_MANIFEST, INVENTORY):
+        (work / name).unlink(missing_ok=True)
 
 
 def finish_folder(work: Path, out: Path) -> None:

@@ -36,6 +36,7 @@ from vlmkit.finetune.output import (
     drop_unfinished_checkpoints,
     finish_folder,
     last_checkpoint,
+    reopen_folder,
     run_record,
     start_folder,
     training_folder,
@@ -129,6 +130,7 @@ def finetune(
     checkpoint = last_checkpoint(work) if resume else None
     if main_process and resume:
         drop_unfinished_checkpoints(work)
+        reopen_folder(work)
     args = SFTConfig(
         output_dir=str(work / CHECKPOINTS),
         num_train_epochs=settings.epochs,

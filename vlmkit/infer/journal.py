@@ -15,7 +15,6 @@ from its first check to its last write.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import InputError, UsageError
+from vlmkit.locks import RunLock
 from vlmkit.provenance import file_sha256
 from vlmkit.records import check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -47,9 +47,8 @@ class Journal:
         self.out = out
         self.partial = partial_path(out)
         self.sidecar = sidecar_path(out)
-        self.lock_file = out.with_name(f".{out.name}.lock")
+        self._lock = RunLock(out, "vlmkit infer")
         self._handle: Any = None
-        self._lock: Any = None
 
     # --- before the run ---------------------------------------------------------------------
 
@@ -79,9 +78,18 @@ class Journal:
                     "(infer records each run there)",
                     hint="move that file, or choose another --out",
                 )
+        if self.partial.is_file() and _header(self.partial) is None:
+            raise UsageError(
+                f"--out {self.out}: {self.partial} exists and vlmkit infer did not write it "
+                "(it keeps an unfinished run's answers there)",
+                hint="move that file, or choose another --out",
+            )
         if overwrite and self.out.is_file():
             record = self.previous_config() or {}
-            if record.get("out_sha256") != file_sha256(self.out):
+            # A run stopped while finishing has written its record before OUT: its partial
+            # file (with its header) is still there, and so OUT is still infer's.
+            finishing = self.partial.is_file()
+            if record.get("out_sha256") != file_sha256(self.out) and not finishing:
                 raise UsageError(
                     f"--out {self.out} is not a predictions file this vlmkit infer wrote "
                     f"({self.sidecar.name} does not describe it): --overwrite replaces only "
@@ -91,24 +99,11 @@ class Journal:
 
     def acquire(self) -> None:
         """Hold `.OUT.lock` for this run: a second run on the same OUT stops at once."""
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.lock_file, "a")  # noqa: SIM115 (held until release())
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            self._lock = None
-            raise UsageError(
-                f"another vlmkit infer is writing {self.out}",
-                hint="wait for it to finish, or choose another --out",
-            ) from None
+        self._lock.acquire()
 
     def release(self) -> None:
         self.close()
-        if self._lock is not None:
-            self.lock_file.unlink(missing_ok=True)
-            self._lock.close()
-            self._lock = None
+        self._lock.release()
 
     def previous_config(self) -> dict[str, Any] | None:
         """The sidecar (the last run's record), or None when there is none."""
@@ -138,7 +133,7 @@ class Journal:
             if header is None:
                 raise UsageError(
                     f"--out {self.partial} was not written by this version of vlmkit infer",
-                    hint="pass --overwrite to start again, or choose another --out",
+                    hint="move that file, or choose another --out",
                 )
             return header
         record = self.previous_config() or {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import UsageError
+from vlmkit.outputs import dataset_image_folders
 from vlmkit.records import METADATA_FILE
 from vlmkit.report import analysis
 from vlmkit.report.analysis import Confusion, MetricInfo
@@ -90,7 +91,7 @@ class Report:
                 if path is not None:
                     found.append((f"the {what} {scores.path} names", path))
                     if what == "references" and path.name == METADATA_FILE:
-                        found.append(("the dataset its images come from", path.parent))
+                        found += dataset_image_folders(path, "its images")
         return found
 
 
