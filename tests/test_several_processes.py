@@ -115,3 +115,46 @@ def test_an_error_every_process_meets_is_printed_once(setup, tmp_path):
     ours = [line for line in result.stderr.splitlines() if line.lstrip().startswith("Error:")]
     assert len(ours) == 1, result.stderr  # (the launcher then reports the exit statuses)
     assert "exceed 10 tokens" in result.stderr
+
+
+def test_the_processes_end_with_a_killed_launcher(setup, tmp_path):
+    import signal
+    import time
+
+    model, data = setup
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", *_torchrun(), "-m", "vlmkit", "finetune", str(data),
+               "--model", str(model), "-o", str(out), "--max-steps", "5000"]  # fmt: skip
+    launcher = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "log.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # both processes are training by now
+    workers = _children(launcher.pid)
+    assert len(workers) == 2
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -264,6 +265,7 @@ def finetune_command(
     from vlmkit.finetune.output import work_folders
     from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
     from vlmkit.finetune.settings import check_report_to, settings_from
+    from vlmkit.lifetime import end_with_parent
     from vlmkit.locks import RunLock
     from vlmkit.models.sources import resolve_source
     from vlmkit.outputs import image_folders, refuse_overlaps
@@ -287,6 +289,10 @@ def finetune_command(
     processes = current()
     # Every process runs this command; one speaks (the others' errors still show, by rank).
     console.stdout.quiet = console.stderr.quiet = not processes.main
+    if processes.several:
+        # A launcher killed by SIGKILL (torchrun, accelerate) would leave its processes
+        # training into OUT's folders; they end with it.
+        end_with_parent(os.getppid())
     # A link names the folder it points to: that is what is trained into (and replaced).
     out = out.resolve() if out.is_symlink() else out
     refuse_overlaps(

@@ -4,28 +4,24 @@
 `window` chunks are in flight. Results come back in input order, so the output files do not
 depend on the number of workers.
 
-Workers end with their parent, however it ends: a parent killed by SIGKILL runs no cleanup, and
-its workers would go on drawing for nobody. On Linux each worker asks the kernel for a signal
-when its parent dies (`prctl(PR_SET_PDEATHSIG)`); elsewhere a thread in the worker watches for
-the parent to be gone.
+Workers end with their parent, however it ends (`vlmkit.lifetime`): a parent killed by SIGKILL
+runs no cleanup, and its workers would go on drawing for nobody.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import itertools
 import multiprocessing
 import os
 import signal
-import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from vlmkit.lifetime import end_with_parent
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -90,25 +86,3 @@ def _worker_initializer(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent(parent)
     initializer(*initargs)
-
-
-PR_SET_PDEATHSIG = 1
-"""From <linux/prctl.h>."""
-
-
-def end_with_parent(parent: int) -> None:
-    """Make this process end when process `parent` (which started it) ends."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-            # The parent may have died before the request was made: then no signal comes.
-            if os.getppid() != parent:
-                os._exit(1)
-            return
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
