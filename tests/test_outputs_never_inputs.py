@@ -7,6 +7,7 @@ action that would destroy one.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -399,3 +400,89 @@ def test_score_and_report_never_write_over_images_reached_through_links(tmp_path
     assert run("score", preds, data, "--json", scores).exit_code == 0
     _refused(run("report", scores, "-o", store / "r.html"), "the folder of DATASET's images")
     assert _snapshot(store) == before
+
+
+@pytest.mark.slow
+def test_a_users_folder_at_a_working_name_is_never_deleted(tiny, tmp_path: Path):
+    import shutil
+
+    model, data = tiny
+    out = tmp_path / "run"
+    args = ("finetune", data, "--model", model, "-o", out, "--max-steps", "1")
+    assert run(*args).exit_code == 0
+    backup = Path(shutil.copytree(out, tmp_path / ".run.old"))  # a copy of vlmkit's own...
+    (backup / "NOTES.txt").write_text("mine")  # ...with the user's notes in it
+    result = run(*args, "--overwrite")
+    _refused(result, f"{backup} is in the way", "NOTES.txt")
+    shutil.rmtree(backup)
+    (tmp_path / ".run.partial").write_text("a file")
+    _refused(run(*args, "--overwrite"), ".run.partial is in the way")
+    assert (tmp_path / ".run.partial").read_text() == "a file"
+
+
+@pytest.mark.slow
+def test_a_finished_folder_is_replaced_only_with_exactly_what_it_listed(tiny, tmp_path: Path):
+    model, data = tiny
+    out = tmp_path / "run"
+    args = ("finetune", data, "--model", model, "-o", out, "--max-steps", "2",
+            "--save-every", "1")  # fmt: skip
+    assert run(*args).exit_code == 0
+    for mine in ("checkpoints/checkpoint-2/notes.txt", "best/notes.txt", "merged/notes.txt"):
+        (out / mine).parent.mkdir(parents=True, exist_ok=True)
+        (out / mine).write_text("mine")
+        _refused(run(*args, "--overwrite"), mine)
+        (out / mine).unlink()
+    assert run(*args, "--overwrite").exit_code == 0
+
+
+@pytest.mark.slow
+def test_a_resumed_run_is_unfinished_until_it_finishes(tiny, tmp_path: Path):
+    from vlmkit.finetune.output import reopen_folder
+
+    model, data = tiny
+    out = tmp_path / "run"
+    args = ("finetune", data, "--model", model, "-o", out, "--save-every", "1")
+    assert run(*args, "--max-steps", "1").exit_code == 0
+    reopen_folder(out)  # what --resume does first: a kill after it leaves this
+    result = run("infer", data, "--adapter", out, "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 1 and "its training has not finished" in result.stderr
+    assert run(*args, "--max-steps", "2", "--resume").exit_code == 0
+    manifest = json.loads((out / "vlmkit-adapter.json").read_text())
+    assert manifest["training"]["steps"] == 2 and (out / ".vlmkit-files").is_file()
+
+
+@pytest.mark.slow
+def test_two_finetune_runs_never_write_one_folder(tiny, tmp_path: Path):
+    from vlmkit.locks import RunLock
+
+    model, data = tiny
+    out = tmp_path / "run"
+    with RunLock(out, "vlmkit finetune"):  # another run holds OUT
+        result = run("finetune", data, "--model", model, "-o", out, "--overwrite")
+        _refused(result, f"another vlmkit finetune is writing {out}")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_swap_cut_by_a_kill_is_completed_by_the_next_run(tiny, tmp_path: Path):
+    model, data = tiny
+    out = tmp_path / "run"
+    args = ("finetune", data, "--model", model, "-o", out, "--max-steps", "1")
+    assert run(*args).exit_code == 0
+    new = _snapshot(out)
+    # As a kill between the two renames leaves it: the old OUT aside, the new one whole.
+    assert run(*args, "-o", tmp_path / "old").exit_code == 0
+    (tmp_path / "old").rename(tmp_path / ".run.old")
+    out.rename(tmp_path / ".run.partial")
+    result = run(*args, "--max-steps", "2", "--resume")  # any next run of OUT completes it
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / ".run.old").exists() and not (tmp_path / ".run.partial").exists()
+    assert (out / "adapter_config.json").read_bytes() == new[out / "adapter_config.json"]
+
+
+@pytest.mark.slow
+def test_finetune_never_trains_into_the_current_folder(tiny, tmp_path: Path, monkeypatch):
+    model, data = tiny
+    monkeypatch.chdir(tmp_path)
+    result = run("finetune", data, "--model", model, "-o", ".", "--overwrite")
+    _refused(result, "is the current folder or holds it")

@@ -44,6 +44,11 @@ def check_output_folder(
     `inputs`, what the command reads, must not overlap `out`: replacing one would delete the
     other.
     """
+    if out.is_symlink() and not out.exists():
+        raise UsageError(
+            f"--out {out} is a link to {os.readlink(out)}, which does not exist",
+            hint="point the link at an existing folder, or choose another --out",
+        )
     out = out.resolve() if out.is_symlink() else out
     refuse_overlaps([("--out", out)], inputs)
     here = Path.cwd().resolve()

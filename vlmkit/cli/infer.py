@@ -294,7 +294,9 @@ def _kept(out: Path, interruption: _Interruption) -> str:
             f"stopped at once; the samples answered so far are kept in {out}.partial. Rerun "
             "the same command to resume."
         )
-    return f"no sample was answered; {out} is as it was."
+    if out.exists():
+        return f"no sample was answered; {out} is as it was."
+    return "no sample was answered; nothing was written."
 
 
 class _Interruption:

@@ -84,7 +84,8 @@ def read_training_data(dataset: Path, split: str | None, *, flag: str) -> Traini
 
     `flag` names the argument in errors (TRAIN_DATASET, --eval).
     """
-    folder = dataset_folder(dataset, split)
+    split_flag = "--eval-split" if flag == "--eval" else "--split"
+    folder = dataset_folder(dataset, split, flag=flag, split_flag=split_flag)
     metadata = folder / METADATA_FILE
     records: list[DatasetRecord] = []
     for number, record in enumerate(read_dataset(folder), start=1):

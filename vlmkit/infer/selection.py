@@ -31,13 +31,15 @@ class Selection:
     samples: list[Sample]
 
 
-def dataset_folder(dataset: Path, split: str | None) -> Path:
+def dataset_folder(
+    dataset: Path, split: str | None, *, flag: str = "DATASET", split_flag: str = "--split"
+) -> Path:
     """The folder holding metadata.jsonl: DATASET itself, or DATASET/SPLIT with `--split`."""
     if not dataset.exists():
-        raise UsageError(f"DATASET {dataset} does not exist", hint="check the path")
+        raise UsageError(f"{flag} {dataset} does not exist", hint="check the path")
     if not dataset.is_dir():
         raise UsageError(
-            f"DATASET {dataset} is not a folder",
+            f"{flag} {dataset} is not a folder",
             hint=f"pass the dataset folder that holds {METADATA_FILE}",
         )
     splits = sorted(p.name for p in dataset.iterdir() if (p / METADATA_FILE).is_file())
@@ -45,18 +47,18 @@ def dataset_folder(dataset: Path, split: str | None) -> Path:
         if split not in splits:
             known = ", ".join(splits) or "none: this folder has no split subfolders"
             raise UsageError(
-                f"--split {split!r}: {dataset} has no such split", hint=f"splits: {known}"
+                f"{split_flag} {split!r}: {dataset} has no such split", hint=f"splits: {known}"
             )
         return dataset / split
     if (dataset / METADATA_FILE).is_file():
         return dataset
     if splits:
         raise UsageError(
-            f"DATASET {dataset} holds splits ({', '.join(splits)}), not one dataset",
-            hint=f"choose one with --split, e.g. --split {splits[-1]}",
+            f"{flag} {dataset} holds splits ({', '.join(splits)}), not one dataset",
+            hint=f"choose one with {split_flag}, e.g. {split_flag} {splits[-1]}",
         )
     raise InputError(
-        f"DATASET {dataset} has no {METADATA_FILE}",
+        f"{flag} {dataset} has no {METADATA_FILE}",
         hint="make one with `vlmkit synth` or `vlmkit convert`",
     )
 
