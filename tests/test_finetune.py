@@ -198,17 +198,17 @@ def test_skip_long_trains_on_the_rest_and_counts(setup, tmp_path):
 
 def _budget(model: Path, data: Path) -> int:
     """A --max-length that fits every sample of `data` but its first."""
-    from vlmkit.finetune.collate import TrainingCollator
     from vlmkit.finetune.data import read_training_data
+    from vlmkit.finetune.objectives import objective_named
     from vlmkit.models.loading import load_model
     from vlmkit.models.options import LoadOptions
     from vlmkit.models.sources import resolve_source
 
     loaded = load_model(resolve_source(str(model), None), LoadOptions())
-    collator = TrainingCollator(loaded.processor, loaded.family)
-    lengths = [
-        collator.lengths(e).total for e in read_training_data(data, None, flag="D").examples()
-    ]
+    sft = objective_named("sft")
+    collator = sft.collator(loaded.processor, loaded.family, None)
+    training = read_training_data(data, None, flag="D")
+    lengths = [sft.longest(collator, example) for example in sft.examples(training)]
     assert lengths[0] > max(lengths[1:])
     return max(lengths[1:])
 

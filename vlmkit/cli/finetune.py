@@ -11,6 +11,7 @@ import typer
 
 from vlmkit.cli import console
 from vlmkit.cli.options import given
+from vlmkit.finetune.objectives import OBJECTIVES
 from vlmkit.finetune.settings import SETTING_DEFAULTS
 
 LORA = "LoRA"
@@ -35,12 +36,17 @@ def kept_after_interruption(out: Path) -> str:
     return f"training stopped; {checkpoint} is kept: add --resume to continue from it."
 
 
+# A closed choice listed by --help; the registry is a literal, so reading it here is free.
+ObjectiveChoice = Enum("ObjectiveChoice", {name: name for name in OBJECTIVES}, type=str)  # type: ignore[misc]
+
+
 class Method(str, Enum):
     lora = "lora"
     qlora = "qlora"
 
 
 DEFAULT_METHOD = Method(SETTING_DEFAULTS["method"])
+DEFAULT_OBJECTIVE = ObjectiveChoice(SETTING_DEFAULTS["objective"])
 
 
 def finetune_command(
@@ -59,6 +65,13 @@ def finetune_command(
         Path | None,
         typer.Option(help="TOML or YAML file of these settings (flags win over it)."),
     ] = None,
+    objective: Annotated[
+        ObjectiveChoice,  # type: ignore[valid-type]
+        typer.Option(
+            help="The training objective: sft learns each record's target.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = DEFAULT_OBJECTIVE,
     method: Annotated[
         Method | None,
         typer.Option(
@@ -261,19 +274,15 @@ def finetune_command(
         vlmkit finetune data/letters --model tiny/ -o runs/t --max-steps 50 --lr 1e-3
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
-    from vlmkit.finetune.data import read_training_data
-    from vlmkit.finetune.output import work_folders
-    from vlmkit.finetune.processes import check_eval_fits, current, launched_alone
-    from vlmkit.finetune.settings import check_report_to, settings_from
+    from vlmkit.finetune.processes import current
+    from vlmkit.finetune.session import FinetuneRequest, plan
+    from vlmkit.finetune.settings import settings_from
     from vlmkit.lifetime import end_with_parent
-    from vlmkit.locks import RunLock
-    from vlmkit.models.sources import resolve_source
-    from vlmkit.outputs import image_folders, refuse_overlaps
 
     flags: dict[str, Any] = {
-        "method": method.value if method else None, "lora_r": lora_r, "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout, "target_modules": target_modules,
-        "train_vision": train_vision,
+        "objective": objective.value, "method": method.value if method else None, "lora_r": lora_r,
+        "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
+        "target_modules": target_modules, "train_vision": train_vision,
         "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
         "grad_accum": grad_accum, "gradient_checkpointing": gradient_checkpointing,
         "warmup_ratio": warmup_ratio, "max_length": max_length, "skip_long": skip_long,
@@ -293,107 +302,46 @@ def finetune_command(
         # A launcher killed by SIGKILL (torchrun, accelerate) would leave its processes
         # training into OUT's folders; they end with it.
         end_with_parent(os.getppid())
-    # A link names the folder it points to: that is what is trained into (and replaced).
-    out = out.resolve() if out.is_symlink() else out
-    refuse_overlaps(
-        [("--out", out), *work_folders(out)],
-        [("TRAIN_DATASET", train), ("--eval", eval_dataset), ("--model", model),
-         ("--config", config)],
-    )  # fmt: skip
-    settings = settings_from(config, flags)
-    if settings.best_metric and eval_dataset is None:
-        from vlmkit.errors import UsageError
-
-        raise UsageError("--best-metric needs --eval", hint="name the dataset to score on")
-    if settings.best_metric:
-        from dataclasses import replace
-
-        from vlmkit.metrics import resolve_metric_names
-
-        # A typo gets its did-you-mean now, not after training.
-        (name,) = resolve_metric_names(settings.best_metric, flag="--best-metric")
-        settings = replace(settings, best_metric=name)
-    check_report_to(settings.report_to)
-    if eval_dataset is None:
-        eval_only = {"--eval-every": flags["eval_every"], "--eval-samples": flags["eval_samples"],
-                     "--eval-max-new-tokens": flags["eval_max_new_tokens"]}  # fmt: skip
-        passed = [flag for flag, value in eval_only.items() if value is not None]
-        if passed:
-            from vlmkit.errors import UsageError
-
-            raise UsageError(f"{', '.join(passed)} apply to --eval", hint="add --eval DATASET")
-    if eval_dataset is not None:
-        check_eval_fits(processes)
-    if launched_alone():
-        console.warn(
-            "accelerate launch was asked for several processes but started one: on a machine "
-            "without GPUs it needs --multi_gpu for that (CPU processes then talk over gloo), "
-            "or use torchrun --nproc_per_node N -m vlmkit finetune ..."
-        )
-    train_data = read_training_data(train, split, flag="TRAIN_DATASET")
-    eval_data = (
-        read_training_data(eval_dataset, eval_split, flag="--eval") if eval_dataset else None
+    eval_flags = ("eval_every", "eval_samples", "eval_max_new_tokens")
+    request = FinetuneRequest(
+        train=train,
+        model=model,
+        # A link names the folder it points to: that is what is trained into (and replaced).
+        out=out.resolve() if out.is_symlink() else out,
+        settings=settings_from(config, flags),
+        split=split,
+        eval_dataset=eval_dataset,
+        eval_split=eval_split,
+        config_file=config,
+        resume=resume,
+        overwrite=overwrite,
+        merge=merge,
+        eval_flags_given=tuple(
+            f"--{name.replace('_', '-')}" for name in eval_flags if flags[name] is not None
+        ),
     )
-    read = [data for data in (train_data, eval_data) if data is not None]
-    refuse_overlaps(  # the images themselves, where links take them outside the datasets
-        [("--out", out), *work_folders(out)],
-        [folder for data in read for folder in image_folders(data.folder, data.image_paths())],
-    )
-    if eval_data is not None:
-        eval_data.check_scorable()
-        shared = eval_data.shared_with(train_data)
-        if shared:
-            console.warn(
-                f"{shared:,} of the --eval samples are also training samples (same id or "
-                "image): their scores will flatter the model"
-            )
-    source = resolve_source(model, None)
-    # One run at a time writes OUT: a second stops here, before touching it.
-    lock = RunLock(out, "vlmkit finetune")
-    if processes.main:
-        lock.acquire()
-    try:
-        report = _train(
-            out, source, train_data, eval_data, settings, processes,
-            resume=resume, overwrite=overwrite, merge=merge,
-        )  # fmt: skip
-    finally:
-        lock.release()
-    if not processes.main:
-        return  # one summary per run, from the main process
-    _summary(out, report)
+    work = plan(request, processes)
+    for notice in work.notices:
+        console.warn(notice)
+    report = _train(work)
+    if processes.main:  # one summary per run, from the main process
+        _summary(request.out, report)
 
 
-def _train(
-    out: Path,
-    source: Any,
-    train_data: Any,
-    eval_data: Any,
-    settings: Any,
-    processes: Any,
-    *,
-    resume: bool,
-    overwrite: bool,
-    merge: bool,
-) -> Any:
-    """Check OUT, then train with a progress bar; what the library returns."""
-    from vlmkit.finetune.output import check_resume, prepare_output
-    from vlmkit.provenance import require_model_libraries
-
-    prepare_output(out, overwrite=overwrite, resume=resume)
-    if resume:
-        check_resume(out, settings, source, train_data)
-    require_model_libraries("vlmkit finetune")
+def _train(work: Any) -> Any:
+    """Execute the plan under a progress bar; what the library returns."""
     from vlmkit.cli.progress import progress_bar
-    from vlmkit.finetune.train import Hooks, finetune
+    from vlmkit.finetune.session import execute
+    from vlmkit.finetune.training_log import Hooks
 
+    settings, processes = work.settings, work.processes
     on = f" in {processes.world_size} processes" if processes.several else ""
     console.note(
-        f"Training a {settings.method} adapter on {len(train_data.records):,} samples of "
-        f"{train_data.folder}{on}"
+        f"Training a {settings.method} adapter ({settings.objective}) on "
+        f"{len(work.train.records):,} samples of {work.train.folder}{on}"
     )
     with (
-        console.interrupted_means(lambda: kept_after_interruption(out)),
+        console.interrupted_means(lambda: kept_after_interruption(work.out)),
         progress_bar("Training", None, "steps") as advance,
     ):
         state: dict[str, Any] = {"step": 0}
@@ -406,12 +354,9 @@ def _train(
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
             console.stderr.print(f"step {step}: {shown}")
 
-        return finetune(
-            source, train_data, eval_data, out, settings, resume=resume, overwrite=overwrite,
-            merge=merge,
-            hooks=Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
-                        on_scores=on_scores),
-        )  # fmt: skip
+        hooks = Hooks(on_start=lambda steps: advance(0, total=steps), on_step=on_step,
+                      on_scores=on_scores)  # fmt: skip
+        return execute(work, hooks)
 
 
 def _summary(out: Path, report: Any) -> None:

@@ -21,20 +21,12 @@ class TrainingData:
     records: list[DatasetRecord]
     metadata_sha256: str
 
+    @property
+    def metadata(self) -> Path:
+        return self.folder / METADATA_FILE
+
     def image_paths(self) -> list[Path]:
         return [self.folder / r.file_name for r in self.records]
-
-    def examples(self) -> list[dict[str, Any]]:
-        """Rows for the trainer's dataset: the collator opens the images itself."""
-        return [
-            {
-                "id": r.id,
-                "image": str(self.folder / r.file_name),
-                "prompt": r.prompt,
-                "target": r.target,
-            }
-            for r in self.records
-        ]
 
     def sample(self, count: int, seed: int = 0) -> list[DatasetRecord]:
         """The same `count` records at every call, drawn with a fixed seed from the whole set
@@ -80,7 +72,8 @@ class TrainingData:
 
 
 def read_training_data(dataset: Path, split: str | None, *, flag: str) -> TrainingData:
-    """Every record of DATASET (or its split), refusing what cannot be trained on.
+    """Every record of DATASET (or its split), refusing what no objective can train on (the
+    objective checks its own fields: `Objective.check_data`).
 
     `flag` names the argument in errors (TRAIN_DATASET, --eval).
     """
@@ -90,11 +83,6 @@ def read_training_data(dataset: Path, split: str | None, *, flag: str) -> Traini
     records: list[DatasetRecord] = []
     for number, record in enumerate(read_dataset(folder), start=1):
         where = f"{metadata}:{number}"
-        if not record.target.strip():
-            raise InputError(
-                f"{where}: the target of {record.id!r} is empty: nothing to learn",
-                hint=f"give every record of {flag} a target, or drop that record",
-            )
         if not record.prompt.strip():
             raise InputError(
                 f"{where}: {record.id!r} has no prompt",

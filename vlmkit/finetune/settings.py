@@ -26,6 +26,8 @@ METHODS = ("lora", "qlora")
 class FinetuneSettings:
     """Hyper-parameters and run options of `vlmkit finetune` (each documented by its flag)."""
 
+    objective: str = "sft"
+    """What the adapter learns from: `sft` (targets), `dpo` (preference pairs) (`--objective`)."""
     method: str = "lora"
     """`lora`: adapters on full-precision weights; `qlora`: on 4-bit NF4 weights (`--method`)."""
     lora_r: int = 16
@@ -80,6 +82,9 @@ class FinetuneSettings:
     """Run code shipped with the model (`--trust-remote-code`)."""
 
     def __post_init__(self) -> None:
+        from vlmkit.finetune.objectives import objective_named
+
+        objective_named(self.objective)  # a typo gets its did-you-mean
         if self.method not in METHODS:
             raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
         positive = {

@@ -1,11 +1,11 @@
-"""`vlmkit finetune`: LoRA or QLoRA supervised fine-tuning of a VLM with TRL's SFTTrainer.
+"""The stages of a fine-tuning run, each a function a test can call: load, build, train, save.
 
 The pieces notebooks get wrong are each vlmkit's own and tested: prompts come from the code
-inference uses (`vlmkit.prompts`), labels cover only the answer and its end token
-(`collate.py`), no sample is cut into its image tokens (checked before training), LoRA adapts
-the language model unless asked otherwise (`modules.py`), and evaluation generates answers and
-scores them (`evaluation.py`). The adapter folder carries a manifest so that
-`vlmkit infer --adapter OUT` needs nothing else.
+inference uses (`vlmkit.prompts`), the objective's collator labels only what is learned, no
+sample is cut into its image tokens (checked before training), LoRA adapts the language model
+unless asked otherwise (`modules.py`), and evaluation generates answers and scores them
+(`evaluation.py`). `session.py` runs the stages in order; the adapter folder carries a
+manifest so that `vlmkit infer --adapter OUT` needs nothing else.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from transformers import PrinterCallback
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
-from vlmkit.finetune.collate import TrainingCollator
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
+from vlmkit.finetune.objectives.base import Objective
 from vlmkit.finetune.output import (
     BEST,
     CHECKPOINTS,
@@ -34,14 +34,12 @@ from vlmkit.finetune.output import (
     MERGED,
     RUN_FILE,
     drop_unfinished_checkpoints,
-    finish_folder,
     last_checkpoint,
     reopen_folder,
     run_record,
     start_folder,
-    training_folder,
 )
-from vlmkit.finetune.processes import Processes, current
+from vlmkit.finetune.processes import Processes
 from vlmkit.finetune.settings import FinetuneSettings
 from vlmkit.finetune.training_log import Hooks, TrainingLog, whole_run_loss
 from vlmkit.models.loading import LoadedModel, choose_device, choose_dtype, load_model
@@ -69,35 +67,25 @@ class TrainingReport:
     merged: Path | None = None
 
 
-def finetune(
-    source: ModelSource,
-    train: TrainingData,
-    eval_data: TrainingData | None,
-    out: Path,
-    settings: FinetuneSettings,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    merge: bool = False,
-    hooks: Hooks | None = None,
-) -> TrainingReport:
-    """Train an adapter on `train` into `out` (already checked by `prepare_output`).
+@dataclass
+class Built:
+    """A trainer ready to run, with what the later stages need of its making."""
 
-    With `overwrite` the run trains beside the old OUT and replaces it only once complete
-    (see `vlmkit.finetune.output`); nothing is written before everything that can fail before
-    training (device, model, target modules, token budget) has passed.
-    """
-    hooks = hooks or Hooks()
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    trainer: Any
+    evaluator: GenerationEvalCallback | None
+    examples: int
+    skipped_long: list[str]
 
-    processes = current()
+
+def load_for_training(
+    source: ModelSource, settings: FinetuneSettings, processes: Processes
+) -> LoadedModel:
+    """The base model (4-bit for QLoRA) on this process's device, in the training dtype."""
     device = choose_device(settings.device)
     dtype = choose_dtype(settings.dtype, device)
-    _check_device(settings, device, dtype)
+    _check_device(device, dtype)
     torch.manual_seed(settings.seed)
-    loaded = load_model(
+    return load_model(
         source,
         LoadOptions(
             device=device,
@@ -107,11 +95,33 @@ def finetune(
         ),
         device_map=_ddp_device_map(device, processes),
     )
-    collator = TrainingCollator(
-        loaded.processor, loaded.family, max_length=settings.max_length or loaded.context_length
+
+
+def build_trainer(
+    objective: Objective,
+    loaded: LoadedModel,
+    train: TrainingData,
+    eval_data: TrainingData | None,
+    settings: FinetuneSettings,
+    work: Path,
+    *,
+    out: Path,
+    processes: Processes,
+    resume: bool,
+    hooks: Hooks,
+) -> Built:
+    """The objective's collator and trainer over the examples that fit the token budget.
+
+    Nothing is written before every check of this stage has passed (target modules, budget);
+    then the run's folder is made (or reopened, for `--resume`).
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    collator = objective.collator(
+        loaded.processor, loaded.family, settings.max_length or loaded.context_length
     )
-    report = TrainingReport()
-    examples = _within_budget(train, collator, settings, report)
+    examples, skipped = _within_budget(objective, train, collator, settings)
     lora = LoraConfig(
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,
@@ -122,44 +132,13 @@ def finetune(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    work = training_folder(out, overwrite=overwrite, resume=resume)
-    main_process = processes.main
-    if main_process and not resume:
-        start_folder(work)
-        write_json_atomic(work / RUN_FILE, run_record(settings, source, train))
-    checkpoint = last_checkpoint(work) if resume else None
-    if main_process and resume:
-        drop_unfinished_checkpoints(work)
-        reopen_folder(work)
-    args = SFTConfig(
-        output_dir=str(work / CHECKPOINTS),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps or -1,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.lr,
-        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a ratio
-        logging_steps=settings.logging_steps,
-        save_strategy="steps" if settings.save_every else "epoch",
-        save_steps=settings.save_every or 500,
-        save_total_limit=2,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        use_cpu=device == "cpu",
-        activation_checkpointing=settings.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},
-        report_to=list(settings.report_to) or "none",
-        # vlmkit's collator reads the raw columns and builds the batch itself.
-        remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True},
-        max_length=None,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        # LoRA layers all take part in every forward: DDP's search for unused ones is waste.
-        ddp_find_unused_parameters=False,
-    )
+    if processes.main:
+        if resume:
+            drop_unfinished_checkpoints(work)
+            reopen_folder(work)
+        else:
+            start_folder(work)
+            write_json_atomic(work / RUN_FILE, run_record(settings, loaded.source, train))
     callbacks: list[Any] = [TrainingLog(work / LOG, hooks, resumed=resume)]
     evaluator = None
     if eval_data is not None:
@@ -175,37 +154,63 @@ def finetune(
             resumed=resume,
         )
         callbacks.append(evaluator)
-    trainer = SFTTrainer(
+    trainer = objective.trainer(
         model=loaded.model,
-        args=args,
-        train_dataset=Dataset.from_list(examples),
-        data_collator=collator,
-        processing_class=loaded.processor,
+        processor=loaded.processor,
+        args=_common_args(settings, work, loaded.device),
+        dataset=Dataset.from_list(examples),
+        collator=collator,
         peft_config=lora,
         callbacks=callbacks,
+        settings=settings,
     )
     # vlmkit reports losses itself (progress line, log.jsonl); the trainer's printer would
     # write raw dicts to stdout, where results go.
     trainer.remove_callback(PrinterCallback)
     if evaluator is not None:
         evaluator.trainer = trainer  # eval scores go through trainer.log, to every tracker
-    if device == "cpu":
+    if loaded.device == "cpu":
         _trainable_in_fp32(trainer.model)
+    return Built(trainer, evaluator, len(examples), skipped)
+
+
+def run_training(built: Built, work: Path, *, resume: bool) -> TrainingReport:
+    """Train (from the last checkpoint saved whole, with `--resume`) and save the adapter."""
+    checkpoint = last_checkpoint(work) if resume else None
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    report.seconds = time.perf_counter() - started
-    report.steps = result.global_step
-    report.train_loss, report.train_loss_steps = whole_run_loss(trainer.state.log_history)
-    report.train_samples = len(examples)
-    trainer.save_model(str(work))  # every process: sharded (FSDP, ZeRO-3) saves gather
-    if not trainer.is_world_process_zero():
-        return report
+    result = built.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    report = TrainingReport(
+        steps=result.global_step,
+        train_samples=built.examples,
+        skipped_long=built.skipped_long,
+        seconds=time.perf_counter() - started,
+    )
+    report.train_loss, report.train_loss_steps = whole_run_loss(built.trainer.state.log_history)
+    built.trainer.save_model(str(work))  # every process: sharded (FSDP, ZeRO-3) saves gather
+    return report
+
+
+def save_outputs(
+    loaded: LoadedModel,
+    built: Built,
+    report: TrainingReport,
+    train: TrainingData,
+    eval_data: TrainingData | None,
+    settings: FinetuneSettings,
+    work: Path,
+    *,
+    out: Path,
+    processes: Processes,
+) -> dict[str, Any]:
+    """The best adapter's manifest, and the run's manifest (returned: written last, by the
+    session, once everything else is in place)."""
     if not (work / "adapter_model.safetensors").is_file():
         raise InputError(
             f"training finished but no adapter was saved in {work}",
             hint="with FSDP, use fsdp_state_dict_type FULL_STATE_DICT (see the README)",
         )
-    manifest = _manifest(source, loaded, train, eval_data, settings, report, processes)
+    manifest = _manifest(loaded, train, eval_data, settings, report, processes)
+    evaluator = built.evaluator
     if evaluator is not None:
         report.final_metrics = evaluator.last
         manifest["final_metrics"] = evaluator.last
@@ -215,24 +220,18 @@ def finetune(
                            "adapter": str((out / BEST).resolve())}  # fmt: skip
             manifest["best"] = report.best
             write_json_atomic(work / BEST / ADAPTER_MANIFEST, {**manifest, "final_metrics": None})
-    if merge:
-        # Free the trainer's model and optimiser before a second, unquantised copy loads.
-        del trainer, loaded, callbacks, evaluator
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        merge_adapter(source, work, settings, device, dtype)
-        report.merged = out / MERGED
-    # The manifest last: a folder with one holds a finished run (infer --adapter checks).
-    write_json_atomic(work / ADAPTER_MANIFEST, manifest)
-    finish_folder(work, out)
-    return report
+    return manifest
 
 
-def merge_adapter(
-    source: ModelSource, out: Path, settings: FinetuneSettings, device: str, dtype: torch.dtype
-) -> Path:
-    """Write OUT/merged: the base model with the adapter folded into its weights.
+def free() -> None:
+    """Return the memory of what the caller let go (the trainer's model and optimiser)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def merge_adapter(source: ModelSource, work: Path, settings: FinetuneSettings) -> Path:
+    """Write WORK/merged: the base model with the adapter folded into its weights.
 
     The base is loaded again unquantised (a QLoRA adapter is merged into full-precision
     weights: folding it into 4-bit weights would round the update away). It is written beside
@@ -240,17 +239,51 @@ def merge_adapter(
     """
     from peft import PeftModel
 
+    device = choose_device(settings.device)
+    dtype = choose_dtype(settings.dtype, device)
     options = LoadOptions(device=device, dtype=str(dtype).removeprefix("torch."),
                           trust_remote_code=settings.trust_remote_code)  # fmt: skip
     base = load_model(source, options)
-    merged = PeftModel.from_pretrained(base.model, str(out)).merge_and_unload()
-    staging = out / f".{MERGED}.partial"
+    merged = PeftModel.from_pretrained(base.model, str(work)).merge_and_unload()
+    staging = work / f".{MERGED}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging)
     base.processor.save_pretrained(staging)
-    shutil.rmtree(out / MERGED, ignore_errors=True)  # a resumed run's earlier merge
-    staging.rename(out / MERGED)
-    return out / MERGED
+    shutil.rmtree(work / MERGED, ignore_errors=True)  # a resumed run's earlier merge
+    staging.rename(work / MERGED)
+    return work / MERGED
+
+
+def _common_args(settings: FinetuneSettings, work: Path, device: str) -> dict[str, Any]:
+    """The TrainingArguments every objective's TRL config shares."""
+    dtype = choose_dtype(settings.dtype, device)
+    return {
+        "output_dir": str(work / CHECKPOINTS),
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps or -1,
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "learning_rate": settings.lr,
+        "warmup_steps": settings.warmup_ratio,  # transformers 5: a float below 1 is a ratio
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps" if settings.save_every else "epoch",
+        "save_steps": settings.save_every or 500,
+        "save_total_limit": 2,
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "bf16": dtype == torch.bfloat16,
+        "fp16": dtype == torch.float16,
+        "use_cpu": device == "cpu",
+        "activation_checkpointing": settings.gradient_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
+        "report_to": list(settings.report_to) or "none",
+        # vlmkit's collators read the raw columns and build the batch themselves.
+        "remove_unused_columns": False,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        # LoRA layers all take part in every forward: DDP's search for unused ones is waste.
+        "ddp_find_unused_parameters": False,
+    }
 
 
 def _trainable_in_fp32(model: Any) -> None:
@@ -261,7 +294,7 @@ def _trainable_in_fp32(model: Any) -> None:
             parameter.data = parameter.data.float()
 
 
-def _check_device(settings: FinetuneSettings, device: str, dtype: torch.dtype) -> None:
+def _check_device(device: str, dtype: torch.dtype) -> None:
     if device == "cpu" and dtype == torch.float16:
         raise UsageError(
             "--dtype float16 training needs a CUDA GPU (mixed precision)",
@@ -279,24 +312,22 @@ def _ddp_device_map(device: str, processes: Processes) -> Any:
 
 
 def _within_budget(
-    train: TrainingData,
-    collator: TrainingCollator,
-    settings: FinetuneSettings,
-    report: TrainingReport,
-) -> list[dict[str, Any]]:
-    """The examples that fit `max_length` whole: cutting one would cut into its image tokens."""
+    objective: Objective, train: TrainingData, collator: Any, settings: FinetuneSettings
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The examples that fit `max_length` whole (cutting one would cut into its image
+    tokens), and the ids of those skipped (`--skip-long`)."""
     limit = collator.max_length
     kept, too_long = [], []
-    for example in train.examples():
+    for example in objective.examples(train):
         try:
-            lengths = collator.lengths(example)
+            tokens = objective.longest(collator, example)
         except (OSError, ValueError) as error:
             raise InputError(
                 f"{train.folder}: sample {example['id']!r} cannot be encoded: {error}",
                 hint="check its image and prompt",
             ) from None
-        if limit is not None and lengths.total > limit:
-            too_long.append((example["id"], lengths.total))
+        if limit is not None and tokens > limit:
+            too_long.append((example["id"], tokens))
         else:
             kept.append(example)
     if too_long and not settings.skip_long:
@@ -307,14 +338,12 @@ def _within_budget(
             hint="raise --max-length (up to the model's context), shrink the images, or pass "
             "--skip-long to leave them out (counted)",
         )
-    report.skipped_long = [i for i, _ in too_long]
     if not kept:
         raise InputError(f"every training sample exceeds {limit} tokens", hint="raise --max-length")
-    return kept
+    return kept, [i for i, _ in too_long]
 
 
 def _manifest(
-    source: ModelSource,
     loaded: LoadedModel,
     train: TrainingData,
     eval_data: TrainingData | None,
@@ -322,6 +351,7 @@ def _manifest(
     report: TrainingReport,
     processes: Processes,
 ) -> dict[str, Any]:
+    source = loaded.source
     return {
         "vlmkit_version": __version__,
         "created_at": utc_now(),
@@ -329,6 +359,7 @@ def _manifest(
         "base_config": loaded.model.config.to_dict() if source.config is None else source.config,
         "family": loaded.family.name,
         "prompt_format": loaded.prompt_format.to_json(),
+        "objective": settings.objective,
         "method": settings.method,
         "settings": settings.to_json(),
         "train_data": train.fingerprint(),

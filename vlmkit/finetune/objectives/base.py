@@ -1,0 +1,45 @@
+"""What every training objective supplies to the finetune session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from vlmkit.finetune.data import TrainingData
+
+
+class Objective:
+    """A way to train an adapter: its records, its collator, its TRL config and trainer.
+
+    Stdlib-light at import (the CLI resolves it before anything heavy loads); the methods that
+    build a collator, a config or a trainer import what they need.
+    """
+
+    name: ClassVar[str]
+    """The value of `--objective`, recorded in the manifest."""
+    record_fields: ClassVar[tuple[str, ...]]
+    """The fields each training record carries besides id, file_name, prompt, task, meta."""
+
+    def check_data(self, data: TrainingData, flag: str) -> None:
+        """Refuse a dataset whose records do not carry this objective's fields, naming them."""
+        raise NotImplementedError
+
+    def collator(self, processor: Any, family: Any, max_length: int | None) -> Any:
+        """Builds a training batch from `examples` rows; also measures one (`lengths`)."""
+        raise NotImplementedError
+
+    def examples(self, data: TrainingData) -> list[dict[str, Any]]:
+        """The rows of the trainer's dataset (images stay paths: the collator opens them)."""
+        raise NotImplementedError
+
+    def longest(self, collator: Any, example: dict[str, Any]) -> int:
+        """The most tokens `example` makes in one training sequence (for the token budget)."""
+        raise NotImplementedError
+
+    def trainer(
+        self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
+        peft_config: Any, callbacks: list[Any], settings: Any,
+    ) -> Any:  # fmt: skip
+        """The TRL trainer, its config built from `args` (what every objective shares) and this
+        objective's own settings."""
+        raise NotImplementedError
