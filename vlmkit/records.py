@@ -32,18 +32,31 @@ class DatasetRecord:
     """Default metric set: `ocr`, `json`, `letter`, ..."""
     prompt: str
     """The question put to the model."""
-    target: str
-    """The expected answer."""
+    target: str | None
+    """The expected answer (None in a preference dataset, which has `chosen` and `rejected`)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Everything needed to analyse results later (source, split, rendering parameters...)."""
+    chosen: str | None = None
+    """A preference dataset's preferred answer."""
+    rejected: str | None = None
+    """A preference dataset's dispreferred answer."""
+
+    @property
+    def is_preference(self) -> bool:
+        return self.chosen is not None
 
     def to_json(self) -> dict[str, Any]:
+        answers = (
+            {"chosen": self.chosen, "rejected": self.rejected}
+            if self.is_preference
+            else {"target": self.target}
+        )
         return {
             "id": self.id,
             "file_name": self.file_name,
             "task": self.task,
             "prompt": self.prompt,
-            "target": self.target,
+            **answers,
             "meta": self.meta,
         }
 
@@ -242,16 +255,37 @@ def read_dataset(path: Path) -> Iterator[DatasetRecord]:
                 f"{line.where}: meta must be a JSON object, got {type(meta).__name__}",
                 hint='write meta as {"field": value, ...}',
             )
-        target = require_field(line, "target")
+        answers = _answers(line)
         yield DatasetRecord(
             id=rid,
             file_name=file_name,
             task=str(data.get("task", "ocr")),
             prompt=str(data.get("prompt", "")),
-            # A structured target given as JSON stays JSON text (not a Python repr).
-            target=target if isinstance(target, str) else json.dumps(target, ensure_ascii=False),
             meta=meta,
+            **answers,
         )
+
+
+PREFERENCE_FIELDS = ("chosen", "rejected")
+
+
+def _answers(line: Line) -> dict[str, str | None]:
+    """A record's `target`, or (a preference record) its `chosen` and `rejected`."""
+    data = line.data
+    if "target" not in data and all(name in data for name in PREFERENCE_FIELDS):
+        return {"target": None, **{name: _text(data[name]) for name in PREFERENCE_FIELDS}}
+    if "target" not in data and any(name in data for name in PREFERENCE_FIELDS):
+        missing = next(name for name in PREFERENCE_FIELDS if name not in data)
+        raise InputError(
+            f"{line.where}: a preference record needs both chosen and rejected (no {missing!r})",
+            hint="write both answers, or a target instead",
+        )
+    return {"target": _text(require_field(line, "target"))}
+
+
+def _text(value: Any) -> str:
+    # A structured answer given as JSON stays JSON text (not a Python repr).
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def nearest_existing_parent(path: Path) -> Path:

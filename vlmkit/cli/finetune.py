@@ -68,10 +68,33 @@ def finetune_command(
     objective: Annotated[
         ObjectiveChoice,  # type: ignore[valid-type]
         typer.Option(
-            help="The training objective: sft learns each record's target.",
+            help="The training objective: sft learns each record's target; dpo learns from "
+            "preference pairs (records with chosen and rejected, from `vlmkit pairs`).",
             rich_help_panel=TRAINING,
         ),
     ] = DEFAULT_OBJECTIVE,
+    init_adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this adapter (its weights and LoRA shape), e.g. an SFT adapter "
+            "before --objective dpo.",
+            show_default=shown("init_adapter", "a new adapter"),
+            rich_help_panel=LORA,
+        ),
+    ] = None,
+    beta: Annotated[
+        float | None,
+        typer.Option(
+            help="dpo: how far the model may move from the reference (larger: less).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = SETTING_DEFAULTS["beta"],
+    dpo_loss: Annotated[
+        str | None,
+        typer.Option(
+            help="dpo: TRL's loss type (sigmoid, ipo, hinge, ...).", rich_help_panel=TRAINING
+        ),
+    ] = SETTING_DEFAULTS["dpo_loss"],
     method: Annotated[
         Method | None,
         typer.Option(
@@ -280,8 +303,10 @@ def finetune_command(
     from vlmkit.lifetime import end_with_parent
 
     flags: dict[str, Any] = {
-        "objective": objective.value, "method": method.value if method else None, "lora_r": lora_r,
-        "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
+        "objective": objective.value,
+        "init_adapter": str(init_adapter) if init_adapter else None,
+        "beta": beta, "dpo_loss": dpo_loss, "method": method.value if method else None,
+        "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
         "target_modules": target_modules, "train_vision": train_vision,
         "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
         "grad_accum": grad_accum, "gradient_checkpointing": gradient_checkpointing,

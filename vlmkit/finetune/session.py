@@ -81,10 +81,12 @@ def plan(request: FinetuneRequest, processes: Processes | None = None) -> Plan:
     `execute` ends, or release it here if a check fails."""
     processes = processes or current()
     out = request.out
+    init = request.settings.init_adapter
     refuse_overlaps(
         [("--out", out), *work_folders(out)],
         [("TRAIN_DATASET", request.train), ("--eval", request.eval_dataset),
-         ("--model", request.model), ("--config", request.config_file)],
+         ("--model", request.model), ("--config", request.config_file),
+         ("--init-adapter", init)],
     )  # fmt: skip
     settings = _checked_settings(request)
     objective = objective_named(settings.objective)
@@ -117,7 +119,9 @@ def plan(request: FinetuneRequest, processes: Processes | None = None) -> Plan:
             f"{shared:,} of the --eval samples are also training samples (same id or image): "
             "their scores will flatter the model"
         )
-    source = resolve_source(request.model, None)
+    source = resolve_source(
+        request.model, Path(init) if init else None, adapter_flag="--init-adapter"
+    )
     # One run at a time writes OUT: a second stops here, before touching it.
     lock = RunLock(out, "vlmkit finetune")
     if processes.main:
@@ -185,4 +189,6 @@ def _checked_settings(request: FinetuneRequest) -> FinetuneSettings:
         (name,) = resolve_metric_names(settings.best_metric, flag="--best-metric")
         settings = replace(settings, best_metric=name)
     check_report_to(settings.report_to)
+    if settings.init_adapter:  # recorded absolute: a resume from elsewhere finds the same one
+        settings = replace(settings, init_adapter=str(Path(settings.init_adapter).resolve()))
     return settings

@@ -80,11 +80,35 @@ class FinetuneSettings:
     """Trackers the trainer reports to: tensorboard, wandb... (`--report-to`)."""
     trust_remote_code: bool = False
     """Run code shipped with the model (`--trust-remote-code`)."""
+    init_adapter: str | None = None
+    """Start from this adapter's weights (its LoRA shape) instead of a new one: SFT then DPO
+    (`--init-adapter`)."""
+    beta: float = 0.1
+    """dpo: how far the trained model may move from the reference (`--beta`)."""
+    dpo_loss: str = "sigmoid"
+    """dpo: TRL's loss type; `sigmoid` is the DPO paper's (`--dpo-loss`)."""
+
+    def _check_preference_settings(self) -> None:
+        from vlmkit.finetune.objectives.dpo import LOSS_TYPES
+
+        if self.objective != "dpo" and (self.beta != 0.1 or self.dpo_loss != "sigmoid"):
+            raise UsageError(
+                "--beta and --dpo-loss apply to --objective dpo",
+                hint="add --objective dpo, or leave them out",
+            )
+        if not self.beta > 0 or self.beta != self.beta:
+            raise UsageError(f"--beta must be above 0, got {self.beta}", hint="e.g. --beta 0.1")
+        if self.dpo_loss not in LOSS_TYPES:
+            raise UsageError(
+                f"--dpo-loss {self.dpo_loss!r} is not one of TRL's DPO losses",
+                hint=f"choose one of: {', '.join(LOSS_TYPES)}",
+            )
 
     def __post_init__(self) -> None:
         from vlmkit.finetune.objectives import objective_named
 
         objective_named(self.objective)  # a typo gets its did-you-mean
+        self._check_preference_settings()
         if self.method not in METHODS:
             raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
         positive = {

@@ -10,6 +10,7 @@ manifest so that `vlmkit infer --adapter OUT` needs nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import shutil
@@ -80,13 +81,14 @@ class Built:
 def load_for_training(
     source: ModelSource, settings: FinetuneSettings, processes: Processes
 ) -> LoadedModel:
-    """The base model (4-bit for QLoRA) on this process's device, in the training dtype."""
+    """The base model (4-bit for QLoRA) on this process's device, in the training dtype (the
+    `--init-adapter` goes on it when the trainer is built, trainable)."""
     device = choose_device(settings.device)
     dtype = choose_dtype(settings.dtype, device)
     _check_device(device, dtype)
     torch.manual_seed(settings.seed)
-    return load_model(
-        source,
+    loaded = load_model(
+        dataclasses.replace(source, adapter=None),
         LoadOptions(
             device=device,
             dtype=str(dtype).removeprefix("torch."),
@@ -95,6 +97,14 @@ def load_for_training(
         ),
         device_map=_ddp_device_map(device, processes),
     )
+    trained = (source.manifest or {}).get("prompt_format")
+    if source.adapter is not None and trained and trained != loaded.prompt_format.to_json():
+        raise UsageError(
+            f"--init-adapter {source.adapter} was trained with prompt format {trained}, but "
+            f"{source.model} now formats prompts as {loaded.prompt_format.to_json()}",
+            hint="train on the base model (and chat template) the adapter was trained with",
+        )
+    return dataclasses.replace(loaded, source=source)
 
 
 def build_trainer(
@@ -122,16 +132,24 @@ def build_trainer(
         loaded.processor, loaded.family, settings.max_length or loaded.context_length
     )
     examples, skipped = _within_budget(objective, train, collator, settings)
-    lora = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=target_modules(
-            loaded.model, settings.target_modules, train_vision=settings.train_vision
-        ),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    model, lora = loaded.model, None
+    if loaded.source.adapter is not None:
+        # Training goes on from the adapter's weights (its shape: the LoRA flags do not apply);
+        # DPO's reference is then a frozen copy of it, which TRL adds.
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(loaded.source.adapter), is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=target_modules(
+                loaded.model, settings.target_modules, train_vision=settings.train_vision
+            ),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
     if processes.main:
         if resume:
             drop_unfinished_checkpoints(work)
@@ -155,7 +173,7 @@ def build_trainer(
         )
         callbacks.append(evaluator)
     trainer = objective.trainer(
-        model=loaded.model,
+        model=model,
         processor=loaded.processor,
         args=_common_args(settings, work, loaded.device),
         dataset=Dataset.from_list(examples),

@@ -44,23 +44,27 @@ class ModelSource:
     """The adapter's vlmkit manifest, when `vlmkit finetune` made it."""
 
 
-def resolve_source(model: str | None, adapter: Path | None) -> ModelSource:
-    """Check `--model`/`--adapter`; without `--model`, the base model is the adapter's."""
+def resolve_source(
+    model: str | None, adapter: Path | None, *, adapter_flag: str = "--adapter"
+) -> ModelSource:
+    """Check `--model`/`--adapter`; without `--model`, the base model is the adapter's.
+
+    `adapter_flag` names the adapter's flag in errors (finetune's `--init-adapter`)."""
     manifest = adapter_config = None
     if adapter is not None:
         adapter_config = _read_json(
             adapter / "adapter_config.json",
-            flag="--adapter",
+            flag=adapter_flag,
             what=(
                 "is not a LoRA adapter folder (no adapter_config.json)",
                 "pass the folder `vlmkit finetune --out` wrote, or a peft save_pretrained folder",
             ),
         )
         manifest_path = adapter / ADAPTER_MANIFEST
-        manifest = _read_json(manifest_path, flag="--adapter") if manifest_path.is_file() else None
+        manifest = _read_json(manifest_path, flag=adapter_flag) if manifest_path.is_file() else None
         if manifest is None and (adapter / TRAINING_RECORD).is_file():
             raise InputError(
-                f"--adapter {adapter}: its training has not finished (no {ADAPTER_MANIFEST}: "
+                f"{adapter_flag} {adapter}: its training has not finished (no {ADAPTER_MANIFEST}: "
                 "the run was stopped, or is still going)",
                 hint=f"finish it with the same vlmkit finetune command and --resume, or pass "
                 f"{adapter / 'best'} or another finished adapter",

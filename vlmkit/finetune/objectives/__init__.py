@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # Literal, so `vlmkit finetune --help` lists the objectives without importing any.
 OBJECTIVES: dict[str, str] = {
     "sft": "vlmkit.finetune.objectives.sft:SupervisedFineTuning",
+    "dpo": "vlmkit.finetune.objectives.dpo:DirectPreferenceOptimisation",
 }
 
 

@@ -17,6 +17,12 @@ class SupervisedFineTuning(Objective):
 
     def check_data(self, data: TrainingData, flag: str) -> None:
         for number, record in enumerate(data.records, start=1):
+            if record.target is None:
+                raise InputError(
+                    f"{data.metadata}:{number}: {record.id!r} is a preference pair (chosen, "
+                    "rejected): --objective sft learns from records with a target",
+                    hint="train pairs with --objective dpo, or give sft a dataset with targets",
+                )
             if not record.target.strip():
                 raise InputError(
                     f"{data.metadata}:{number}: the target of {record.id!r} is empty: nothing "
