@@ -27,6 +27,7 @@ OWNERS = {
     "synth.json": "vlmkit synth",
     "convert.json": "vlmkit convert",
     "tiny-model.json": "vlmkit tiny-model",
+    "pairs.json": "vlmkit pairs",
     "vlmkit-adapter.json": "vlmkit finetune",
     "finetune-run.json": "vlmkit finetune",
 }

@@ -16,6 +16,7 @@ from vlmkit.cli import console, quiet
 from vlmkit.cli.convert import convert_command
 from vlmkit.cli.finetune import finetune_command
 from vlmkit.cli.infer import infer_command
+from vlmkit.cli.pairs import pairs_command
 from vlmkit.cli.report import report_command
 from vlmkit.cli.score import metrics_command, score
 from vlmkit.cli.synth import circled_letter, synth_app
@@ -40,6 +41,7 @@ app.command("convert")(console.friendly_errors(convert_command))
 app.command("infer")(console.friendly_errors(infer_command))
 app.command("tiny-model")(console.friendly_errors(tiny_model_command))
 app.command("finetune")(console.friendly_errors(finetune_command))
+app.command("pairs")(console.friendly_errors(pairs_command))
 app.command("report")(console.friendly_errors(report_command))
 
 

@@ -98,11 +98,19 @@ class FinetuneSettings:
             )
         if not self.beta > 0 or self.beta != self.beta:
             raise UsageError(f"--beta must be above 0, got {self.beta}", hint="e.g. --beta 0.1")
-        if self.dpo_loss not in LOSS_TYPES:
+        unknown = [name for name in self.dpo_losses if name not in LOSS_TYPES]
+        if unknown or not self.dpo_losses:
             raise UsageError(
-                f"--dpo-loss {self.dpo_loss!r} is not one of TRL's DPO losses",
-                hint=f"choose one of: {', '.join(LOSS_TYPES)}",
+                f"--dpo-loss {self.dpo_loss!r}: {', '.join(unknown) or 'no loss'} is not one of "
+                "TRL's DPO losses",
+                hint=f"choose from: {', '.join(LOSS_TYPES)} (several: summed, e.g. sigmoid,sft)",
             )
+
+    @property
+    def dpo_losses(self) -> list[str]:
+        """`--dpo-loss sigmoid,sft`: TRL sums the losses listed (RPO: DPO plus the chosen
+        answer's likelihood)."""
+        return [name.strip() for name in self.dpo_loss.split(",") if name.strip()]
 
     def __post_init__(self) -> None:
         from vlmkit.finetune.objectives import objective_named

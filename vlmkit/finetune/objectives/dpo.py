@@ -102,7 +102,7 @@ class DirectPreferenceOptimisation(Objective):
         config = DPOConfig(
             **args,
             beta=settings.beta,
-            loss_type=[settings.dpo_loss],
+            loss_type=settings.dpo_losses,
             # vlmkit's collator encodes whole sequences and checks the token budget before
             # training: TRL's truncation (1024 by default) would cut into image tokens.
             max_length=None,
