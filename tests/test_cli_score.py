@@ -22,7 +22,7 @@ def run(*args: str | Path):
 @pytest.mark.parametrize(
     "command",
     [[], ["score"], ["metrics"], ["report"], ["infer"], ["finetune"], ["tiny-model"],
-     ["convert"], ["synth", "circled-letter"]],
+     ["convert"], ["synth", "circled-letter"], ["pairs"]],
 )  # fmt: skip
 def test_help_of_every_command(command):
     result = run(*command, "--help")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from vlmkit.cli import app
 
 COMMANDS = [["score"], ["synth", "circled-letter"], ["convert"], ["infer"], ["finetune"],
-            ["tiny-model"], ["report"]]  # fmt: skip
+            ["pairs"], ["tiny-model"], ["report"]]  # fmt: skip
 
 
 def _command(path: list[str]):

@@ -84,3 +84,11 @@ def test_model_commands_check_their_input_before_importing_torch(tmp_path):
 
 def test_report_imports_nothing_heavy(tmp_path):
     assert heavy_modules_after("report", "--help") == []
+
+
+def test_pairs_imports_nothing_heavy(tmp_path):
+    example = str(EXAMPLE_CORD)
+    args = ("pairs", example, f"{example}/predictions-a.jsonl", "-o", str(tmp_path / "p"))
+    assert heavy_modules_after(*args) == []
+    assert (tmp_path / "p" / "metadata.jsonl").is_file()  # real pairs were written
+    assert heavy_modules_after("finetune", "--help") == []

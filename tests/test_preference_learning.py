@@ -177,3 +177,27 @@ def test_bad_dpo_settings(small, tmp_path):
                   "1").exit_code == 0  # fmt: skip
     _refused(vlmkit(*args, "--init-adapter", adapter), 1, "was trained on another base model")
     assert not (tmp_path / "a").exists()
+
+
+def test_dpo_has_everything_sft_has(small, tmp_path):
+    """--eval by generation, the best adapter, --resume, --merge, and infer --adapter alone."""
+    model, data, pairs = small
+    out = tmp_path / "dpo"
+    args = ("finetune", pairs, "--objective", "dpo", "--model", model, "-o", out,
+            "--save-every", "2", "--eval", data, "--eval-every", "2", "--eval-max-new-tokens",
+            "4", "--best-metric", "cer")  # fmt: skip
+    result = vlmkit(*args, "--max-steps", "2", "--merge")
+    assert result.exit_code == 0, result.output
+    assert (out / "merged" / "model.safetensors").is_file() and (out / "best").is_dir()
+    result = vlmkit(*args, "--max-steps", "4", "--resume")
+    assert result.exit_code == 0, result.output
+    assert not (out / "merged").exists()  # the old weights' merge: gone with them
+    log = read_jsonl(out / "log.jsonl")
+    assert [row["step"] for row in log if "eval/cer" in row] == [2, 4]
+    assert [row["step"] for row in log if "rewards/margins" in row] == [2, 4]
+    manifest = json.loads((out / "vlmkit-adapter.json").read_text())
+    assert manifest["training"]["steps"] == 4 and manifest["best"]["metric"] == "cer"
+    preds = tmp_path / "p.jsonl"
+    assert (
+        vlmkit("infer", data, "--adapter", out, "-o", preds, "--max-new-tokens", "4").exit_code == 0
+    )

@@ -197,9 +197,11 @@ def start_folder(work: Path) -> None:
 def reopen_folder(work: Path) -> None:
     """A resumed run trains in a folder that may hold a finished adapter: until it finishes
     again, the folder is unfinished (no manifest, no list of files), so nothing takes the new
-    weights for finished ones nor the old manifest for theirs."""
+    weights for finished ones nor the old manifest for theirs; a merged model of the old
+    weights would no longer match the adapter, so it goes too (`--merge` makes it again)."""
     for name in (ADAPTER_MANIFEST, INVENTORY):
         (work / name).unlink(missing_ok=True)
+    shutil.rmtree(work / MERGED, ignore_errors=True)
 
 
 def finish_folder(work: Path, out: Path) -> None:
