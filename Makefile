@@ -50,11 +50,14 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_infer.py
 	$(BIN)/python bench/bench_finetune.py
+	$(BIN)/python bench/bench_dpo.py
 
 # --- demo: the whole loop on built-in data, each step a target on files -------------------------
-# synth -> tiny model -> baseline infer -> finetune -> tuned infer -> score --baseline. A second
-# `make demo` redoes nothing; a deleted file redoes only what depends on it. (The tiny model is
-# random and untrained: its scores are whatever it learns in 60 steps on CPU, reported as is.)
+# synth -> tiny model -> baseline infer -> finetune -> tuned infer -> score --baseline, then the
+# preference step: the SFT adapter's own mistakes on the training split -> pairs -> DPO from that
+# adapter -> infer -> score against the SFT adapter. A second `make demo` redoes nothing; a
+# deleted file redoes only what depends on it. (The tiny model is random and untrained: its
+# scores are whatever it learns in a few dozen steps on CPU, reported as is.)
 EXAMPLE := examples/cord-v2-sample
 DEMO := $(OUT)/demo
 LETTERS := $(DEMO)/letters
@@ -84,8 +87,30 @@ $(DEMO)/scores.json $(DEMO)/per-sample.jsonl &: $(DEMO)/tuned.jsonl $(DEMO)/base
 	$(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl \
 		--json $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl > /dev/null
 
-$(DEMO)/report.html: $(DEMO)/scores.json $(DEMO)/per-sample.jsonl
-	$(BIN)/vlmkit report $(DEMO)/scores.json --per-sample $(DEMO)/per-sample.jsonl \
+# The preference step. DPO's loss plus the chosen answer's likelihood (RPO, `sigmoid,sft`): on a
+# model this small plain DPO lowers both answers' likelihood (README, finetune).
+DPO := $(DEMO)/dpo
+
+$(DEMO)/sft-train.jsonl: $(ADAPTER)/vlmkit-adapter.json
+	$(BIN)/vlmkit infer $(LETTERS) --split train --adapter $(ADAPTER) $(GENERATE) -o $@
+
+$(DEMO)/pairs/pairs.json: $(DEMO)/sft-train.jsonl
+	$(BIN)/vlmkit pairs $(LETTERS) --split train $(DEMO)/sft-train.jsonl -o $(DEMO)/pairs --overwrite
+
+$(DPO)/vlmkit-adapter.json: $(DEMO)/pairs/pairs.json
+	$(BIN)/vlmkit finetune $(DEMO)/pairs --objective dpo --model $(TINY) --init-adapter $(ADAPTER) \
+		-o $(DPO) --overwrite --max-steps 30 --lr 5e-3 --batch-size 8 --dpo-loss sigmoid,sft
+
+$(DEMO)/dpo.jsonl: $(DPO)/vlmkit-adapter.json
+	$(BIN)/vlmkit infer $(LETTERS) --split test --adapter $(DPO) $(GENERATE) -o $@
+
+$(DEMO)/dpo-scores.json: $(DEMO)/dpo.jsonl $(DEMO)/tuned.jsonl
+	$(BIN)/vlmkit score $(DEMO)/dpo.jsonl $(LETTERS)/test --baseline $(DEMO)/tuned.jsonl \
+		--json $@ > /dev/null
+
+$(DEMO)/report.html: $(DEMO)/scores.json $(DEMO)/per-sample.jsonl $(DEMO)/dpo-scores.json
+	$(BIN)/vlmkit report $(DEMO)/scores.json $(DEMO)/dpo-scores.json \
+		--per-sample $(DEMO)/per-sample.jsonl \
 		--by meta.font --by meta.padding --by meta.thickness --out $@
 
 $(DEMO)/circled-letter-paper/synth.json: | $(INSTALLED)
@@ -125,6 +150,8 @@ demo-cord: $(INSTALLED) $(CORD_TINY)/report.html ## The loop on the 9 real CORD 
 demo: $(INSTALLED) $(DEMO)/report.html $(DEMO)/circled-letter-paper/synth.json $(DEMO)/cord-scores.json ## Run the main job end to end on built-in data
 	@# The comparison table (scoring is cheap; the files above are only rebuilt when stale).
 	COLUMNS=120 $(BIN)/vlmkit score $(DEMO)/tuned.jsonl $(LETTERS)/test --baseline $(DEMO)/baseline.jsonl
+	@echo "The preference step (DPO from the SFT adapter, against it):"
+	COLUMNS=120 $(BIN)/vlmkit score $(DEMO)/dpo.jsonl $(LETTERS)/test --baseline $(DEMO)/tuned.jsonl
 	@echo "Report: $(DEMO)/report.html"
 
 lock: $(INSTALLED) ## Rewrite constraints.txt from the current venv
