@@ -316,3 +316,22 @@ def test_ctrl_c_of_infer_while_loading_stops_at_once(models, tmp_path):
                               _started(tmp_path / ".p.jsonl.lock"))  # fmt: skip
     assert code == 130 and "Interrupted" in stderr and "Traceback" not in stderr, repr(stderr)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pairs(models, tmp_path: Path, seed: int):
+    _, letters, _ = models
+    first = tmp_path / "first.jsonl"
+    write = [{"id": r["id"], "prediction": "zz"} for r in read_jsonl(letters / "metadata.jsonl")]
+    first.write_text("".join(json.dumps(row) + "\n" for row in write))
+    out, whole = tmp_path / "pairs", tmp_path / "whole"
+    assert vlmkit("pairs", letters, first, "-o", out).exit_code == 0
+    second = tmp_path / "second.jsonl"
+    second.write_text(first.read_text().replace('"zz"', '"yy"'))
+    assert vlmkit("pairs", letters, first, second, "-o", whole,
+                  "--max-pairs-per-sample", "2").exit_code == 0  # fmt: skip
+    before, after = _tree(out), _tree(whole)
+    args = ["pairs", letters, first, second, "-o", out, "--max-pairs-per-sample", "2",
+            "--overwrite"]  # fmt: skip
+    kill_at(args, seed, once=lambda: True, spread=2.0)
+    assert _tree(out) in (before, after)
