@@ -52,7 +52,7 @@ def test_reference_pairs_are_the_target_against_each_worse_answer(dataset, tmp_p
     result = run("pairs", dataset, base, sampled, "-o", out, "--max-pairs-per-sample", "3")
     assert result.exit_code == 0, result.output
     assert "Wrote 3 pairs from 3 of 4 samples" in result.stdout
-    assert "1 samples had only errored or empty answers." in result.stderr
+    assert "1 sample had only errored or empty answers." in result.stderr
     pairs = _pairs(out)
     assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [
         ("a", "the cat sat", "the bat"),  # the right answer is never a rejected side
@@ -79,7 +79,7 @@ def test_best_pairs_are_the_models_own_and_need_the_margin(dataset, tmp_path):
     # b: 1 edit in 10 characters (0.1) is under the margin; d: 0.2 against 0.4 is not.
     assert chosen == {"a": ("the cat sat", "the cat"), "c": ("a dog", "a dig"),
                       "d": ("grüse", "gruse")}  # fmt: skip
-    assert "1 samples had no answer worse than the best by --margin 0.15." in result.stderr
+    assert "1 sample had no answer worse than the best by --margin 0.15." in result.stderr
 
 
 def test_pairs_load_as_a_preference_dataset(dataset, tmp_path):
@@ -115,9 +115,10 @@ def test_bad_inputs(dataset, tmp_path):
     out = tmp_path / "pairs"
     other = _preds(tmp_path / "o.jsonl", zz="x")
     assert "id 'zz' has no reference" in _error(run("pairs", dataset, other, "-o", out), 1)
-    assert "outside cer's range (0 to 1)" in _error(
-        run("pairs", dataset, base, "-o", out, "--chosen", "best", "--margin", "2"), 2
-    )
+    assert "outside exact_match's range (0 to 1)" in _error(
+        run("pairs", dataset, base, "-o", out, "--chosen", "best", "--margin", "2",
+            "--metric", "exact_match"), 2
+    )  # fmt: skip
     assert "--max-pairs-per-sample must be at least 1" in _error(
         run("pairs", dataset, base, "-o", out, "--max-pairs-per-sample", "0"), 2
     )
@@ -130,3 +131,59 @@ def test_bad_inputs(dataset, tmp_path):
     again = _error(run("pairs", out, base, "-o", tmp_path / "p2"), 1)
     assert "is already a preference pair" in again
     assert "would overwrite PREDS" in _error(run("pairs", dataset, base, "-o", base), 2)
+
+
+def test_more_bad_inputs(dataset, tmp_path):
+    base = _preds(tmp_path / "b.jsonl", a="x", b="y")
+    out = tmp_path / "pairs"
+    assert "answers are ranked by one metric" in _error(
+        run("pairs", dataset, base, "-o", out, "--metric", "cer,wer"), 2
+    )
+    assert "--margin applies to --chosen best" in _error(
+        run("pairs", dataset, base, "-o", out, "--margin", "0.5"), 2
+    )
+    assert "must be a finite number" in _error(
+        run("pairs", dataset, base, "-o", out, "--chosen", "best", "--margin", "nan"), 2
+    )
+    # An error rate has no upper bound: a CER margin of 5 is a margin it can reach.
+    assert run("pairs", dataset, base, base, "-o", out, "--chosen", "best",
+               "--margin", "5").exit_code == 1  # (no pairs: the two files agree)  # fmt: skip
+    partial = _preds(tmp_path / "run.jsonl.partial", a="x")
+    assert "an unfinished `vlmkit infer` run" in _error(
+        run("pairs", dataset, partial, "-o", out), 2
+    )
+
+
+def test_predictions_of_another_question_are_refused(dataset, tmp_path):
+    from vlmkit.provenance import file_sha256
+
+    base = _preds(tmp_path / "b.jsonl", a="x", b="y")
+    record = tmp_path / "b.run.json"
+    sha = file_sha256(dataset / "metadata.jsonl")
+    record.write_text(json.dumps({"key": {"dataset_sha256": "0" * 64, "prompt": None}}))
+    assert "answered another version of" in _error(
+        run("pairs", dataset, base, "-o", tmp_path / "p"), 1
+    )
+    record.write_text(json.dumps({"key": {"dataset_sha256": sha, "prompt": "Describe it."}}))
+    assert "was made with --prompt 'Describe it.'" in _error(
+        run("pairs", dataset, base, "-o", tmp_path / "p"), 1
+    )
+    record.write_text(json.dumps({"key": {"dataset_sha256": sha, "prompt": None}}))
+    assert run("pairs", dataset, base, "-o", tmp_path / "p").exit_code == 0
+
+
+def test_extra_pairs_never_take_another_samples_id(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "i.png")
+    rows = [{"id": rid, "file_name": "i.png", "prompt": "Q", "target": "right"}
+            for rid in ("a", "a#2")]  # fmt: skip
+    write_jsonl(folder / "metadata.jsonl", rows)
+    one = _preds(tmp_path / "1.jsonl", **{"a": "wrong", "a#2": "bad"})
+    two = _preds(tmp_path / "2.jsonl", **{"a": "worse one", "a#2": "bad too"})
+    out = tmp_path / "pairs"
+    assert run("pairs", folder, one, two, "-o", out, "--max-pairs-per-sample", "2").exit_code == 0
+    ids = [p["id"] for p in _pairs(out)]
+    assert len(ids) == len(set(ids)) == 4 and {"a", "a#2"} <= set(ids)

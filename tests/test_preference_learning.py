@@ -201,3 +201,50 @@ def test_dpo_has_everything_sft_has(small, tmp_path):
     assert (
         vlmkit("infer", data, "--adapter", out, "-o", preds, "--max-new-tokens", "4").exit_code == 0
     )
+
+
+def test_an_init_adapter_merges(small, tmp_path):
+    model, data, pairs = small
+    sft = tmp_path / "sft"
+    assert vlmkit("finetune", data, "--model", model, "-o", sft, "--max-steps", "1").exit_code == 0
+    out = tmp_path / "dpo"
+    result = vlmkit("finetune", pairs, "--objective", "dpo", "--model", model, "--init-adapter",
+                    sft, "-o", out, "--max-steps", "2", "--merge")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    merged = tmp_path / "merged.jsonl"
+    assert vlmkit("infer", data, "--model", out / "merged", "-o", merged, "--max-new-tokens",
+                  "4").exit_code == 0  # fmt: skip
+    adapter = tmp_path / "adapter.jsonl"
+    assert vlmkit("infer", data, "--adapter", out, "-o", adapter, "--max-new-tokens",
+                  "4").exit_code == 0  # fmt: skip
+    assert [r["prediction"] for r in read_jsonl(merged)] == [
+        r["prediction"] for r in read_jsonl(adapter)
+    ]
+
+
+def test_more_bad_dpo_inputs(small, tmp_path):
+    import shutil
+
+    model, data, pairs = small
+    args = ("finetune", pairs, "--objective", "dpo", "--model", model, "-o", tmp_path / "a")
+    _refused(vlmkit(*args, "--beta", "inf"), 2, "--beta must be above 0")
+    _refused(vlmkit(*args, "--dpo-loss", "sigmoid,,sft"), 2, "name each loss once")
+    _refused(vlmkit(*args, "--eval", pairs), 1, "has no target (a preference pair)")
+    sft = tmp_path / "sft"
+    assert vlmkit("finetune", data, "--model", model, "-o", sft, "--max-steps", "1").exit_code == 0
+    _refused(vlmkit(*args, "--init-adapter", sft, "--lora-r", "8"), 2,
+             "--lora-r do not apply with --init-adapter")  # fmt: skip
+    (sft / "vlmkit-adapter.json").unlink()  # an unfinished run
+    _refused(vlmkit(*args, "--init-adapter", sft), 1, "its training has not finished")
+    changes = (({"chosen": None}, "field 'chosen' is null, not text"),
+               ({"rejected": 7}, "field 'rejected' is a number, not text"),
+               ({"rejected": "a <image> b"}, "holds the image placeholder"))  # fmt: skip
+    for number, (change, message) in enumerate(changes):
+        bad = Path(shutil.copytree(pairs, tmp_path / f"bad{number}", symlinks=True))
+        rows = read_jsonl(pairs / "metadata.jsonl")
+        rows[0].update(change)
+        (bad / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        result = vlmkit("finetune", bad, "--objective", "dpo", "--model", model, "-o",
+                        tmp_path / "a")  # fmt: skip
+        _refused(result, 1, message)
+    assert not (tmp_path / "a").exists()

@@ -17,6 +17,7 @@ linked or copied in so it stands alone, built under a temporary name like every 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections import Counter
@@ -57,8 +58,18 @@ class PairSettings:
             raise UsageError(
                 f"--max-pairs-per-sample must be at least 1, got {self.max_pairs_per_sample}"
             )
-        if self.metric is not None:
-            resolve_metric_names(self.metric, flag="--metric")
+        if self.metric is not None and len(resolve_metric_names(self.metric, flag="--metric")) != 1:
+            raise UsageError(
+                f"--metric {self.metric!r}: answers are ranked by one metric",
+                hint="name one, e.g. --metric cer",
+            )
+        if not math.isfinite(self.margin) or self.margin < 0:
+            raise UsageError(f"--margin {self.margin}: must be a finite number, 0 or more")
+        if self.chosen == "reference" and self.margin:
+            raise UsageError(
+                "--margin applies to --chosen best",
+                hint="the reference is always the better side: leave --margin out",
+            )
 
 
 @dataclass(frozen=True)
@@ -100,9 +111,12 @@ def make_pairs(
         )
     metric = _metric(records, settings)
     _check_margin(metric, settings.margin)
+    for path in predictions:
+        _check_run_record(path, folder)
     scored = {path: _scored_answers(path, folder, metric) for path in predictions}
     summary = PairsSummary(samples=len(records), metric=metric)
     rows: list[dict[str, Any]] = []
+    taken = {r.id for r in records}  # an extra pair's id may not be another sample's
     for record in records:
         answers = _candidates(record, scored)
         pairs, reason = _pairs_of(record, answers, metric, settings)
@@ -111,7 +125,8 @@ def make_pairs(
             continue
         summary.samples_with_pairs += 1
         for k, (chosen, rejected) in enumerate(pairs):
-            rows.append(_row(record, chosen, rejected, k, metric, settings))
+            rid = record.id if k == 0 else _free_id(record.id, k + 1, taken)
+            rows.append(_row(record, rid, chosen, rejected, metric, settings))
     summary.pairs = len(rows)
     if not rows:
         reasons = "; ".join(f"{n} {why}" for why, n in summary.no_pair.most_common())
@@ -145,11 +160,46 @@ def _metric(records: list[DatasetRecord], settings: PairSettings) -> str:
 
 
 def _check_margin(metric: str, margin: float) -> None:
-    top = 100.0 if metric_class(metric).scale == "0-100" else 1.0
+    """A margin a score difference can reach: accuracies and F1 stay within their scale; error
+    rates (CER, WER, TER) have no upper bound."""
+    cls = metric_class(metric)
+    if not cls.higher_is_better:
+        return
+    top = 100.0 if cls.scale == "0-100" else 1.0
     if not 0 <= margin <= top:
         raise UsageError(
             f"--margin {margin:g} is outside {metric}'s range (0 to {top:g})",
             hint=f"give a difference of {metric} scores, e.g. --margin {top / 10:g}",
+        )
+
+
+def _check_run_record(path: Path, folder: Path) -> None:
+    """Refuse predictions that answered another question: an unfinished run's file, a run on
+    other data, or one asked with another prompt (what `vlmkit infer` recorded beside them)."""
+    if path.name.endswith(".partial"):
+        raise UsageError(
+            f"PREDS {path} is an unfinished `vlmkit infer` run",
+            hint="finish it (rerun the same infer command), then pass the finished file",
+        )
+    from vlmkit.infer.journal import sidecar_path
+    from vlmkit.provenance import file_sha256
+
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        key = record["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not vlmkit's: ids are all there is to check
+    recorded = key.get("dataset_sha256") if isinstance(key, dict) else None
+    if recorded and recorded != file_sha256(folder / METADATA_FILE):
+        raise InputError(
+            f"PREDS {path} answered another version of {folder} (its {sidecar_path(path).name} "
+            "records another metadata.jsonl)",
+            hint="pass predictions made on this dataset (and split)",
+        )
+    if isinstance(key, dict) and key.get("prompt"):
+        raise InputError(
+            f"PREDS {path} was made with --prompt {key['prompt']!r}, not the dataset's prompts",
+            hint="a pair trains the dataset's own prompt: pass answers to it",
         )
 
 
@@ -233,11 +283,19 @@ def _text(value: Any) -> str:
     )
 
 
+def _free_id(base: str, number: int, taken: set[str]) -> str:
+    """`ID#2`, `ID#3`, ... the first that no sample and no earlier pair has."""
+    while f"{base}#{number}" in taken:
+        number += 1
+    taken.add(f"{base}#{number}")
+    return f"{base}#{number}"
+
+
 def _row(
     record: DatasetRecord,
+    rid: str,
     chosen: Answer,
     rejected: Answer,
-    k: int,
     metric: str,
     settings: PairSettings,
 ) -> dict[str, Any]:
@@ -252,7 +310,7 @@ def _row(
     return {
         # The first pair keeps the sample's id (it joins with the source dataset); more pairs
         # of one sample are numbered.
-        "id": record.id if k == 0 else f"{record.id}#{k + 1}",
+        "id": rid,
         "file_name": record.file_name,
         "task": record.task,
         "prompt": record.prompt,

@@ -273,19 +273,30 @@ def _answers(line: Line) -> dict[str, str | None]:
     """A record's `target`, or (a preference record) its `chosen` and `rejected`."""
     data = line.data
     if "target" not in data and all(name in data for name in PREFERENCE_FIELDS):
-        return {"target": None, **{name: _text(data[name]) for name in PREFERENCE_FIELDS}}
+        return {
+            "target": None,
+            **{name: _text(data[name], line, name) for name in PREFERENCE_FIELDS},
+        }
     if "target" not in data and any(name in data for name in PREFERENCE_FIELDS):
         missing = next(name for name in PREFERENCE_FIELDS if name not in data)
         raise InputError(
             f"{line.where}: a preference record needs both chosen and rejected (no {missing!r})",
             hint="write both answers, or a target instead",
         )
-    return {"target": _text(require_field(line, "target"))}
+    return {"target": _text(require_field(line, "target"), line, "target")}
 
 
-def _text(value: Any) -> str:
-    # A structured answer given as JSON stays JSON text (not a Python repr).
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def _text(value: Any, line: Line, name: str) -> str:
+    """An answer as text: a string, or a structured answer (a JSON object or list) as JSON text
+    (not a Python repr). A number, a boolean or null is no answer to train or score on."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    raise InputError(
+        f"{line.where}: field {name!r} is {json_kind(value)}, not text",
+        hint=f"write the {name} as a string (a structured answer as a JSON object)",
+    )
 
 
 def nearest_existing_parent(path: Path) -> Path:

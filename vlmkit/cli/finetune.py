@@ -280,11 +280,13 @@ def finetune_command(
         ),
     ] = False,
 ) -> None:
-    """Fine-tune a LoRA or QLoRA adapter with TRL's SFTTrainer, for `vlmkit infer --adapter`.
+    """Fine-tune a LoRA or QLoRA adapter with TRL (SFT or DPO), for `vlmkit infer --adapter`.
 
-    The prompts are the ones `vlmkit infer` sends, the loss covers only the answer and its
-    end token, no sample is cut into its image tokens, and the vision tower stays frozen
-    unless `--train-vision`. With `--eval`, answers are generated and scored with vlmkit's
+    `--objective sft` learns each record's target; `--objective dpo` learns from preference
+    pairs (`vlmkit pairs`), usually from an SFT adapter (`--init-adapter`). The prompts are
+    the ones `vlmkit infer` sends, the loss covers only the answers and their end token, no
+    sample is cut into its image tokens, and the vision tower stays frozen unless
+    `--train-vision`. With `--eval`, answers are generated and scored with vlmkit's
     metrics (not teacher-forced logits) every `--eval-every` steps. OUT holds the adapter, a
     manifest (base model, family, prompt format, data fingerprint, settings, final metrics),
     `log.jsonl` and checkpoints for `--resume`.
@@ -294,7 +296,7 @@ def finetune_command(
         vlmkit finetune data/letters/train --model google/paligemma2-3b-pt-224 -o runs/lora
         vlmkit finetune data/cord --split train --model M -o runs/q --method qlora \\
             --eval data/cord --eval-split test --eval-every 100 --best-metric field_f1
-        vlmkit finetune data/letters --model tiny/ -o runs/t --max-steps 50 --lr 1e-3
+        vlmkit finetune data/pairs --objective dpo --model M --init-adapter runs/lora -o runs/dpo
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
     from vlmkit.finetune.processes import current

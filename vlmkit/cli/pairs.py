@@ -87,5 +87,5 @@ def pairs_command(
         f"{summary.samples:,} samples to {out} (ranked by {summary.metric})."
     )
     for why, count in summary.no_pair.most_common():
-        console.note(f"{count:,} samples {why}.")
+        console.note(f"{count:,} {'sample' if count == 1 else 'samples'} {why}.")
     console.note(f"Next: vlmkit finetune {out} --objective dpo --model MODEL -o ADAPTER")

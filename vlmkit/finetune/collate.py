@@ -79,6 +79,7 @@ class TrainingCollator:
     # --- encoding ---------------------------------------------------------------------------
 
     def _encode(self, examples: list[dict]) -> tuple[dict[str, torch.Tensor], list[EncodedLengths]]:
+        self._check_answers(examples)
         images = images_argument(self.family, [open_rgb(e["image"]) for e in examples])
         prompts = [format_prompt(self.processor, self.family, e["prompt"]) for e in examples]
         # BOS as inference adds it (most templates hold it, LLaVA 1.5's leaves it to the
@@ -104,6 +105,19 @@ class TrainingCollator:
         encoded = self.processor(text=prompts, images=images, **kwargs)
         answers = [self._answer_ids(p, e["target"]) for p, e in zip(prompts, examples, strict=True)]
         return self._append_answers(dict(encoded), answers)
+
+    def _check_answers(self, examples: list[dict]) -> None:
+        """An answer holding the processor's image placeholder would be expanded like an image
+        the batch does not have: the model then fails on a token/feature count mismatch."""
+        placeholders = [
+            getattr(self.processor, name, None) for name in ("image_token", "boi_token")
+        ]
+        for example in examples:
+            for token in filter(None, placeholders):
+                if token in example["target"]:
+                    raise ValueError(
+                        f"the answer of {_name(example)} holds the image placeholder {token!r}"
+                    )
 
     def _answer_ids(self, prompt: str, target: str) -> list[int]:
         """Token ids of `target` + end token as they follow `prompt`, never merged with it.

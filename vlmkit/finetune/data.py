@@ -38,9 +38,17 @@ class TrainingData:
         return [self.records[i] for i in chosen]
 
     def check_scorable(self) -> None:
-        """An eval set must have one task with default metrics, as `vlmkit score` needs."""
+        """An eval set must have targets and one task with default metrics, as `vlmkit score`
+        needs."""
         from vlmkit.metrics import TASK_DEFAULTS
 
+        pair = next((r for r in self.records if r.target is None), None)
+        if pair is not None:
+            raise InputError(
+                f"--eval {self.folder}: {pair.id!r} has no target (a preference pair): "
+                "evaluation by generation scores answers against targets",
+                hint="evaluate on the dataset the pairs were made from (with its targets)",
+            )
         tasks = sorted({r.task for r in self.records})
         if len(tasks) > 1:
             raise InputError(

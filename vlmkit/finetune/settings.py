@@ -6,6 +6,7 @@ is validated here, naming its flag, before any model is loaded.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -88,6 +89,21 @@ class FinetuneSettings:
     dpo_loss: str = "sigmoid"
     """dpo: TRL's loss type; `sigmoid` is the DPO paper's (`--dpo-loss`)."""
 
+    def _check_init_adapter(self) -> None:
+        if self.init_adapter is None:
+            return
+        shape = {"--lora-r": ("lora_r", 16), "--lora-alpha": ("lora_alpha", 32),
+                 "--lora-dropout": ("lora_dropout", 0.05),
+                 "--target-modules": ("target_modules", None),
+                 "--train-vision": ("train_vision", False)}  # fmt: skip
+        given = [flag for flag, (name, default) in shape.items() if getattr(self, name) != default]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} do not apply with --init-adapter: training continues that "
+                "adapter, whose shape (rank, alpha, dropout, layers) it keeps",
+                hint="leave them out, or start a new adapter without --init-adapter",
+            )
+
     def _check_preference_settings(self) -> None:
         from vlmkit.finetune.objectives.dpo import LOSS_TYPES
 
@@ -96,13 +112,19 @@ class FinetuneSettings:
                 "--beta and --dpo-loss apply to --objective dpo",
                 hint="add --objective dpo, or leave them out",
             )
-        if not self.beta > 0 or self.beta != self.beta:
+        if not (self.beta > 0 and math.isfinite(self.beta)):
             raise UsageError(f"--beta must be above 0, got {self.beta}", hint="e.g. --beta 0.1")
-        unknown = [name for name in self.dpo_losses if name not in LOSS_TYPES]
-        if unknown or not self.dpo_losses:
+        parts = [name.strip() for name in self.dpo_loss.split(",")]
+        if "" in parts or len(set(parts)) < len(parts):
             raise UsageError(
-                f"--dpo-loss {self.dpo_loss!r}: {', '.join(unknown) or 'no loss'} is not one of "
-                "TRL's DPO losses",
+                f"--dpo-loss {self.dpo_loss!r}: name each loss once, separated by commas",
+                hint="e.g. --dpo-loss sigmoid or --dpo-loss sigmoid,sft",
+            )
+        unknown = [name for name in self.dpo_losses if name not in LOSS_TYPES]
+        if unknown:
+            raise UsageError(
+                f"--dpo-loss {self.dpo_loss!r}: {', '.join(unknown)} is not one of TRL's DPO "
+                "losses",
                 hint=f"choose from: {', '.join(LOSS_TYPES)} (several: summed, e.g. sigmoid,sft)",
             )
 
@@ -117,6 +139,7 @@ class FinetuneSettings:
 
         objective_named(self.objective)  # a typo gets its did-you-mean
         self._check_preference_settings()
+        self._check_init_adapter()
         if self.method not in METHODS:
             raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
         positive = {

@@ -261,7 +261,8 @@ def merge_adapter(source: ModelSource, work: Path, settings: FinetuneSettings) -
     dtype = choose_dtype(settings.dtype, device)
     options = LoadOptions(device=device, dtype=str(dtype).removeprefix("torch."),
                           trust_remote_code=settings.trust_remote_code)  # fmt: skip
-    base = load_model(source, options)
+    # The bare base: the adapter in WORK already holds what an --init-adapter started from.
+    base = load_model(dataclasses.replace(source, adapter=None), options)
     merged = PeftModel.from_pretrained(base.model, str(work)).merge_and_unload()
     staging = work / f".{MERGED}.partial"
     shutil.rmtree(staging, ignore_errors=True)

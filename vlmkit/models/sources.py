@@ -52,6 +52,14 @@ def resolve_source(
     `adapter_flag` names the adapter's flag in errors (finetune's `--init-adapter`)."""
     manifest = adapter_config = None
     if adapter is not None:
+        unfinished = (adapter / TRAINING_RECORD).is_file()
+        if unfinished and not (adapter / ADAPTER_MANIFEST).is_file():
+            raise InputError(
+                f"{adapter_flag} {adapter}: its training has not finished (no {ADAPTER_MANIFEST}: "
+                "the run was stopped, or is still going)",
+                hint=f"finish it with the same vlmkit finetune command and --resume, or pass "
+                f"{adapter / 'best'} or another finished adapter",
+            )
         adapter_config = _read_json(
             adapter / "adapter_config.json",
             flag=adapter_flag,
@@ -62,13 +70,6 @@ def resolve_source(
         )
         manifest_path = adapter / ADAPTER_MANIFEST
         manifest = _read_json(manifest_path, flag=adapter_flag) if manifest_path.is_file() else None
-        if manifest is None and (adapter / TRAINING_RECORD).is_file():
-            raise InputError(
-                f"{adapter_flag} {adapter}: its training has not finished (no {ADAPTER_MANIFEST}: "
-                "the run was stopped, or is still going)",
-                hint=f"finish it with the same vlmkit finetune command and --resume, or pass "
-                f"{adapter / 'best'} or another finished adapter",
-            )
     if model is None:
         model = _recorded_base(adapter, adapter_config, manifest)
     local = Path(model).expanduser().exists()
