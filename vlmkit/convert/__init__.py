@@ -8,11 +8,8 @@ text, read back before it is kept), `images` (copy or write images, optional dow
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from vlmkit.convert.base import Converter
-from vlmkit.errors import UsageError
+from vlmkit.registry import load
 
 # Literal, so `vlmkit convert --help` can list the kinds without importing any converter.
 CONVERTERS: dict[str, str] = {
@@ -25,12 +22,4 @@ CONVERTERS: dict[str, str] = {
 
 def converter_class(kind: str) -> type[Converter]:
     """The converter of a SOURCE_KIND, with a did-you-mean on a typo."""
-    if kind not in CONVERTERS:
-        close = difflib.get_close_matches(kind, CONVERTERS, n=1)
-        raise UsageError(
-            f"SOURCE_KIND {kind!r} is not a source kind vlmkit converts",
-            hint=(f"Did you mean {close[0]!r}? " if close else "")
-            + f"Kinds: {', '.join(CONVERTERS)}.",
-        )
-    module, _, name = CONVERTERS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return load(CONVERTERS, kind, flag="SOURCE_KIND", what="a source kind vlmkit converts")

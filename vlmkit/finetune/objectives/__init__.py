@@ -8,11 +8,9 @@ file and a line here.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import TYPE_CHECKING
 
-from vlmkit.errors import UsageError
+from vlmkit.registry import load
 
 if TYPE_CHECKING:
     from vlmkit.finetune.objectives.base import Objective
@@ -26,12 +24,4 @@ OBJECTIVES: dict[str, str] = {
 
 def objective_named(name: str) -> Objective:
     """The objective called `name`, with a did-you-mean on a typo."""
-    if name not in OBJECTIVES:
-        close = difflib.get_close_matches(name, OBJECTIVES, n=1)
-        raise UsageError(
-            f"--objective {name!r} is not a training objective vlmkit has",
-            hint=(f"Did you mean {close[0]!r}? " if close else "")
-            + f"Objectives: {', '.join(OBJECTIVES)}.",
-        )
-    module, _, cls = OBJECTIVES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return load(OBJECTIVES, name, flag="--objective", what="a training objective vlmkit has")()
