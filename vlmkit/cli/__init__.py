@@ -19,6 +19,7 @@ from vlmkit.cli.infer import infer_command
 from vlmkit.cli.pairs import pairs_command
 from vlmkit.cli.report import report_command
 from vlmkit.cli.score import metrics_command, score
+from vlmkit.cli.sweep import sweep_command
 from vlmkit.cli.synth import circled_letter, synth_app
 from vlmkit.cli.tiny_model import tiny_model_command
 
@@ -42,6 +43,7 @@ app.command("infer")(console.friendly_errors(infer_command))
 app.command("tiny-model")(console.friendly_errors(tiny_model_command))
 app.command("finetune")(console.friendly_errors(finetune_command))
 app.command("pairs")(console.friendly_errors(pairs_command))
+app.command("sweep")(console.friendly_errors(sweep_command))
 app.command("report")(console.friendly_errors(report_command))
 
 

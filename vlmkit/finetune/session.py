@@ -76,9 +76,43 @@ class Plan:
                                resume=self.request.resume)  # fmt: skip
 
 
+@dataclass
+class Checked:
+    """What the checks of a request found: all a run needs that takes no model to know."""
+
+    objective: Objective
+    settings: FinetuneSettings
+    train: TrainingData
+    eval_data: TrainingData | None
+    source: ModelSource
+    notices: list[str]
+
+
 def plan(request: FinetuneRequest, processes: Processes | None = None) -> Plan:
     """Check everything that needs no model; hold OUT's run lock (main process) until
     `execute` ends, or release it here if a check fails."""
+    processes = processes or current()
+    found = check(request, processes)
+    out = request.out
+    # One run at a time writes OUT: a second stops here, before touching it.
+    lock = RunLock(out, "vlmkit finetune")
+    if processes.main:
+        lock.acquire()
+    try:
+        prepare_output(out, overwrite=request.overwrite, resume=request.resume)
+        if request.resume:
+            check_resume(out, found.settings, found.source, found.train)
+    except BaseException:
+        lock.release()
+        raise
+    return Plan(request, found.objective, found.settings, found.train, found.eval_data,
+                found.source, processes, lock, found.notices)  # fmt: skip
+
+
+def check(request: FinetuneRequest, processes: Processes | None = None) -> Checked:
+    """Every check of `plan` that reads but writes nothing: settings, the objective's record
+    contract, the datasets, the model's source, outputs against inputs (`vlmkit sweep` checks
+    a whole study's worth of runs this way before the first one trains)."""
     processes = processes or current()
     out = request.out
     init = request.settings.init_adapter
@@ -122,18 +156,7 @@ def plan(request: FinetuneRequest, processes: Processes | None = None) -> Plan:
     source = resolve_source(
         request.model, Path(init) if init else None, adapter_flag="--init-adapter"
     )
-    # One run at a time writes OUT: a second stops here, before touching it.
-    lock = RunLock(out, "vlmkit finetune")
-    if processes.main:
-        lock.acquire()
-    try:
-        prepare_output(out, overwrite=request.overwrite, resume=request.resume)
-        if request.resume:
-            check_resume(out, settings, source, train)
-    except BaseException:
-        lock.release()
-        raise
-    return Plan(request, objective, settings, train, eval_data, source, processes, lock, notices)
+    return Checked(objective, settings, train, eval_data, source, notices)
 
 
 def execute(plan: Plan, hooks: Any = None) -> Any:

@@ -7,18 +7,13 @@ is validated here, naming its flag, before any model is loaded.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from vlmkit.errors import InputError, UsageError
+from vlmkit.config_files import read_table, unknown_key
+from vlmkit.errors import UsageError
 from vlmkit.models.options import check_device_and_dtype
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, before it joined the standard library
-    import tomli as tomllib
 
 METHODS = ("lora", "qlora")
 
@@ -184,7 +179,8 @@ class FinetuneSettings:
         return data
 
 
-_FIELDS = {f.name: f for f in fields(FinetuneSettings)}
+SETTING_FIELDS = {f.name: f for f in fields(FinetuneSettings)}
+_FIELDS = SETTING_FIELDS
 _TUPLES = ("target_modules", "report_to")
 
 
@@ -197,10 +193,12 @@ def settings_from(config_file: Path | None, flags: dict[str, Any]) -> FinetuneSe
     values = read_config_file(config_file) if config_file is not None else {}
     values.update({name: value for name, value in flags.items() if value is not None})
     where = f"--config {config_file}" if config_file is not None else "a flag"
-    return FinetuneSettings(**{name: _coerce(name, value, where) for name, value in values.items()})
+    return FinetuneSettings(
+        **{name: coerce_setting(name, value, where) for name, value in values.items()}
+    )
 
 
-def _coerce(name: str, value: Any, where: str) -> Any:
+def coerce_setting(name: str, value: Any, where: str) -> Any:
     """`value` as the type of setting `name`, or a usage error naming the key.
 
     Files are loosely typed (PyYAML reads `2e-4` as a string; `"no"` is a true string), so
@@ -241,39 +239,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a TOML or YAML file; keys are the flags' names (`lora-r` or `lora_r`)."""
-    if not path.is_file():
-        raise UsageError(f"--config {path} does not exist", hint="check the path")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"--config {path} is not UTF-8 text ({error.reason})") from None
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            raise UsageError(f"--config {path}: expected a .toml, .yaml or .yml file")
-    except (tomllib.TOMLDecodeError, ValueError) as error:
-        raise InputError(f"--config {path}: {error}", hint="fix the file's syntax") from None
-    except Exception as error:  # yaml.YAMLError, without importing yaml for TOML users
-        if type(error).__module__.startswith("yaml"):
-            raise InputError(
-                f"--config {path}: {error}".splitlines()[0], hint="fix the YAML"
-            ) from None
-        raise
-    if not isinstance(data, dict):
-        raise InputError(
-            f"--config {path}: expected a table of settings, got {type(data).__name__}"
-        )
+    label = f"--config {path}"
     settings: dict[str, Any] = {}
-    for key, value in data.items():
+    for key, value in read_table(path, label).items():
         name = str(key).replace("-", "_")
         if name not in _FIELDS:
-            known = ", ".join(sorted(n.replace("_", "-") for n in _FIELDS))
-            raise InputError(f"--config {path}: unknown setting {key!r}", hint=f"settings: {known}")
+            raise unknown_key(label, key, _FIELDS)
         settings[name] = value
     return settings
 

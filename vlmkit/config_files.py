@@ -1,0 +1,54 @@
+"""TOML and YAML files of settings (`finetune --config`, `sweep SPACE`): one reader, one
+error style."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from vlmkit.errors import InputError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+
+
+def read_table(path: Path, label: str) -> dict[str, Any]:
+    """The top-level table of a .toml, .yaml or .yml file; `label` names it in errors
+    (e.g. `--config x.toml`)."""
+    if not path.is_file():
+        raise UsageError(f"{label} does not exist", hint="check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{label} is not UTF-8 text ({error.reason})") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise UsageError(f"{label}: expected a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, ValueError) as error:
+        raise InputError(f"{label}: {error}", hint="fix the file's syntax") from None
+    except Exception as error:  # yaml.YAMLError, without importing yaml for TOML users
+        if type(error).__module__.startswith("yaml"):
+            raise InputError(f"{label}: {error}".splitlines()[0], hint="fix the YAML") from None
+        raise
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: expected a table of settings, got {type(data).__name__}")
+    return data
+
+
+def unknown_key(label: str, key: str, known: Iterable[str], what: str = "setting") -> InputError:
+    """The error for a key no one reads, with a did-you-mean among `known` (spelled with -)."""
+    spelled = sorted(name.replace("_", "-") for name in known)
+    close = difflib.get_close_matches(str(key).replace("_", "-"), spelled, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + f"{what}s: {', '.join(spelled)}"
+    return InputError(f"{label}: unknown {what} {str(key)!r}", hint=hint)
