@@ -46,9 +46,18 @@ def read_table(path: Path, label: str) -> dict[str, Any]:
     return data
 
 
-def unknown_key(label: str, key: str, known: Iterable[str], what: str = "setting") -> InputError:
-    """The error for a key no one reads, with a did-you-mean among `known` (spelled with -)."""
+def unknown_key(
+    label: str,
+    key: str,
+    known: Iterable[str],
+    what: str = "setting",
+    aliases: dict[str, str] | None = None,
+) -> InputError:
+    """The error for a key no one reads, with a did-you-mean among `known` (spelled with -),
+    or the key's name elsewhere (`aliases`: transformers' `learning_rate` is vlmkit's `lr`)."""
     spelled = sorted(name.replace("_", "-") for name in known)
-    close = difflib.get_close_matches(str(key).replace("_", "-"), spelled, n=1)
+    alias = (aliases or {}).get(str(key).replace("-", "_"))
+    close = [alias.replace("_", "-")] if alias else []
+    close = close or difflib.get_close_matches(str(key).replace("_", "-"), spelled, n=1)
     hint = (f"did you mean {close[0]!r}? " if close else "") + f"{what}s: {', '.join(spelled)}"
     return InputError(f"{label}: unknown {what} {str(key)!r}", hint=hint)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from vlmkit.cli import console
 
@@ -163,8 +164,9 @@ def sweep_command(
 
     from vlmkit.sweep.session import SweepRequest, plan
 
-    # vlmkit says what happens to each trial itself; Optuna's own lines would say it twice.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # vlmkit says what happens to each trial itself (failures with their error); Optuna's
+    # own lines would say it twice, with tracebacks of the errors it was told to catch.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     overrides = {
         "model": model, "train": str(train) if train else None,
@@ -199,10 +201,8 @@ def _run(work: Any, request: Any) -> None:
     done, budget = finished(study), work.budget
     if reclaimed:
         listed = ", ".join(map(str, reclaimed))
-        console.note(
-            f"trials {listed} were interrupted: queued again, to continue from their "
-            "last checkpoint"
-        )
+        which = f"trials {listed} were" if len(reclaimed) > 1 else f"trial {listed} was"
+        console.note(f"{which} interrupted: queued again, to continue from the last checkpoint")
     of = f" of {budget}" if budget is not None else ""
     if done and budget is not None and done >= budget and not waiting(study):
         console.note(f"The study's {done}{of} trials are finished: nothing to run.")
@@ -282,7 +282,7 @@ def _work(work: Any, study: Any, device: str | None) -> None:
     metric = work.space.metric
 
     def on_start(number: int, params: dict[str, Any], device_name: str) -> None:
-        console.stderr.print(f"trial {number} [{device_name}]: {_params(params)}")
+        console.stderr.print(escape(f"trial {number} [{device_name}]: {_params(params)}"))
 
     def on_resume(number: int, folder: Path) -> None:
         console.note(f"trial {number} continues {folder} from its last checkpoint")

@@ -184,6 +184,14 @@ _FIELDS = SETTING_FIELDS
 _TUPLES = ("target_modules", "report_to")
 
 
+SETTING_ALIASES = {
+    "learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size":
+    "batch_size", "gradient_accumulation_steps": "grad_accum", "r": "lora_r",
+    "lora_rank": "lora_r", "warmup": "warmup_ratio", "eval_steps": "eval_every",
+    "save_steps": "save_every", "max_seq_length": "max_length",
+}  # fmt: skip
+"""Names the same settings have in transformers and TRL, for the did-you-mean."""
+
 SETTING_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FinetuneSettings)}
 """Each setting's default, as `--help` shows it."""
 
@@ -244,7 +252,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for key, value in read_table(path, label).items():
         name = str(key).replace("-", "_")
         if name not in _FIELDS:
-            raise unknown_key(label, key, _FIELDS)
+            raise unknown_key(label, key, _FIELDS, aliases=SETTING_ALIASES)
         settings[name] = value
     return settings
 

@@ -45,7 +45,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "best_step": attrs.get(BEST_STEP),
             "duration_s": _seconds(trial),
             "device": attrs.get(DEVICE),
-            "host": (attrs.get(WORKER) or {}).get("host"),
+            "worker": _worker(attrs.get(WORKER)),
             "folder": folder,
             "adapter": f"{folder}/{BEST}" if folder and state == "complete" else None,
             "evaluations": [[step, v] for step, v in sorted(trial.intermediate_values.items())],
@@ -54,6 +54,10 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
         })  # fmt: skip
     return rows
+
+
+def _worker(record: dict[str, Any] | None) -> str | None:
+    return f"{record['host']}:{record['pid']}" if record else None
 
 
 def _seconds(trial: Any) -> float | None:

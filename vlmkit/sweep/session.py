@@ -233,11 +233,17 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
         "sampler": space.sampler, "pruner": space.pruner, "budget": plan.budget,
         "timeout_s": space.timeout,
     })  # fmt: skip
-    study = optuna.create_study(
-        storage=plan.storage, study_name=plan.study_name, direction=space.direction,
-        load_if_exists=True,
-    )  # fmt: skip
-    study.set_user_attr(IDENTITY, space.identity())
+    try:  # loaded when there (creating writes to the journal even then)
+        study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)
+    except KeyError:
+        try:
+            study = optuna.create_study(
+                storage=plan.storage, study_name=plan.study_name, direction=space.direction
+            )
+        except optuna.exceptions.DuplicatedStudyError:  # another machine was quicker
+            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)  # fmt: skip
+    if study.user_attrs.get(IDENTITY) != space.identity():  # new (or replaced)
+        study.set_user_attr(IDENTITY, space.identity())
     reclaimed = reclaim_interrupted(study, retry_callback())
     return study, reclaimed
 
@@ -260,14 +266,17 @@ def load(plan: SweepPlan, worker: int = 0) -> Any:
     import optuna
 
     space = plan.space
-    # Workers side by side draw different values: each its own seed.
-    seed = None if space.sampler_seed is None else space.sampler_seed + worker
     if space.sampler == "grid":
-        sampler = optuna.samplers.GridSampler(space.grid_space(), seed=seed)
-    elif space.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
+        # The seed shuffles the grid, and a trial names its point by its place in it: every
+        # worker, and every later run of the sweep, must shuffle alike.
+        sampler = optuna.samplers.GridSampler(space.grid_space(), seed=0)
     else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        # Workers side by side must draw different values: each its own seed.
+        seed = None if space.sampler_seed is None else space.sampler_seed + worker
+        if space.sampler == "random":
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        else:
+            sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=space.pruner_startup_trials,
                                     n_warmup_steps=space.pruner_warmup_steps)

@@ -36,7 +36,12 @@ from typing import Any
 
 from vlmkit.config_files import read_table, unknown_key
 from vlmkit.errors import InputError, UsageError, VlmkitError
-from vlmkit.finetune.settings import SETTING_FIELDS, FinetuneSettings, coerce_setting
+from vlmkit.finetune.settings import (
+    SETTING_ALIASES,
+    SETTING_FIELDS,
+    FinetuneSettings,
+    coerce_setting,
+)
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "none")
@@ -250,7 +255,7 @@ def _named_settings(label: str, table: dict[str, Any], section: str) -> dict[str
     for key, value in table.items():
         name = str(key).replace("-", "_")
         if name not in SETTING_FIELDS:
-            raise unknown_key(f"{label}: [{section}]", key, SETTING_FIELDS)
+            raise unknown_key(f"{label}: [{section}]", key, SETTING_FIELDS, aliases=SETTING_ALIASES)
         if name in NOT_SEARCHED and (section == "search" or name == "best_metric"):
             raise InputError(
                 f"{label}: [{section}] {key}: a sweep sets it ({NOT_SEARCHED[name]})",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ IDENTITY = "vlmkit_sweep"
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
 """A database study fails a trial whose worker has been silent this long, and retries it."""
+
+
+DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}
+"""The pip package of a database driver whose module has another name."""
 
 
 @dataclass(frozen=True)
@@ -78,16 +83,20 @@ def open_storage(spec: StorageSpec) -> Any:
     from vlmkit.sweep.workers import retry_callback
 
     try:
-        return optuna.storages.RDBStorage(
-            spec.url,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            failed_trial_callback=retry_callback(),
-        )
-    except ModuleNotFoundError as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeats are marked experimental
+            return optuna.storages.RDBStorage(
+                spec.url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
+    except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
+        cause = error.__cause__ or error.__context__ or error
+        name = getattr(cause, "name", None) or "for this URL"
         raise UsageError(
-            f"--storage {spec.shown}: the database driver {error.name} is not installed",
-            hint=f"pip install {error.name}",
+            f"--storage {spec.shown}: the database driver {name} is not installed",
+            hint=f"pip install {DRIVERS.get(name, name)}",
         ) from None
     except Exception as error:  # sqlalchemy's errors, without importing it for journal users
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
