@@ -84,6 +84,17 @@ def test_a_grid_picks_the_rate_that_learns_and_best_is_its_adapter(setup, tmp_pa
     assert "2 of 2 trials are finished: nothing to run" in result.stderr
     assert (out / "study.journal").read_bytes() == journal
     assert json.loads((out / "importances.json").read_text())["importances"] == {"lr": 1.0}
+    # The sweep drawn: ranking, the metric by lr, importances, the best trials' curves.
+    page = tmp_path / "sweep.html"
+    result = vlmkit("report", out, "-o", page)
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    for part in ("Trials, best first", "exact_match by lr", "Parameter importance",
+                 "exact_match at each evaluation", "training loss"):  # fmt: skip
+        assert part in html
+    assert html.count("<svg") == 4
+    result = vlmkit("report", out, "-o", out / "inside.html")
+    assert result.exit_code == 2 and not (out / "inside.html").exists()
 
 
 def test_two_workers_share_the_study_and_run_disjoint_trials(setup, tmp_path):

@@ -15,7 +15,8 @@ def report_command(
         list[Path],
         typer.Argument(
             metavar="SCORES...",
-            help="JSON files written by `vlmkit score --json` (several: systems side by side).",
+            help="JSON files written by `vlmkit score --json` (several: systems side by side), "
+            "or one SWEEP_DIR of `vlmkit sweep`.",
         ),
     ],
     out: Annotated[
@@ -55,6 +56,8 @@ def report_command(
         vlmkit report scores.json --per-sample per-sample.jsonl --by meta.font --out report.html
 
         vlmkit report tuned.json other.json --out compare.html --png charts/
+
+        vlmkit report sweeps/cord --out sweep.html
     """
     from vlmkit.errors import UsageError
     from vlmkit.outputs import refuse_overlaps
@@ -62,6 +65,9 @@ def report_command(
     from vlmkit.report import ReportOptions, build_report, render_page
     from vlmkit.report.png import chart_path, write_pngs
 
+    if len(scores) == 1 and scores[0].is_dir():
+        _sweep_report(scores[0], out, per_sample=per_sample, by=by, png=png)
+        return
     options = ReportOptions(
         scores=tuple(scores), per_sample=per_sample, by=tuple(by or ()), worst=worst
     )
@@ -100,3 +106,31 @@ def report_command(
     if report.notices:
         parts.append(f"{len(report.notices)} notices")
     console.write_stdout(f"Wrote {out} ({', '.join(parts)})\n")
+
+
+def _sweep_report(
+    sweep_dir: Path, out: Path, *, per_sample: Path | None, by: list[str] | None, png: Path | None
+) -> None:
+    """A sweep's page: ranking, the metric against each setting, importances, curves."""
+    from vlmkit.errors import UsageError
+    from vlmkit.outputs import refuse_overlaps
+    from vlmkit.records import check_writable, write_text_atomic
+    from vlmkit.report.sweep import SWEEP_FILE, is_sweep_dir, render_sweep_page
+
+    if not is_sweep_dir(sweep_dir):
+        raise UsageError(
+            f"{sweep_dir} is a folder without {SWEEP_FILE}: not a sweep's",
+            hint="give the --out folder of `vlmkit sweep`, or scores files of `vlmkit score`",
+        )
+    given = [flag for flag, value in (("--per-sample", per_sample), ("--by", by), ("--png", png))
+             if value]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to scores files, not to a sweep",
+            hint="leave them out for SWEEP_DIR",
+        )
+    check_writable(out, "--out")
+    refuse_overlaps([("--out", out)], [("SWEEP_DIR", sweep_dir)])
+    html, charts = render_sweep_page(sweep_dir)
+    write_text_atomic(out, html)
+    console.write_stdout(f"Wrote {out} (the sweep in {sweep_dir}: {charts} charts)\n")
