@@ -95,7 +95,7 @@ def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
             f'<div class="charts">{curve_boxes}</div>'
             if curves
             else '<p class="note">No trial has completed yet.</p>'
-        )  # fmt: skip
+        )
         + "</section>"
         + _settings_section(identity)
         + "</body></html>\n"
@@ -174,21 +174,24 @@ def _param_charts(
             bool(numeric) and min(values) > 0 and max(values) / min(values) >= 100
         )
 
-        def points(state: str, name: str = name, numeric: bool = bool(numeric)) -> tuple:
-            return tuple(
-                (r["params"][name] if numeric else str(r["params"][name]), float(_shown_value(r)))
-                for r in shown
-                if r["state"] == state
-            )
-
         series = (
-            Series("complete", points("complete")),
-            Series("pruned", points("pruned"), colour=SYSTEM_COLOURS[1], hollow=True),
-        )
+            Series("complete", _points(shown, name, bool(numeric), "complete")),
+            Series("pruned", _points(shown, name, bool(numeric), "pruned"),
+                   colour=SYSTEM_COLOURS[1], hollow=True),
+        )  # fmt: skip
         charts.append(XYChart(f"{metric} by {name}", name, metric,
                               tuple(s for s in series if s.points), log_x=log_x,
                               categories=categories))  # fmt: skip
     return charts
+
+
+def _points(rows: list[dict[str, Any]], name: str, numeric: bool, state: str) -> tuple:
+    """(the setting's value, the trial's shown metric) of the trials in `state`."""
+    return tuple(
+        (row["params"][name] if numeric else str(row["params"][name]), float(_shown_value(row)))
+        for row in rows
+        if row["state"] == state
+    )
 
 
 def _curves(sweep_dir: Path, ranked: list[dict[str, Any]], metric: str) -> list[XYChart]:
