@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test bench demo demo-cord lock clean
+.PHONY: help install lint format test bench demo demo-cord demo-sweep lock clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -153,6 +153,17 @@ demo: $(INSTALLED) $(DEMO)/report.html $(DEMO)/circled-letter-paper/synth.json $
 	@echo "The preference step (DPO from the SFT adapter, against it):"
 	COLUMNS=120 $(BIN)/vlmkit score $(DEMO)/dpo.jsonl $(LETTERS)/test --baseline $(DEMO)/tuned.jsonl
 	@echo "Report: $(DEMO)/report.html"
+
+# A hyper-parameter sweep over the demo's tiny model and letters (examples/sweep/tiny-cpu.toml):
+# 6 trials, the hopeless ones pruned, then its report. Run again, it trains nothing.
+$(DEMO)/sweep/trials.jsonl: examples/sweep/tiny-cpu.toml $(LETTERS)/synth.json $(TINY)/tiny-model.json
+	$(BIN)/vlmkit sweep examples/sweep/tiny-cpu.toml -o $(DEMO)/sweep
+
+$(DEMO)/sweep.html: $(DEMO)/sweep/trials.jsonl
+	$(BIN)/vlmkit report $(DEMO)/sweep -o $@
+
+demo-sweep: $(INSTALLED) $(DEMO)/sweep.html ## A hyper-parameter sweep of the demo's fine-tune, and its report
+	@echo "Report: $(DEMO)/sweep.html; best adapter: $(DEMO)/sweep/best"
 
 lock: $(INSTALLED) ## Rewrite constraints.txt from the current venv
 	{ echo "# Versions vlmkit is tested with (pip constraints: make install applies them)."; \
