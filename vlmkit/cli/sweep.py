@@ -270,7 +270,16 @@ def _spawn(request: Any, work: Any) -> None:
             if value is not None:
                 command += [f"--{key.replace('_', '-')}", str(value)]
         processes.append(subprocess.Popen(command, env=env))
-    failed = [p.args for p in processes if p.wait() != 0]
+    try:
+        failed = [p.args for p in processes if p.wait() != 0]
+    except KeyboardInterrupt:
+        # Ctrl-C reached the workers too: each queues its trial again before it stops.
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        raise
     if failed:
         console.warn(f"{len(failed)} of {count} workers stopped with an error (above)")
 

@@ -19,7 +19,7 @@ from typing import Any
 from vlmkit.errors import UsageError, VlmkitError
 from vlmkit.records import write_json_atomic
 from vlmkit.sweep.results import BEST_TRIAL, IMPORTANCES, TRIALS_FILE, update_best, write_snapshot
-from vlmkit.sweep.space import SweepSpace, read_space
+from vlmkit.sweep.space import Choice, SweepSpace, read_space
 from vlmkit.sweep.storage import (
     IDENTITY,
     StorageSpec,
@@ -165,7 +165,7 @@ def _check_trials(space: SweepSpace, out: Path) -> list[str]:
     task. What they notice (eval samples also in training) is returned."""
     from vlmkit.finetune.session import FinetuneRequest, check
 
-    first = {name: param.grid()[0] if hasattr(param, "values") else param.low
+    first = {name: param.values[0] if isinstance(param, Choice) else param.low
              for name, param in space.search.items()}  # fmt: skip
     request = FinetuneRequest(
         train=space.train, model=space.model, out=out / TRIALS / "0000",
