@@ -183,6 +183,12 @@ def test_a_database_study(setup, tmp_path):
     # The same folder with the default storage: a different study, refused.
     result = vlmkit("sweep", space, "-o", out)
     assert result.exit_code == 2 and "holds a sweep whose study is in sqlite" in result.stderr
+    # The same sweep named another way (from another folder) is the same sweep.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(out)
+        result = vlmkit("sweep", space, "-o", ".", "--storage", url, "--study", "lr")
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 trials are finished: nothing to run" in result.stderr
 
 
 def _refused(setup, tmp_path, *args, space_text: str | None = None) -> str:

@@ -109,7 +109,7 @@ def plan(request: SweepRequest) -> SweepPlan:
     spec = storage_spec(request.storage, out)
     study_name = request.study or out.resolve().name
     recorded = _read_sweep_file(out)
-    if recorded and recorded.get("storage") != spec.shown and not request.overwrite:
+    if recorded and recorded.get("storage") != spec.key and not request.overwrite:
         raise UsageError(
             f"--out {out} holds a sweep whose study is in {recorded.get('storage')}, not "
             f"{spec.shown}",
@@ -229,7 +229,7 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / SWEEP_FILE, {
         "space": str(space.file.resolve()), "study": plan.study_name,
-        "storage": plan.storage_spec.shown, "identity": space.identity(),
+        "storage": plan.storage_spec.key, "identity": space.identity(),
         "sampler": space.sampler, "pruner": space.pruner, "budget": plan.budget,
         "timeout_s": space.timeout,
     })  # fmt: skip

@@ -38,6 +38,8 @@ class StorageSpec:
     url: str | None
     journal: Path | None
     shown: str
+    key: str = ""
+    """What sweep.json records, the same whichever folder the command runs in."""
 
     @property
     def is_database(self) -> bool:
@@ -48,9 +50,10 @@ def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
     """The study's place: SWEEP_DIR's journal, another journal file, or a database URL."""
     if flag is None:
         path = sweep_dir / DEFAULT_JOURNAL
-        return StorageSpec(None, path, f"journal file {path}")
+        return StorageSpec(None, path, f"journal file {path}", f"SWEEP_DIR/{DEFAULT_JOURNAL}")
     if "://" in flag:
-        return StorageSpec(flag, None, _hide_password(flag))
+        shown = _hide_password(flag)
+        return StorageSpec(flag, None, shown, shown)
     path = Path(flag.removeprefix("file:"))
     if path.is_dir():
         raise UsageError(
@@ -62,7 +65,7 @@ def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
             f"--storage {flag}: the folder {path.parent} does not exist",
             hint="create it (on a disk every worker sees), or name another file",
         )
-    return StorageSpec(None, path, f"journal file {path}")
+    return StorageSpec(None, path, f"journal file {path}", f"journal file {path.resolve()}")
 
 
 def open_storage(spec: StorageSpec) -> Any:
