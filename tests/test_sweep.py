@@ -138,7 +138,7 @@ def test_a_killed_sweep_resumes_without_training_twice(setup, tmp_path):
     trained = adapter.stat().st_mtime_ns
     result = vlmkit("sweep", space, "-o", out)
     assert result.exit_code == 0, result.output
-    assert "was interrupted: queued again" in result.stderr
+    assert "stopped unfinished last time (interrupted, or failed): queued again" in result.stderr
     assert "from its last checkpoint" in result.stderr
     assert adapter.stat().st_mtime_ns == trained  # the finished trial was not trained again
     rows = read_jsonl(out / "trials.jsonl")
@@ -248,3 +248,23 @@ def test_another_sweeps_study_is_refused_unless_overwrite(setup, tmp_path):
     result = vlmkit("sweep", space, "-o", other, "--overwrite")
     assert result.exit_code == 2 and "is not a sweep's folder" in result.stderr
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_failed_trials_are_reported_and_tried_again(setup, tmp_path):
+    """A trial that fails (here: every sample is over the token budget) is listed with its
+    error, the command fails when none completed, and the next run tries it again."""
+    space, out = _space(tmp_path, setup, steps=10, every=10), tmp_path / "sweep"
+    space.write_text(
+        space.read_text().replace("save_every = 20", "save_every = 20\nmax_length = 20")
+    )
+    result = vlmkit("sweep", space, "-o", out)
+    assert result.exit_code == 1
+    assert "trial 0 failed: 4 training samples exceed 20 tokens" in result.stderr
+    assert "no trial completed; 2 failed" in " ".join(result.stderr.split())
+    rows = read_jsonl(out / "trials.jsonl")
+    assert [row["state"] for row in rows] == ["fail", "fail"]
+    assert all("exceed 20 tokens" in row["error"] for row in rows)
+    result = vlmkit("sweep", space, "-o", out)
+    assert "trials 0, 1 stopped unfinished last time" in result.stderr
+    rows = read_jsonl(out / "trials.jsonl")
+    assert [row["first_trial"] for row in rows] == [0, 1, 0, 1]

@@ -201,8 +201,11 @@ def _run(work: Any, request: Any) -> None:
     done, budget = finished(study), work.budget
     if reclaimed:
         listed = ", ".join(map(str, reclaimed))
-        which = f"trials {listed} were" if len(reclaimed) > 1 else f"trial {listed} was"
-        console.note(f"{which} interrupted: queued again, to continue from the last checkpoint")
+        which = f"trials {listed}" if len(reclaimed) > 1 else f"trial {listed}"
+        console.note(
+            f"{which} stopped unfinished last time (interrupted, or failed): queued again, "
+            "to continue from the last checkpoint"
+        )
     of = f" of {budget}" if budget is not None else ""
     if done and budget is not None and done >= budget and not waiting(study):
         console.note(f"The study's {done}{of} trials are finished: nothing to run.")
@@ -231,6 +234,16 @@ def _run(work: Any, request: Any) -> None:
         console.note(
             f"Next: vlmkit infer DATASET --adapter {request.out / 'best'} -o preds.jsonl;"
             f" vlmkit report {request.out} -o sweep.html"
+        )
+    failed = [row for row in rows if row["state"] == "fail"]
+    if best is None and failed:
+        from vlmkit.errors import VlmkitError
+
+        raise VlmkitError(
+            f"no trial completed; {len(failed)} failed, the last with: {failed[-1]['error']}",
+            hint=f"every trial's error is in {request.out / 'trials.jsonl'}; fix the cause and "
+            "run the same command again: failed trials are tried again (after a change to "
+            "SPACE, add --overwrite)",
         )
 
 
@@ -285,6 +298,7 @@ def _spawn(request: Any, work: Any) -> None:
 
 
 def _work(work: Any, study: Any, device: str | None) -> None:
+    from vlmkit.sweep.attributes import ERROR
     from vlmkit.sweep.session import WorkHooks
     from vlmkit.sweep.trial import TrialHooks
 
@@ -310,8 +324,8 @@ def _work(work: Any, study: Any, device: str | None) -> None:
             last = max(trial.intermediate_values, default=None)
             at = f" at step {last}" if last is not None else ""
             console.stderr.print(f"trial {trial.number} pruned{at}")
-        elif trial.user_attrs.get("error"):
-            console.warn(f"trial {trial.number} failed: {trial.user_attrs['error']}")
+        elif trial.user_attrs.get(ERROR):
+            console.warn(f"trial {trial.number} failed: {trial.user_attrs[ERROR]}")
         if notice:
             console.warn(notice)
 

@@ -17,8 +17,16 @@ from typing import Any
 
 from vlmkit.finetune.output import BEST
 from vlmkit.records import write_json_atomic, write_jsonl_atomic
-from vlmkit.sweep.trial import BEST_STEP, DEVICE, ERROR, FOLDER, ORIGIN, SURPLUS
-from vlmkit.sweep.workers import INTERRUPTED, WORKER
+from vlmkit.sweep.attributes import (
+    BEST_STEP,
+    DEVICE,
+    ERROR,
+    FOLDER,
+    INTERRUPTED,
+    ORIGIN,
+    SURPLUS,
+    WORKER,
+)
 
 TRIALS_FILE = "trials.jsonl"
 IMPORTANCES = "importances.json"
@@ -50,7 +58,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "adapter": f"{folder}/{BEST}" if folder and state == "complete" else None,
             "evaluations": [[step, v] for step, v in sorted(trial.intermediate_values.items())],
             "first_trial": attrs.get(ORIGIN, trial.number),
-            "error": attrs.get(ERROR),
+            "error": attrs.get(ERROR) if state == "fail" else None,
             "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
         })  # fmt: skip
     return rows

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import UsageError, VlmkitError
 from vlmkit.records import write_json_atomic
+from vlmkit.sweep.attributes import INTERRUPTED, SURPLUS
 from vlmkit.sweep.results import BEST_TRIAL, IMPORTANCES, TRIALS_FILE, update_best, write_snapshot
 from vlmkit.sweep.space import Choice, SweepSpace, read_space
 from vlmkit.sweep.storage import (
@@ -31,10 +33,10 @@ from vlmkit.sweep.storage import (
 )
 from vlmkit.sweep.trial import TRIALS, Surplus, TrialHooks, TrialRunner
 from vlmkit.sweep.workers import (
-    INTERRUPTED,
     WORKERS,
     WorkerLock,
     parse_devices,
+    queue_failed_again,
     reclaim_interrupted,
     retry_callback,
 )
@@ -219,7 +221,7 @@ def _check_study(
 
 def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
     """Create or resume the study (replacing it with --overwrite); queue again the trials
-    whose worker died. The study, and the numbers of those trials."""
+    whose worker died, and those that failed last time. The study, and their numbers."""
     import optuna
 
     out, space = plan.out, plan.space
@@ -245,7 +247,7 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
     if study.user_attrs.get(IDENTITY) != space.identity():  # new (or replaced)
         study.set_user_attr(IDENTITY, space.identity())
     reclaimed = reclaim_interrupted(study, retry_callback())
-    return study, reclaimed
+    return study, reclaimed + queue_failed_again(study, retry_callback())
 
 
 def _clear_sweep_dir(out: Path, keep: Path | None) -> None:
@@ -313,13 +315,13 @@ def work(plan: SweepPlan, study: Any, device: str | None, hooks: WorkHooks | Non
 
     hooks = hooks or WorkHooks()
     budget = plan.budget
-    if budget is not None and finished(study) >= budget and not waiting(study):
-        return
     worker = WorkerLock(plan.out)
     failures: list[int] = []
+    gave_up = False
 
     def after_trial(study: Any, trial: Any) -> None:
-        if trial.user_attrs.get("surplus"):
+        nonlocal gave_up
+        if trial.user_attrs.get(SURPLUS):
             return
         write_snapshot(study, plan.out)
         _, notice = update_best(study, plan.out)
@@ -327,6 +329,7 @@ def work(plan: SweepPlan, study: Any, device: str | None, hooks: WorkHooks | Non
         failed = trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED)
         failures[:] = [*failures, trial.number] if failed else []
         if len(failures) >= GIVE_UP_AFTER and not finished(study):
+            gave_up = True
             study.stop()
 
     runner = TrialRunner(plan.space, plan.out, budget, worker, device, hooks.trial)
@@ -335,13 +338,27 @@ def work(plan: SweepPlan, study: Any, device: str | None, hooks: WorkHooks | Non
         callbacks.insert(
             0, MaxTrialsCallback(budget, states=(TrialState.COMPLETE, TrialState.PRUNED))
         )
+    deadline = None if plan.space.timeout is None else time.monotonic() + plan.space.timeout
     try:
-        study.optimize(
-            runner, timeout=plan.space.timeout, callbacks=callbacks, gc_after_trial=True,
-            catch=(VlmkitError, RuntimeError, ValueError, OSError, Surplus),
-        )  # fmt: skip
+        # Optuna's grid sampler stops a study once every point has been tried, counting
+        # failed ones: trials queued again (interrupted, failed) still waiting would be left,
+        # so the loop goes on while any wait and the budget and time allow.
+        while not gave_up and _trials_to_run(study, budget):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            study.optimize(
+                runner, timeout=left, callbacks=callbacks, gc_after_trial=True,
+                catch=(VlmkitError, RuntimeError, ValueError, OSError, Surplus),
+            )  # fmt: skip
+            if not waiting(study):
+                break
     finally:
         worker.release()
+
+
+def _trials_to_run(study: Any, budget: int | None) -> bool:
+    return budget is None or finished(study) < budget or waiting(study) > 0
 
 
 def conclude(plan: SweepPlan, study: Any) -> tuple[list[dict[str, Any]], Any, str | None]:

@@ -19,18 +19,22 @@ from typing import Any
 from vlmkit.errors import VlmkitError
 from vlmkit.finetune.output import BEST, has_checkpoint
 from vlmkit.models.sources import ADAPTER_MANIFEST
+from vlmkit.sweep.attributes import (
+    BEST_STEP,
+    DEVICE,
+    ERROR,
+    FOLDER,
+    INTERRUPTED,
+    ORIGIN,
+    SURPLUS,
+    WORKER,
+)
 from vlmkit.sweep.space import SweepSpace
-from vlmkit.sweep.workers import INTERRUPTED, WORKER, WorkerLock
+from vlmkit.sweep.workers import WorkerLock
 
 log = logging.getLogger(__name__)
 
 TRIALS = "trials"
-FOLDER = "folder"
-"""The trial's user attribute: its adapter folder, relative to SWEEP_DIR."""
-DEVICE, ERROR, SURPLUS, BEST_STEP = "device", "error", "surplus", "best_step"
-ORIGIN = "first_trial"
-"""The number of the trial these values were first given to: a retry copies it (Optuna's
-retry callback copies the user attributes), so it trains on in that trial's folder."""
 
 
 class Surplus(Exception):

@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.errors import UsageError
+from vlmkit.sweep.attributes import INTERRUPTED, ORIGIN, SURPLUS, WORKER
 
 log = logging.getLogger(__name__)
 
 WORKERS = ".workers"
-WORKER = "worker"
-"""The trial's user attribute naming its worker: host, pid, lock file."""
-INTERRUPTED = "interrupted"
 UNCLAIMED_AFTER = timedelta(minutes=2)
 """A running trial that names no worker this long after it started died before it could."""
 
@@ -112,6 +110,28 @@ def reclaim_interrupted(study: Any, retry: Any) -> list[int]:
         reclaimed.append(trial.number)
         log.info("trial %d was interrupted; queued again", trial.number)
     return reclaimed
+
+
+def queue_failed_again(study: Any, retry: Any) -> list[int]:
+    """Queue again, once per command, each trial that failed with an error (a missing driver,
+    a full disk, out of memory) and has not been tried again since: the user may have fixed
+    the cause. Their numbers."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    tried = {}
+    for trial in trials:
+        origin = trial.user_attrs.get(ORIGIN, trial.number)
+        tried[origin] = max(tried.get(origin, -1), trial.number)
+    queued = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        if trial.state != TrialState.FAIL or attrs.get(SURPLUS) or attrs.get(INTERRUPTED):
+            continue
+        if tried.get(attrs.get(ORIGIN, trial.number)) == trial.number:  # the latest try
+            retry(study, trial)
+            queued.append(trial.number)
+    return queued
 
 
 def parse_devices(spec: str | None, workers: int | None) -> list[str | None]:
