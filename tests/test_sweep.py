@@ -226,6 +226,20 @@ def test_mistakes_stop_it_before_training(setup, tmp_path):
     assert "this machine has no CUDA device, so not 0" in _refused(
         setup, tmp_path, "--devices", "0,1"
     )
+    assert "keeps the study in memory" in _refused(setup, tmp_path, "--storage", "sqlite://")
+    assert "--storage is empty" in _refused(setup, tmp_path, "--storage", "")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert "is a file that is not an Optuna journal" in _refused(
+        setup, tmp_path, "--storage", notes
+    )
+    assert notes.read_text() == "my notes\n"
+    assert "would overwrite SPACE" in _refused(
+        setup, tmp_path, "--storage", tmp_path / "space.toml"
+    )
+    assert "matches no linear layer" in _refused(
+        setup, tmp_path, space_text=text + 'target_modules = [["nosuch_proj"], "q_proj"]\n'
+    )
     assert "--workers 3 and --devices 0,1 disagree" in _refused(
         setup, tmp_path, "--devices", "0,1", "--workers", "3")  # fmt: skip
 
@@ -248,6 +262,15 @@ def test_another_sweeps_study_is_refused_unless_overwrite(setup, tmp_path):
     result = vlmkit("sweep", space, "-o", other, "--overwrite")
     assert result.exit_code == 2 and "is not a sweep's folder" in result.stderr
     assert (other / "notes.txt").read_text() == "mine"
+    # In a shared storage, --overwrite never replaces another folder's study.
+    shared = tmp_path / "shared.journal"
+    assert vlmkit("sweep", space, "-o", tmp_path / "a", "--storage", shared).exit_code == 0
+    result = vlmkit("sweep", space, "-o", tmp_path / "b", "--storage", shared, "--study", "a",
+                    "--overwrite")  # fmt: skip
+    assert result.exit_code == 2
+    assert "is the sweep in" in result.stderr and (tmp_path / "a" / "best").is_dir()
+    result = vlmkit("sweep", space, "-o", tmp_path / "a", "--storage", shared)
+    assert "1 of 1 trials are finished: nothing to run" in result.stderr
 
 
 def test_failed_trials_are_reported_and_tried_again(setup, tmp_path):

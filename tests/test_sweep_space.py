@@ -113,9 +113,19 @@ def test_identity_ignores_budget_but_not_the_space(tmp_path):
         ("sampler = 'grid'\n[search]\nlr = {low = 1e-5, high = 1e-3}", "a grid needs the values"),
         ("sampler = 'tpe'\n[search]\nlr = [1e-4]", "needs a budget"),
         ("trials = 2\ntimeout = 'soon'\n[search]\nlr = [1e-4]", "timeout 'soon' is not a duration"),
-        ("trials = 0\n[search]\nlr = [1e-4]", "trials = 0 must be a whole number, at least 1"),
+        ("trials = 0\n[search]\nlr = [1e-4]", "trials 0 must be a whole number, at least 1"),
         ("trials = 2\nsampler = 'bayes'\n[search]\nlr = [1e-4]", "sampler 'bayes' is not one of"),
         ("trials = 2\ndirection = 'up'\n[search]\nlr = [1e-4]", "direction 'up'"),
+        ("[search]\nobjective = ['sft', 'dpo']", "sweep each objective on its own data"),
+        (
+            "sampler = 'grid'\n[search]\nlr = {low = 1e-6, high = 1e-2, step = 1e-11}",
+            "has 999,900,001 values: a grid would never finish",
+        ),
+        (
+            "sampler = 'grid'\n[search]\nlora_r = {low = 1, high = 200, step = 1}\n"
+            "seed = {low = 0, high = 100, step = 1}",
+            "the grid has 20,200 points",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path, body, expected):
@@ -129,3 +139,24 @@ def test_missing_essentials(tmp_path):
     assert "names no metric" in _error(tmp_path, body)
     assert "did you mean 'exact_match'" in _error(tmp_path, body, metric="exact_macth")
     assert "names no model" in _error(tmp_path, 'train = "t"\neval = "e"\nmetric = "cer"' + search)
+
+
+def test_flags_are_named_as_flags(tmp_path):
+    body = BASE + "trials = 2\n[search]\nlr = [1e-4]\n"
+    assert "--timeout 'junk' is not a duration" in _error(tmp_path, body, timeout="junk")
+    assert "--metric: unknown metric 'letter_acc'" in _error(tmp_path, body, metric="letter_acc")
+    assert "--sampler-seed -3 must be a whole number" in _error(tmp_path, body, sampler_seed=-3)
+
+
+def test_values_as_they_read_back(tmp_path):
+    """What a study records is compared after a JSON round trip (lists, not tuples), and YAML's
+    numbers-as-text are numbers."""
+    body = BASE + 'trials = 2\npruner_startup_trials = 0\n[settings]\ntarget_modules = ["q_proj"]'
+    space = _space(tmp_path, body + "\n[search]\nlr = [1e-4]\n")
+    assert space.identity()["settings"]["target_modules"] == ["q_proj"]
+    assert space.pruner_startup_trials == 0
+    yaml = "model: m\ntrain: t\neval: e\nmetric: cer\ntrials: 2\nsearch:\n  lr: [1e-4, 2e-4]\n"
+    assert _space(tmp_path, yaml, name="s.yaml").search["lr"].values == (1e-4, 2e-4)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(VlmkitError, match="is a folder"):
+        read_space(tmp_path / "folder", {})

@@ -20,6 +20,8 @@ else:  # the same parser, before it joined the standard library
 def read_table(path: Path, label: str) -> dict[str, Any]:
     """The top-level table of a .toml, .yaml or .yml file; `label` names it in errors
     (e.g. `--config x.toml`)."""
+    if path.is_dir():
+        raise UsageError(f"{label} is a folder", hint="name the .toml or .yaml file")
     if not path.is_file():
         raise UsageError(f"{label} does not exist", hint="check the path")
     try:
@@ -36,7 +38,9 @@ def read_table(path: Path, label: str) -> dict[str, Any]:
         else:
             raise UsageError(f"{label}: expected a .toml, .yaml or .yml file")
     except (tomllib.TOMLDecodeError, ValueError) as error:
-        raise InputError(f"{label}: {error}", hint="fix the file's syntax") from None
+        looks_yaml = path.suffix == ".toml" and ": " in text and " = " not in text
+        hint = "it reads like YAML: name it .yaml" if looks_yaml else "fix the file's syntax"
+        raise InputError(f"{label}: {error}", hint=hint) from None
     except Exception as error:  # yaml.YAMLError, without importing yaml for TOML users
         if type(error).__module__.startswith("yaml"):
             raise InputError(f"{label}: {error}".splitlines()[0], hint="fix the YAML") from None

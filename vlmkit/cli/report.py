@@ -126,11 +126,13 @@ def _sweep_report(
              if value]  # fmt: skip
     if given:
         raise UsageError(
-            f"{', '.join(given)} apply to scores files, not to a sweep",
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to scores files, "
+            "not to a sweep",
             hint="leave them out for SWEEP_DIR",
         )
     check_writable(out, "--out")
     refuse_overlaps([("--out", out)], [("SWEEP_DIR", sweep_dir)])
     html, charts = render_sweep_page(sweep_dir)
     write_text_atomic(out, html)
-    console.write_stdout(f"Wrote {out} (the sweep in {sweep_dir}: {charts} charts)\n")
+    plural = "" if charts == 1 else "s"
+    console.write_stdout(f"Wrote {out} (the sweep in {sweep_dir}: {charts} chart{plural})\n")

@@ -72,7 +72,6 @@ def sweep_command(
     trials: Annotated[
         int | None,
         typer.Option(
-            min=1,
             help="Trials in all (finished ones count, on every worker).",
             show_default="every grid point",
             rich_help_panel=BUDGET,
@@ -81,7 +80,8 @@ def sweep_command(
     timeout: Annotated[
         str | None,
         typer.Option(
-            help="Start no trial after this long: seconds, or 90m, 2h, ...", rich_help_panel=BUDGET
+            help="Start no new trial once this long has passed: seconds, or 90m, 2h, ...",
+            rich_help_panel=BUDGET,
         ),
     ] = None,
     sampler: Annotated[
@@ -122,7 +122,6 @@ def sweep_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            min=1,
             help="Worker processes on this machine.",
             show_default="1, or one per --devices",
             rich_help_panel=STUDY,
@@ -207,8 +206,10 @@ def _run(work: Any, request: Any) -> None:
             "to continue from the last checkpoint"
         )
     of = f" of {budget}" if budget is not None else ""
+    failed_workers = 0
     if done and budget is not None and done >= budget and not waiting(study):
-        console.note(f"The study's {done}{of} trials are finished: nothing to run.")
+        more = f" (more than the {budget} asked)" if done > budget else f"{of}"
+        console.note(f"The study's {done}{more} trials are finished: nothing to run.")
     else:
         if done:
             console.note(f"Continuing the study {work.study_name}: {done}{of} trials finished.")
@@ -221,7 +222,7 @@ def _run(work: Any, request: Any) -> None:
             if len(work.devices) == 1 and work.devices[0] is None:
                 _work(work, load(work), None)
             else:
-                _spawn(request, work)
+                failed_workers = _spawn(request, work)
     rows, best, notice = conclude(work, load(work))
     _table(rows, work)
     if notice:
@@ -234,6 +235,13 @@ def _run(work: Any, request: Any) -> None:
         console.note(
             f"Next: vlmkit infer DATASET --adapter {request.out / 'best'} -o preds.jsonl;"
             f" vlmkit report {request.out} -o sweep.html"
+        )
+    if failed_workers:
+        from vlmkit.errors import VlmkitError
+
+        raise VlmkitError(
+            f"{failed_workers} of {len(work.devices)} workers stopped with an error (above)",
+            hint="fix the cause and run the same command again: finished trials are kept",
         )
     failed = [row for row in rows if row["state"] == "fail"]
     if best is None and failed:
@@ -264,8 +272,9 @@ def _work_as(request: Any, index: int, device: str | None) -> None:
     _work(work, load(work, index), device)
 
 
-def _spawn(request: Any, work: Any) -> None:
-    """One process per worker (its device, or its share of the cores); wait for all."""
+def _spawn(request: Any, work: Any) -> int:
+    """One process per worker (its device, or its share of the cores); wait for all. How
+    many failed."""
     from vlmkit.sweep.workers import worker_environment
 
     count = len(work.devices)
@@ -293,8 +302,7 @@ def _spawn(request: Any, work: Any) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         raise
-    if failed:
-        console.warn(f"{len(failed)} of {count} workers stopped with an error (above)")
+    return len(failed)
 
 
 def _work(work: Any, study: Any, device: str | None) -> None:
@@ -304,8 +312,9 @@ def _work(work: Any, study: Any, device: str | None) -> None:
 
     metric = work.space.metric
 
-    def on_start(number: int, params: dict[str, Any], device_name: str) -> None:
-        console.stderr.print(escape(f"trial {number} [{device_name}]: {_params(params)}"))
+    def on_start(number: int, params: dict[str, Any], device_name: str, first: int) -> None:
+        again = f" (trial {first} again)" if first != number else ""
+        console.stderr.print(escape(f"trial {number}{again} [{device_name}]: {_params(params)}"))
 
     def on_resume(number: int, folder: Path) -> None:
         console.note(f"trial {number} continues {folder} from its last checkpoint")

@@ -51,6 +51,11 @@ def resolve_source(
 
     `adapter_flag` names the adapter's flag in errors (finetune's `--init-adapter`)."""
     manifest = adapter_config = None
+    if adapter is not None and (adapter / "sweep.json").is_file():
+        raise UsageError(
+            f"{adapter_flag} {adapter} is a sweep's folder, not an adapter",
+            hint=f"pass its best adapter: {adapter_flag} {adapter / 'best'}",
+        )
     if adapter is not None:
         unfinished = (adapter / TRAINING_RECORD).is_file()
         if unfinished and not (adapter / ADAPTER_MANIFEST).is_file():

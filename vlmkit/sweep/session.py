@@ -24,12 +24,14 @@ from vlmkit.sweep.results import BEST_TRIAL, IMPORTANCES, TRIALS_FILE, update_be
 from vlmkit.sweep.space import Choice, SweepSpace, read_space
 from vlmkit.sweep.storage import (
     IDENTITY,
+    SWEEP_DIR_ATTR,
     StorageSpec,
+    check_journal,
     delete_study,
     differences,
     open_storage,
     storage_spec,
-    study_identity,
+    study_attributes,
 )
 from vlmkit.sweep.trial import TRIALS, Surplus, TrialHooks, TrialRunner
 from vlmkit.sweep.workers import (
@@ -98,29 +100,43 @@ def plan(request: SweepRequest) -> SweepPlan:
 
     space = read_space(request.space, request.overrides)
     out = request.out
+    spec = storage_spec(request.storage, out)
+    storage_file = spec.journal if request.storage else None
     refuse_overlaps(
-        [("--out", out)],
+        [("--out", out), ("--storage", storage_file)],
         [("SPACE", space.file), ("train", space.train), ("eval", space.eval),
          ("model", space.model)],
     )  # fmt: skip
+    check_journal(spec)
     _check_sweep_dir(out, request.overwrite)
     notices = list(space.notices) + _check_trials(space, out)
     if request.workers is not None and request.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {request.workers}")
     devices = parse_devices(request.devices, request.workers)
-    spec = storage_spec(request.storage, out)
     study_name = request.study or out.resolve().name
     recorded = _read_sweep_file(out)
     if recorded and recorded.get("storage") != spec.key and not request.overwrite:
         raise UsageError(
             f"--out {out} holds a sweep whose study is in {recorded.get('storage')}, not "
-            f"{spec.shown}",
+            f"{spec.key}",
             hint="pass the same --storage (and --study) to continue it, --overwrite to start "
             "again, or choose another --out",
         )
+    if space.settings.get("device") == "cuda" and devices == [None] * len(devices):
+        _check_cuda()
     storage = open_storage(spec)
     _check_study(storage, study_name, space, out, request.overwrite, spec)
     return SweepPlan(request, space, spec, storage, study_name, devices, notices)
+
+
+def _check_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(
+            '[settings] device = "cuda", and no CUDA GPU is visible',
+            hint='use device = "cpu" (or "auto"), or run on a machine with a GPU',
+        )
 
 
 def _read_sweep_file(out: Path) -> dict[str, Any] | None:
@@ -188,34 +204,76 @@ def _check_trials(space: SweepSpace, out: Path) -> list[str]:
                 f"dataset {space.eval} holds {', '.join(tasks) or 'no'} task samples",
                 hint=f"its task is scored with: {produced}",
             )
+    _check_target_modules(space, found.source)
     return found.notices
+
+
+def _check_target_modules(space: SweepSpace, source: Any) -> None:
+    """Layer names the sweep would try, against the model's layers (built on the meta device:
+    no weights load), so a typo fails now rather than in every trial that draws it. Only
+    where names are given and the model is a local folder."""
+    param = space.search.get("target_modules")
+    values = list(param.values) if isinstance(param, Choice) else []
+    if space.settings.get("target_modules"):
+        values.append(",".join(space.settings["target_modules"]))
+    if not values or not source.local:
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from vlmkit.finetune.modules import target_modules
+
+    trust = bool(space.settings.get("trust_remote_code"))
+    config = AutoConfig.from_pretrained(source.model, trust_remote_code=trust)
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config, trust_remote_code=trust)
+    searched = space.search.get("train_vision")
+    vision = bool(space.settings.get("train_vision")) or (
+        isinstance(searched, Choice) and True in searched.values
+    )
+    for value in values:
+        names = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        try:
+            target_modules(model, names, train_vision=vision)
+        except UsageError as error:
+            raise UsageError(f"{space.file}: target_modules {value!r}: {error.message}",
+                             hint=error.hint) from None  # fmt: skip
 
 
 def _check_study(
     storage: Any, name: str, space: SweepSpace, out: Path, overwrite: bool, spec: StorageSpec
 ) -> None:
-    recorded = study_identity(storage, name)
-    if overwrite:
-        return
-    if recorded is None:
-        if (out / TRIALS).is_dir() and any((out / TRIALS).iterdir()):
+    attributes = study_attributes(storage, name)
+    if attributes is None:
+        if not overwrite and (out / TRIALS).is_dir() and any((out / TRIALS).iterdir()):
             raise UsageError(
                 f"--out {out} holds trials, but {spec.shown} has no study {name!r}",
                 hint="pass the --storage and --study it ran with, --overwrite to start again, "
                 "or choose another --out",
             )
         return
-    if not recorded:
+    owner = attributes.get(SWEEP_DIR_ATTR)
+    shared = not spec.key.startswith("SWEEP_DIR/")  # a copied folder's own journal is its own
+    if shared and owner and Path(owner) != out.resolve() and (Path(owner) / SWEEP_FILE).is_file():
+        # Another folder's sweep (a shared storage): never replaced or mixed from here.
+        raise UsageError(
+            f"the study {name!r} in {spec.shown} is the sweep in {owner}, not in --out {out}",
+            hint=f"run it with -o {owner}, or give this sweep its own --study name",
+        )
+    if overwrite:
+        return
+    if IDENTITY not in attributes:
         raise UsageError(
             f"{spec.shown} already has a study {name!r} that vlmkit sweep did not create",
             hint="pass --study with another name",
         )
-    changed = differences(recorded, space.identity())
+    changed = differences(attributes[IDENTITY], space.identity())
     if changed:
         raise UsageError(
             f"the study {name!r} in {spec.shown} belongs to another sweep (it differs in "
             f"{', '.join(changed[:6])})",
-            hint="--overwrite replaces it and its trials; or choose another --out (or --study)",
+            hint="--overwrite replaces it and this folder's trials; or choose another --out "
+            "(or --study)",
         )
 
 
@@ -246,6 +304,7 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
             study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)  # fmt: skip
     if study.user_attrs.get(IDENTITY) != space.identity():  # new (or replaced)
         study.set_user_attr(IDENTITY, space.identity())
+        study.set_user_attr(SWEEP_DIR_ATTR, str(out.resolve()))
     reclaimed = reclaim_interrupted(study, retry_callback())
     return study, reclaimed + queue_failed_again(study, retry_callback())
 

@@ -50,6 +50,7 @@ DIRECTIONS = ("maximize", "minimize")
 NOT_SEARCHED = {
     "best_metric": "a trial keeps its best adapter by the sweep's metric",
     "device": "--devices gives each worker its device",
+    "objective": "the training data's kind decides it: sweep each objective on its own data",
 }
 """Settings a sweep sets itself, and why."""
 
@@ -86,6 +87,11 @@ class Range:
     def describe(self) -> dict[str, Any]:
         return {"low": self.low, "high": self.high, "log": self.log, "step": self.step}
 
+    def points(self) -> int:
+        """How many values a grid takes (the range with its step)."""
+        assert self.step is not None
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
     def grid(self) -> list[Any]:
         if self.step is None:
             raise UsageError(
@@ -93,12 +99,20 @@ class Range:
                 hint=f"give a step ({{low = {self.low}, high = {self.high}, step = ...}}), "
                 'a list of values, or sampler = "random" or "tpe"',
             )
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        values = [self.low + i * self.step for i in range(count)]
+        if self.points() > MAX_GRID:
+            raise UsageError(
+                f"search.{self.name}: the range {self.low}..{self.high} in steps of "
+                f"{self.step} has {self.points():,} values: a grid would never finish",
+                hint='a larger step, a list of values, or sampler = "tpe" with trials = N',
+            )
+        values = [self.low + i * self.step for i in range(self.points())]
         return [round(v) for v in values] if self.integer else [round(v, 12) for v in values]
 
 
 Param = Choice | Range
+
+MAX_GRID = 10_000
+"""Most points a grid sweep may have: more is a typo (a step too small), not a plan."""
 
 
 @dataclass(frozen=True)
@@ -137,24 +151,30 @@ class SweepSpace:
     def grid_space(self) -> dict[str, list[Any]]:
         return {name: param.grid() for name, param in self.search.items()}
 
+    def grid_points(self) -> int:
+        return math.prod(len(values) for values in self.grid_space().values())
+
     def budget(self) -> int | None:
         """How many trials the study runs in all (finished ones count, wherever they ran)."""
         if self.sampler != "grid":
             return self.trials
-        points = math.prod(len(values) for values in self.grid_space().values())
+        points = self.grid_points()
         return min(points, self.trials) if self.trials else points
 
     def identity(self) -> dict[str, Any]:
         """What makes two sweeps the same study: data, model, base settings, space, metric
         (not the budget, sampler or pruner, which a user may change between runs)."""
-        return {
-            "model": self.model,
+        local = Path(self.model)
+        identity = {
+            "model": str(local.resolve()) if local.exists() else self.model,
             "train": str(self.train.resolve()), "split": self.split,
             "eval": str(self.eval.resolve()), "eval_split": self.eval_split,
             "settings": self.settings,
             "search": {name: param.describe() for name, param in sorted(self.search.items())},
             "metric": self.metric, "direction": self.direction,
         }  # fmt: skip
+        # As it reads back from JSON (tuples as lists): what a study records and compares.
+        return json.loads(json.dumps(identity, default=str))
 
     def fingerprint(self) -> str:
         text = json.dumps(self.identity(), sort_keys=True, default=str)
@@ -189,7 +209,9 @@ def read_space(path: Path, overrides: dict[str, Any]) -> SweepSpace:
                     hint="put it under [settings] (shared) or [search] (varied)",
                 )
             raise unknown_key(label, key, TOP_LEVEL, what="key")
-    top.update({key: value for key, value in overrides.items() if value is not None})
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    top.update(flags)
+    keys = _Keys(top, label, frozenset(flags))
     settings = _base_settings(label, _table(label, top, "settings"))
     search = {
         name: _param(label, name, spec)
@@ -209,27 +231,39 @@ def read_space(path: Path, overrides: dict[str, Any]) -> SweepSpace:
             )
     space = SweepSpace(
         file=path,
-        model=_text(label, top, "model", required=True),
-        train=Path(_text(label, top, "train", required=True)),
-        eval=Path(_eval_dataset(label, top)),
-        split=_text(label, top, "split"),
-        eval_split=_text(label, top, "eval_split"),
-        metric=_metric(label, top),
+        model=_text(keys, "model", required=True),
+        train=Path(_text(keys, "train", required=True)),
+        eval=Path(_eval_dataset(keys)),
+        split=_text(keys, "split"),
+        eval_split=_text(keys, "eval_split"),
+        metric=_metric(keys),
         direction="",
         settings=settings,
         search=search,
-        trials=_whole(label, top, "trials", minimum=1),
-        timeout=_timeout(label, top.get("timeout")),
-        sampler=_one_of(label, top, "sampler", SAMPLERS, "tpe"),
-        sampler_seed=_whole(label, top, "sampler_seed", minimum=0),
-        pruner=_one_of(label, top, "pruner", PRUNERS, "median"),
-        pruner_startup_trials=_whole(label, top, "pruner_startup_trials", minimum=0) or 2,
-        pruner_warmup_steps=_whole(label, top, "pruner_warmup_steps", minimum=0) or 0,
+        trials=_whole(keys, "trials", minimum=1),
+        timeout=_timeout(keys),
+        sampler=_one_of(keys, "sampler", SAMPLERS, "tpe"),
+        sampler_seed=_whole(keys, "sampler_seed", minimum=0),
+        pruner=_one_of(keys, "pruner", PRUNERS, "median"),
+        pruner_startup_trials=_whole(keys, "pruner_startup_trials", minimum=0, default=2),
+        pruner_warmup_steps=_whole(keys, "pruner_warmup_steps", minimum=0, default=0),
     )
-    space = replace(space, direction=_direction(label, top, space.metric))
+    space = replace(space, direction=_direction(keys, space.metric))
     _check_values(label, space)
     if space.sampler == "grid":
-        space.grid_space()  # every range has its values
+        try:
+            points = space.grid_points()  # every range has its values, not too many
+        except UsageError as error:
+            raise UsageError(f"{label}: {error.message}", hint=error.hint) from None
+        if points > MAX_GRID:
+            raise UsageError(
+                f"{label}: the grid has {points:,} points: it would never finish",
+                hint='fewer values, or sampler = "tpe" with trials = N',
+            )
+        if space.trials is not None and space.trials > points:
+            space.notices.append(
+                f"the grid has {points} points: trials = {space.trials} runs {points}"
+            )
     elif space.trials is None and space.timeout is None:
         raise UsageError(
             f"{label}: a {space.sampler} sweep needs a budget",
@@ -257,9 +291,10 @@ def _named_settings(label: str, table: dict[str, Any], section: str) -> dict[str
         if name not in SETTING_FIELDS:
             raise unknown_key(f"{label}: [{section}]", key, SETTING_FIELDS, aliases=SETTING_ALIASES)
         if name in NOT_SEARCHED and (section == "search" or name == "best_metric"):
+            fix = ", and set metric = ..." if name == "best_metric" else ""
             raise InputError(
                 f"{label}: [{section}] {key}: a sweep sets it ({NOT_SEARCHED[name]})",
-                hint="leave it out" + (", and set metric = ..." if name == "best_metric" else ""),
+                hint="leave it out" + fix,
             )
         named[name] = value
     return named
@@ -354,9 +389,11 @@ def _choice_value(where: str, name: str, value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = ",".join(value)
     try:
-        coerce_setting(name, value, where)
+        coerced = coerce_setting(name, value, where)
     except VlmkitError as error:
         raise InputError(str(error), hint=error.hint) from None
+    if not isinstance(coerced, tuple):  # numbers as numbers (YAML reads 1e-4 as text)
+        value = coerced
     if value is not None and not isinstance(value, (bool, int, float, str)):
         raise InputError(f"{where}: {value!r} is not a value a study can store")
     return value
@@ -379,83 +416,100 @@ def _check_values(label: str, space: SweepSpace) -> None:
                                  hint=error.hint) from None  # fmt: skip
 
 
-def _text(label: str, top: dict[str, Any], key: str, *, required: bool = False) -> Any:
-    value = top.get(key)
+@dataclass(frozen=True)
+class _Keys:
+    """SPACE's top-level keys, with the flags applied: each error names where its value
+    came from (`--timeout`, or `SPACE x.toml: timeout`)."""
+
+    values: dict[str, Any]
+    label: str
+    flags: frozenset[str]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def where(self, key: str) -> str:
+        return f"--{key.replace('_', '-')}" if key in self.flags else f"{self.label}: {key}"
+
+
+def _text(keys: _Keys, key: str, *, required: bool = False) -> Any:
+    value = keys.get(key)
     if value is None:
         if required:
-            raise UsageError(f"{label} names no {key}", hint=f'add {key} = "..." or pass --{key}')
+            raise UsageError(
+                f"{keys.label} names no {key}", hint=f'add {key} = "..." or pass --{key}'
+            )
         return None
     if isinstance(value, Path):
-        return str(value)
+        value = str(value)
     if not isinstance(value, str) or not value:
-        raise InputError(f"{label}: {key} = {value!r} is not a name or path")
+        raise InputError(f"{keys.where(key)} {value!r} is not a name or path")
     return value
 
 
-def _eval_dataset(label: str, top: dict[str, Any]) -> str:
-    if top.get("eval") is None:
+def _eval_dataset(keys: _Keys) -> str:
+    if keys.get("eval") is None:
         raise UsageError(
-            f"{label} names no eval dataset: trials are judged by generation on it",
+            f"{keys.label} names no eval dataset: trials are judged by generation on it",
             hint='add eval = "data/..." (and eval_split), or pass --eval',
         )
-    return _text(label, top, "eval")
+    return _text(keys, "eval")
 
 
-def _metric(label: str, top: dict[str, Any]) -> str:
+def _metric(keys: _Keys) -> str:
     from vlmkit.metrics import resolve_metric_names
 
-    value = top.get("metric")
+    value = keys.get("metric")
     if value is None:
         raise UsageError(
-            f"{label} names no metric to judge trials by",
+            f"{keys.label} names no metric to judge trials by",
             hint='add metric = "exact_match" (or cer, field_f1, ...), or pass --metric',
         )
     if not isinstance(value, str):
-        raise InputError(f"{label}: metric = {value!r} is not a metric's name")
-    names = resolve_metric_names(value, flag=f"{label}: metric")
+        raise InputError(f"{keys.where('metric')} {value!r} is not a metric's name")
+    names = resolve_metric_names(value, flag=keys.where("metric"))
     if len(names) != 1:
         raise UsageError(
-            f"{label}: metric names {len(names)} metrics", hint="a sweep optimises one"
+            f"{keys.where('metric')} names {len(names)} metrics", hint="a sweep optimises one"
         )
     return names[0]
 
 
-def _direction(label: str, top: dict[str, Any], metric: str) -> str:
+def _direction(keys: _Keys, metric: str) -> str:
     from vlmkit.metrics import metric_class
 
     own = "maximize" if metric_class(metric).higher_is_better else "minimize"
-    value = top.get("direction") or own
+    value = keys.get("direction") or own
     if value not in DIRECTIONS:
-        raise UsageError(f"{label}: direction {value!r} is not maximize or minimize")
+        raise UsageError(f"{keys.where('direction')} {value!r} is not maximize or minimize")
     return value
 
 
-def _one_of(
-    label: str, top: dict[str, Any], key: str, choices: tuple[str, ...], default: str
-) -> str:
-    value = top.get(key, default)
+def _one_of(keys: _Keys, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = keys.get(key, default)
     if value not in choices:
         raise UsageError(
-            f"{label}: {key} {value!r} is not one of {', '.join(choices)}",
+            f"{keys.where(key)} {value!r} is not one of {', '.join(choices)}",
             hint=f"choose from: {', '.join(choices)}",
         )
     return value
 
 
-def _whole(label: str, top: dict[str, Any], key: str, *, minimum: int) -> int | None:
-    value = top.get(key)
+def _whole(keys: _Keys, key: str, *, minimum: int, default: int | None = None) -> int | None:
+    value = keys.get(key)
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"{label}: {key} = {value!r} must be a whole number, at least {minimum}")
+        raise UsageError(f"{keys.where(key)} {value!r} must be a whole number, at least {minimum}")
     return value
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _timeout(label: str, value: Any) -> float | None:
+def _timeout(keys: _Keys) -> float | None:
     """Seconds, from a number of seconds or `90s`, `30m`, `2h`, `1.5d`."""
+    value = keys.get("timeout")
     if value is None:
         return None
     seconds: float | None = None
@@ -467,7 +521,7 @@ def _timeout(label: str, value: Any) -> float | None:
             seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         raise UsageError(
-            f"{label}: timeout {value!r} is not a duration",
+            f"{keys.where('timeout')} {value!r} is not a duration",
             hint="seconds, or a number with s, m, h or d: e.g. 90m",
         )
     return seconds

@@ -8,6 +8,7 @@ of another sweep against it is refused before anything trains, unless it is told
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -51,8 +52,17 @@ def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
     if flag is None:
         path = sweep_dir / DEFAULT_JOURNAL
         return StorageSpec(None, path, f"journal file {path}", f"SWEEP_DIR/{DEFAULT_JOURNAL}")
+    if not flag.strip():
+        raise UsageError("--storage is empty", hint="leave it out for a study file in SWEEP_DIR")
     if "://" in flag:
         shown = _hide_password(flag)
+        if flag.split("?")[0].rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in flag:
+            raise UsageError(
+                f"--storage {shown} keeps the study in memory: it would be lost when the "
+                "command ends, and no other worker could share it",
+                hint="name a file (sqlite:///sweeps/study.db), a journal file, or leave "
+                "--storage out",
+            )
         return StorageSpec(flag, None, shown, shown)
     path = Path(flag.removeprefix("file:"))
     if path.is_dir():
@@ -66,6 +76,23 @@ def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
             hint="create it (on a disk every worker sees), or name another file",
         )
     return StorageSpec(None, path, f"journal file {path}", f"journal file {path.resolve()}")
+
+
+def check_journal(spec: StorageSpec, label: str = "--storage") -> None:
+    """A journal file that exists must be one (Optuna appends to whatever it is given)."""
+    path = spec.journal
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as handle:
+            first = json.loads(handle.readline())
+    except (OSError, ValueError):
+        first = None
+    if not isinstance(first, dict) or "op_code" not in first:
+        raise UsageError(
+            f"{label} {path} is a file that is not an Optuna journal",
+            hint="name a new file (e.g. sweeps/study.journal), or a database URL",
+        )
 
 
 def open_storage(spec: StorageSpec) -> Any:
@@ -119,14 +146,18 @@ def _hide_password(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
-def study_identity(storage: Any, name: str) -> dict[str, Any] | None:
-    """The identity recorded by the study `name` in `storage`; None where there is no such
-    study (or one vlmkit did not make: an empty dict)."""
+SWEEP_DIR_ATTR = "vlmkit_sweep_dir"
+"""The study's user attribute naming the SWEEP_DIR that created it (--overwrite replaces
+only the study of its own folder)."""
+
+
+def study_attributes(storage: Any, name: str) -> dict[str, Any] | None:
+    """The user attributes of the study `name` in `storage`; None where there is none."""
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
-    return storage.get_study_user_attrs(study_id).get(IDENTITY, {})
+    return storage.get_study_user_attrs(study_id)
 
 
 def differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:

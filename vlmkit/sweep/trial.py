@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,9 @@ class Surplus(Exception):
 class TrialHooks:
     """How the caller hears about trials (the CLI prints a line for each event)."""
 
-    on_start: Callable[[int, dict[str, Any], str], None] = lambda number, params, device: None
+    on_start: Callable[[int, dict[str, Any], str, int], None] = (
+        lambda number, params, device, first_trial: None
+    )
     on_scores: Callable[[int, int, dict[str, float]], None] = lambda number, step, scores: None
     on_resume: Callable[[int, Path], None] = lambda number, folder: None
 
@@ -66,22 +69,8 @@ class TrialRunner:
     def __call__(self, trial: Any) -> float:
         trial.set_user_attr(WORKER, self.worker.record())
         self._check_budget(trial)
-        params = self.space.suggest(trial)
-        origin = trial.user_attrs.get(ORIGIN, trial.number)
-        trial.set_user_attr(ORIGIN, origin)
-        folder = self.sweep_dir / TRIALS / f"{origin:04d}"
-        trial.set_user_attr(FOLDER, str(folder.relative_to(self.sweep_dir)))
-        fixed = {"best_metric": self.space.metric, **({"device": "cuda"} if self.device else {})}
-        settings = self.space.trial_settings(params, **fixed)
-        device = self._device_name(settings.device)
-        trial.set_user_attr(DEVICE, device)
-        self.hooks.on_start(trial.number, params, device)
-        finished = _finished_value(folder, self.space.metric)
-        if finished is not None:  # trained before its worker died; the study was not told
-            trial.set_user_attr(BEST_STEP, finished[1])
-            return finished[0]
         try:
-            return self._train(trial, folder, settings)
+            return self._run(trial)
         except KeyboardInterrupt:
             _queue_again(trial)
             raise
@@ -92,6 +81,23 @@ class TrialRunner:
             if type(error).__name__ != "TrialPruned":
                 trial.set_user_attr(ERROR, f"{type(error).__name__}: {error}")
             raise
+
+    def _run(self, trial: Any) -> float:
+        params = self.space.suggest(trial)
+        origin = trial.user_attrs.get(ORIGIN, trial.number)
+        trial.set_user_attr(ORIGIN, origin)
+        folder = self.sweep_dir / TRIALS / f"{origin:04d}"
+        trial.set_user_attr(FOLDER, str(folder.relative_to(self.sweep_dir)))
+        fixed = {"best_metric": self.space.metric, **({"device": "cuda"} if self.device else {})}
+        settings = self.space.trial_settings(params, **fixed)
+        device = self._device_name(settings.device)
+        trial.set_user_attr(DEVICE, device)
+        self.hooks.on_start(trial.number, params, device, origin)
+        finished = _finished_value(folder, self.space.metric)
+        if finished is not None:  # trained before its worker died; the study was not told
+            trial.set_user_attr(BEST_STEP, finished[1])
+            return finished[0]
+        return self._train(trial, folder, settings)
 
     def _train(self, trial: Any, folder: Path, settings: Any) -> float:
         import optuna
@@ -114,7 +120,11 @@ class TrialRunner:
         def on_scores(step: int, scores: dict[str, float]) -> None:
             self.hooks.on_scores(trial.number, step, scores)
             if metric in scores:
-                trial.report(scores[metric], step)
+                with warnings.catch_warnings():
+                    # A trial continued from a checkpoint evaluates again at steps its first
+                    # run reported (its evaluations carry over): Optuna keeps the first.
+                    warnings.simplefilter("ignore")
+                    trial.report(scores[metric], step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"{metric} {scores[metric]:.4f} at step {step}")
 
