@@ -50,6 +50,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_infer.py
 	$(BIN)/python bench/bench_finetune.py
+	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_dpo.py
 
 # --- demo: the whole loop on built-in data, each step a target on files -------------------------
