@@ -138,7 +138,7 @@ def test_a_killed_sweep_resumes_without_training_twice(setup, tmp_path):
     trained = adapter.stat().st_mtime_ns
     result = vlmkit("sweep", space, "-o", out)
     assert result.exit_code == 0, result.output
-    assert "stopped unfinished last time (interrupted, or failed): queued again" in result.stderr
+    assert "interrupted last time: queued again" in result.stderr
     assert "from its last checkpoint" in result.stderr
     assert adapter.stat().st_mtime_ns == trained  # the finished trial was not trained again
     rows = read_jsonl(out / "trials.jsonl")
@@ -204,7 +204,7 @@ def _refused(setup, tmp_path, *args, space_text: str | None = None) -> str:
 
 def test_mistakes_stop_it_before_training(setup, tmp_path):
     text = _space(tmp_path, setup).read_text()
-    assert "did you mean 'lora-r'" in _refused(
+    assert "did you mean 'lora_r'" in _refused(
         setup, tmp_path, space_text=text + "lora_rnk = [4, 8]\n"
     )
     assert "low 0.1 is above high 0.001" in _refused(
@@ -234,6 +234,14 @@ def test_mistakes_stop_it_before_training(setup, tmp_path):
         setup, tmp_path, "--storage", notes
     )
     assert notes.read_text() == "my notes\n"
+    (tmp_path / "sweep").mkdir()
+    inside = tmp_path / "sweep" / "trials.jsonl"
+    assert "is inside --out" in _refused(setup, tmp_path, "--storage", inside)
+    model, _ = setup
+    assert "would be written inside model" in _refused(
+        setup, tmp_path, "--storage", f"sqlite:///{model}/studies.db"
+    )
+    assert not (model / "studies.db").exists()
     assert "would overwrite SPACE" in _refused(
         setup, tmp_path, "--storage", tmp_path / "space.toml"
     )
@@ -288,6 +296,6 @@ def test_failed_trials_are_reported_and_tried_again(setup, tmp_path):
     assert [row["state"] for row in rows] == ["fail", "fail"]
     assert all("exceed 20 tokens" in row["error"] for row in rows)
     result = vlmkit("sweep", space, "-o", out)
-    assert "trials 0, 1 stopped unfinished last time" in result.stderr
+    assert "trials 0, 1 failed last time: queued again" in result.stderr
     rows = read_jsonl(out / "trials.jsonl")
     assert [row["first_trial"] for row in rows] == [0, 1, 0, 1]

@@ -86,7 +86,7 @@ def test_identity_ignores_budget_but_not_the_space(tmp_path):
             "[search]\nlearning_rate = [1e-4]",
             "unknown setting 'learning_rate' | did you mean 'lr'?",
         ),
-        ("[settings]\nlora_rank = 8\n[search]\nlr = [1e-4]", "did you mean 'lora-r'"),
+        ("[settings]\nlora_rank = 8\n[search]\nlr = [1e-4]", "did you mean 'lora_r'"),
         ("lora_r = 8\n[search]\nlr = [1e-4]", "'lora_r' is a fine-tuning setting"),
         ("sampel = 'grid'\n[search]\nlr = [1e-4]", "unknown key 'sampel' | did you mean 'sampler'"),
         ("[search]\nlr = {low = 1e-3, high = 1e-5}", "low 0.001 is above high 1e-05 | swap them"),
@@ -117,6 +117,11 @@ def test_identity_ignores_budget_but_not_the_space(tmp_path):
         ("trials = 2\nsampler = 'bayes'\n[search]\nlr = [1e-4]", "sampler 'bayes' is not one of"),
         ("trials = 2\ndirection = 'up'\n[search]\nlr = [1e-4]", "direction 'up'"),
         ("[search]\nobjective = ['sft', 'dpo']", "sweep each objective on its own data"),
+        (
+            "[search]\nlora_dropout = {low = 0.0, high = 0.1, step = 0.03}",
+            "is not a whole number of steps of 0.03",
+        ),
+        ("trials = 2\ntimeout = 0\n[search]\nlr = [1e-4]", "timeout 0 must be above 0"),
         (
             "sampler = 'grid'\n[search]\nlr = {low = 1e-6, high = 1e-2, step = 1e-11}",
             "has 999,900,001 values: a grid would never finish",

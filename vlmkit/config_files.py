@@ -56,12 +56,15 @@ def unknown_key(
     known: Iterable[str],
     what: str = "setting",
     aliases: dict[str, str] | None = None,
+    joiner: str = "-",
 ) -> InputError:
-    """The error for a key no one reads, with a did-you-mean among `known` (spelled with -),
-    or the key's name elsewhere (`aliases`: transformers' `learning_rate` is vlmkit's `lr`)."""
-    spelled = sorted(name.replace("_", "-") for name in known)
+    """The error for a key no one reads, with a did-you-mean among `known` (words joined by
+    `joiner`, as the file's other keys are), or the key's name elsewhere (`aliases`:
+    transformers' `learning_rate` is vlmkit's `lr`)."""
+    other = "_" if joiner == "-" else "-"
+    spelled = sorted(name.replace(other, joiner) for name in known)
     alias = (aliases or {}).get(str(key).replace("-", "_"))
-    close = [alias.replace("_", "-")] if alias else []
-    close = close or difflib.get_close_matches(str(key).replace("_", "-"), spelled, n=1)
+    close = [alias.replace(other, joiner)] if alias else []
+    close = close or difflib.get_close_matches(str(key).replace(other, joiner), spelled, n=1)
     hint = (f"did you mean {close[0]!r}? " if close else "") + f"{what}s: {', '.join(spelled)}"
     return InputError(f"{label}: unknown {what} {str(key)!r}", hint=hint)

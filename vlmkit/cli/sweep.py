@@ -196,15 +196,15 @@ def sweep_command(
 def _run(work: Any, request: Any) -> None:
     from vlmkit.sweep.session import conclude, finished, load, prepare, waiting
 
-    study, reclaimed = prepare(work)
+    study, interrupted, failed = prepare(work)
     done, budget = finished(study), work.budget
-    if reclaimed:
-        listed = ", ".join(map(str, reclaimed))
-        which = f"trials {listed}" if len(reclaimed) > 1 else f"trial {listed}"
-        console.note(
-            f"{which} stopped unfinished last time (interrupted, or failed): queued again, "
-            "to continue from the last checkpoint"
-        )
+    for numbers, what in ((interrupted, "interrupted"), (failed, "failed")):
+        if numbers:
+            which = "trials " if len(numbers) > 1 else "trial "
+            console.note(
+                f"{which}{', '.join(map(str, numbers))} {what} last time: queued again, to "
+                "continue from the last checkpoint"
+            )
     of = f" of {budget}" if budget is not None else ""
     failed_workers = 0
     if done and budget is not None and done >= budget and not waiting(study):
@@ -240,7 +240,7 @@ def _run(work: Any, request: Any) -> None:
         from vlmkit.errors import VlmkitError
 
         raise VlmkitError(
-            f"{failed_workers} of {len(work.devices)} workers stopped with an error (above)",
+            f"{failed_workers} of {len(work.devices)} workers did not finish (above)",
             hint="fix the cause and run the same command again: finished trials are kept",
         )
     failed = [row for row in rows if row["state"] == "fail"]
@@ -293,7 +293,7 @@ def _spawn(request: Any, work: Any) -> int:
                 command += [f"--{key.replace('_', '-')}", str(value)]
         processes.append(subprocess.Popen(command, env=env))
     try:
-        failed = [p.args for p in processes if p.wait() != 0]
+        codes = [process.wait() for process in processes]
     except KeyboardInterrupt:
         # Ctrl-C reached the workers too: each queues its trial again before it stops.
         for process in processes:
@@ -302,7 +302,12 @@ def _spawn(request: Any, work: Any) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
         raise
-    return len(failed)
+    for index, code in enumerate(codes):
+        if code < 0:
+            console.warn(f"worker {index} was killed by signal {-code}")
+        elif code:
+            console.warn(f"worker {index} stopped with an error (exit status {code}, above)")
+    return sum(code != 0 for code in codes)
 
 
 def _work(work: Any, study: Any, device: str | None) -> None:
@@ -378,23 +383,19 @@ def _table(rows: list[dict[str, Any]], work: Any) -> None:
     for row in ranked(rows, work.space.direction):
         complete = row["state"] == "complete"
         rank += complete
-        value = (
-            row["value"]
-            if complete
-            else (row["evaluations"][-1][1] if row["evaluations"] else None)
-        )
+        pruned = row["state"] == "pruned" and row["evaluations"]
+        value = row["value"] if complete else (row["evaluations"][-1][1] if pruned else None)
         table.add_row(
             str(rank) if complete else "",
             str(row["number"]),
             f"{value:.4f}" if value is not None else "",
-            str(
-                row["best_step"]
-                if complete
-                else (row["evaluations"][-1][0] if row["evaluations"] else "")
-            ),
+            str(row["best_step"] if complete else (row["evaluations"][-1][0] if pruned else "")),
             *(_value(row["params"].get(name, "")) for name in names),
             row["state"],
             f"{row['duration_s']:.0f} s" if row["duration_s"] is not None else "",
             row["device"] or "",
         )
-    console.stdout.print(table)
+    if console.stdout.is_terminal:
+        console.stdout.print(table)
+    else:  # a log or a pipe: every value whole, however wide
+        console.stdout.print(table, width=max(console.stdout.width, 200), crop=False)

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from vlmkit.sweep.attributes import (
     SURPLUS,
     WORKER,
 )
+from vlmkit.sweep.storage import IDENTITY
 
 TRIALS_FILE = "trials.jsonl"
 IMPORTANCES = "importances.json"
@@ -89,13 +92,23 @@ def ranked(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
 
 
 def write_snapshot(study: Any, sweep_dir: Path) -> list[dict[str, Any]]:
-    """trials.jsonl and importances.json, from the study as it is now; the rows."""
-    rows = trial_rows(study)
-    write_jsonl_atomic(sweep_dir / TRIALS_FILE, rows)
-    importances = param_importances(study)
-    if importances is not None:
-        write_json_atomic(sweep_dir / IMPORTANCES, importances)
+    """trials.jsonl and importances.json, from the study as it is now; the rows. Workers
+    take turns, each reading the study once it has the turn: the last written is the newest."""
+    with _turn(sweep_dir / ".snapshot.lock"):
+        rows = trial_rows(study)
+        write_jsonl_atomic(sweep_dir / TRIALS_FILE, rows)
+        importances = param_importances(study)
+        if importances is not None:
+            write_json_atomic(sweep_dir / IMPORTANCES, importances)
     return rows
+
+
+@contextmanager
+def _turn(lock: Path) -> Iterator[None]:
+    """Hold `lock` (the kernel's flock): workers writing the same files take turns."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def param_importances(study: Any) -> dict[str, Any] | None:
@@ -137,10 +150,12 @@ def update_best(study: Any, sweep_dir: Path) -> tuple[Any | None, str | None]:
             f"one: its adapter is {source} there"
         )
     target = sweep_dir / BEST
-    marker = {"trial": trial.number, "value": trial.value, "params": trial.params,
+    metric = (study.user_attrs.get(IDENTITY) or {}).get("metric")
+    marker = {"trial": trial.number, "metric": metric,
+              "direction": study.direction.name.lower(), "value": trial.value,
+              "best_step": trial.user_attrs.get(BEST_STEP), "params": trial.params,
               "from": str(source.relative_to(sweep_dir))}  # fmt: skip
-    with open(sweep_dir / ".best.lock", "a") as lock:  # workers finishing at once take turns
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with _turn(sweep_dir / ".best.lock"):  # workers finishing at once take turns
         if _marker(target) == marker:
             return trial, None
         tag = f"{os.getpid()}"

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmkit.errors import UsageError, VlmkitError
+from vlmkit.errors import InputError, UsageError, VlmkitError
 from vlmkit.records import write_json_atomic
 from vlmkit.sweep.attributes import INTERRUPTED, SURPLUS
-from vlmkit.sweep.results import BEST_TRIAL, IMPORTANCES, TRIALS_FILE, update_best, write_snapshot
+from vlmkit.sweep.results import IMPORTANCES, TRIALS_FILE, update_best, write_snapshot
 from vlmkit.sweep.space import Choice, SweepSpace, read_space
 from vlmkit.sweep.storage import (
     IDENTITY,
@@ -46,7 +46,8 @@ from vlmkit.sweep.workers import (
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.json"
-OWN = {SWEEP_FILE, TRIALS, "best", TRIALS_FILE, IMPORTANCES, WORKERS, ".best.lock"}
+OWN = {SWEEP_FILE, TRIALS, "best", TRIALS_FILE, IMPORTANCES, WORKERS, ".best.lock",
+       ".snapshot.lock"}  # fmt: skip
 """What a sweep writes in SWEEP_DIR (besides its journal and the folders `best/` is built in)."""
 
 ONLY_FOR_TASK = {
@@ -55,9 +56,10 @@ ONLY_FOR_TASK = {
 }
 """Metrics that read one task's answers (JSON trees, letters); the text metrics read any."""
 
-GIVE_UP_AFTER = 3
-"""Failed trials in a row, none finished, after which a worker stops: the fault is not in the
-values (a missing driver, a broken dataset), and every further trial would fail alike."""
+GIVE_UP_AFTER = (3, 10)
+"""Failed trials in a row after which a worker stops, before any trial finished and after:
+the fault is then not in the values (a missing driver, a full disk), and every further trial
+would fail alike."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,13 @@ def plan(request: SweepRequest) -> SweepPlan:
     space = read_space(request.space, request.overrides)
     out = request.out
     spec = storage_spec(request.storage, out)
-    storage_file = spec.journal if request.storage else None
+    storage_file = None if spec.own else spec.file
+    if storage_file is not None and out.resolve() in storage_file.resolve().parents:
+        raise UsageError(
+            f"--storage {storage_file} is inside --out {out}, among the files the sweep writes",
+            hint="leave --storage out (the study is then SWEEP_DIR/study.journal), or put it "
+            "outside SWEEP_DIR",
+        )
     refuse_overlaps(
         [("--out", out), ("--storage", storage_file)],
         [("SPACE", space.file), ("train", space.train), ("eval", space.eval),
@@ -109,10 +117,12 @@ def plan(request: SweepRequest) -> SweepPlan:
     )  # fmt: skip
     check_journal(spec)
     _check_sweep_dir(out, request.overwrite)
-    notices = list(space.notices) + _check_trials(space, out)
+    notices = list(space.notices) + _check_as_finetune(space, out)
     if request.workers is not None and request.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {request.workers}")
     devices = parse_devices(request.devices, request.workers)
+    if request.study is not None and not request.study.strip():
+        raise UsageError("--study is empty", hint="name the study, or leave --study out")
     study_name = request.study or out.resolve().name
     recorded = _read_sweep_file(out)
     if recorded and recorded.get("storage") != spec.key and not request.overwrite:
@@ -178,7 +188,12 @@ def _own(name: str) -> bool:
     return name in OWN or name.startswith(("study.journal", ".best."))
 
 
-def _check_trials(space: SweepSpace, out: Path) -> list[str]:
+# finetune's flags, as a SPACE file names them.
+SPACE_KEYS = {"TRAIN_DATASET": "train", "--eval-split": "eval_split", "--eval": "eval",
+              "--split": "split", "--model": "model"}  # fmt: skip
+
+
+def _check_as_finetune(space: SweepSpace, out: Path) -> list[str]:
     """`finetune`'s own checks, on the first trial's settings; and the metric against the eval
     task. What they notice (eval samples also in training) is returned."""
     from vlmkit.finetune.session import FinetuneRequest, check
@@ -191,7 +206,15 @@ def _check_trials(space: SweepSpace, out: Path) -> list[str]:
         split=space.split, eval_dataset=space.eval, eval_split=space.eval_split,
         config_file=space.file,
     )  # fmt: skip
-    found = check(request)
+    try:
+        found = check(request)
+    except VlmkitError as error:  # named as SPACE names them, not as finetune's flags
+        message = error.message
+        for flag, key in SPACE_KEYS.items():
+            message = message.replace(f"{flag} ", f"{key} ")
+        hint = (error.hint or "") + " (SPACE's paths are relative to the current folder)"
+        kind = UsageError if isinstance(error, UsageError) else InputError
+        raise kind(f"{space.file}: {message}", hint=hint.strip()) from None
     assert found.eval_data is not None
     tasks = sorted({record.task for record in found.eval_data.records if record.task})
     for task, metrics in ONLY_FOR_TASK.items():
@@ -236,8 +259,8 @@ def _check_target_modules(space: SweepSpace, source: Any) -> None:
         try:
             target_modules(model, names, train_vision=vision)
         except UsageError as error:
-            raise UsageError(f"{space.file}: target_modules {value!r}: {error.message}",
-                             hint=error.hint) from None  # fmt: skip
+            reason = error.message.replace("--target-modules ", "")
+            raise UsageError(f"{space.file}: target_modules: {reason}", hint=error.hint) from None
 
 
 def _check_study(
@@ -253,8 +276,12 @@ def _check_study(
             )
         return
     owner = attributes.get(SWEEP_DIR_ATTR)
-    shared = not spec.key.startswith("SWEEP_DIR/")  # a copied folder's own journal is its own
-    if shared and owner and Path(owner) != out.resolve() and (Path(owner) / SWEEP_FILE).is_file():
+    if (
+        not spec.own
+        and owner
+        and Path(owner) != out.resolve()
+        and (Path(owner) / SWEEP_FILE).is_file()
+    ):
         # Another folder's sweep (a shared storage): never replaced or mixed from here.
         raise UsageError(
             f"the study {name!r} in {spec.shown} is the sweep in {owner}, not in --out {out}",
@@ -277,9 +304,9 @@ def _check_study(
         )
 
 
-def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
+def prepare(plan: SweepPlan) -> tuple[Any, list[int], list[int]]:
     """Create or resume the study (replacing it with --overwrite); queue again the trials
-    whose worker died, and those that failed last time. The study, and their numbers."""
+    whose worker died, and those that failed last time. The study, and the numbers of each."""
     import optuna
 
     out, space = plan.out, plan.space
@@ -287,12 +314,6 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
         delete_study(plan.storage, plan.study_name)
         _clear_sweep_dir(out, keep=plan.storage_spec.journal)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / SWEEP_FILE, {
-        "space": str(space.file.resolve()), "study": plan.study_name,
-        "storage": plan.storage_spec.key, "identity": space.identity(),
-        "sampler": space.sampler, "pruner": space.pruner, "budget": plan.budget,
-        "timeout_s": space.timeout,
-    })  # fmt: skip
     try:  # loaded when there (creating writes to the journal even then)
         study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)
     except KeyError:
@@ -301,12 +322,18 @@ def prepare(plan: SweepPlan) -> tuple[Any, list[int]]:
                 storage=plan.storage, study_name=plan.study_name, direction=space.direction
             )
         except optuna.exceptions.DuplicatedStudyError:  # another machine was quicker
-            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)  # fmt: skip
+            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage)
     if study.user_attrs.get(IDENTITY) != space.identity():  # new (or replaced)
         study.set_user_attr(IDENTITY, space.identity())
         study.set_user_attr(SWEEP_DIR_ATTR, str(out.resolve()))
-    reclaimed = reclaim_interrupted(study, retry_callback())
-    return study, reclaimed + queue_failed_again(study, retry_callback())
+    write_json_atomic(out / SWEEP_FILE, {
+        "space": str(space.file.resolve()), "study": plan.study_name,
+        "storage": plan.storage_spec.key, "identity": space.identity(),
+        "sampler": space.sampler, "pruner": space.pruner, "budget": plan.budget,
+        "timeout_s": space.timeout,
+    })  # fmt: skip
+    interrupted = reclaim_interrupted(study, retry_callback())
+    return study, interrupted, queue_failed_again(study, retry_callback())
 
 
 def _clear_sweep_dir(out: Path, keep: Path | None) -> None:
@@ -387,7 +414,7 @@ def work(plan: SweepPlan, study: Any, device: str | None, hooks: WorkHooks | Non
         hooks.on_end(trial, notice)
         failed = trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED)
         failures[:] = [*failures, trial.number] if failed else []
-        if len(failures) >= GIVE_UP_AFTER and not finished(study):
+        if len(failures) >= GIVE_UP_AFTER[1 if finished(study) else 0]:
             gave_up = True
             study.stop()
 
@@ -427,4 +454,4 @@ def conclude(plan: SweepPlan, study: Any) -> tuple[list[dict[str, Any]], Any, st
     return rows, trial, notice
 
 
-__all__ = ["BEST_TRIAL", "SweepPlan", "SweepRequest", "conclude", "load", "plan", "prepare", "work"]
+__all__ = ["SweepPlan", "SweepRequest", "conclude", "load", "plan", "prepare", "work"]

@@ -208,7 +208,7 @@ def read_space(path: Path, overrides: dict[str, Any]) -> SweepSpace:
                     f"{label}: {key!r} is a fine-tuning setting",
                     hint="put it under [settings] (shared) or [search] (varied)",
                 )
-            raise unknown_key(label, key, TOP_LEVEL, what="key")
+            raise unknown_key(label, key, TOP_LEVEL, what="key", joiner="_")
     flags = {key: value for key, value in overrides.items() if value is not None}
     top.update(flags)
     keys = _Keys(top, label, frozenset(flags))
@@ -260,6 +260,11 @@ def read_space(path: Path, overrides: dict[str, Any]) -> SweepSpace:
                 f"{label}: the grid has {points:,} points: it would never finish",
                 hint='fewer values, or sampler = "tpe" with trials = N',
             )
+        if space.sampler_seed is not None:
+            space.notices.append(
+                "sampler_seed does not apply to a grid: its order is fixed, so that every "
+                "worker and every later run agree on which point is which"
+            )
         if space.trials is not None and space.trials > points:
             space.notices.append(
                 f"the grid has {points} points: trials = {space.trials} runs {points}"
@@ -289,7 +294,9 @@ def _named_settings(label: str, table: dict[str, Any], section: str) -> dict[str
     for key, value in table.items():
         name = str(key).replace("-", "_")
         if name not in SETTING_FIELDS:
-            raise unknown_key(f"{label}: [{section}]", key, SETTING_FIELDS, aliases=SETTING_ALIASES)
+            raise unknown_key(
+                f"{label}: [{section}]", key, SETTING_FIELDS, aliases=SETTING_ALIASES, joiner="_"
+            )
         if name in NOT_SEARCHED and (section == "search" or name == "best_metric"):
             fix = ", and set metric = ..." if name == "best_metric" else ""
             raise InputError(
@@ -363,6 +370,13 @@ def _param(label: str, name: str, spec: Any) -> Param:
     if step is not None:
         if step <= 0:
             raise InputError(f"{where}: step must be above 0, got {step}")
+        steps = (high - low) / step
+        if abs(steps - round(steps)) > 1e-6:
+            raise InputError(
+                f"{where}: the range {low}..{high} is not a whole number of steps of {step}",
+                hint=f"a step that divides {high - low:g}, or high = "
+                f"{low + math.floor(steps) * step:g}",
+            )
         if log:
             raise InputError(
                 f"{where}: a range has either a step or a log scale, not both",
@@ -519,7 +533,9 @@ def _timeout(keys: _Keys) -> float | None:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*", value)
         if match:
             seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+    if seconds is not None and seconds <= 0:
+        raise UsageError(f"{keys.where('timeout')} {value!r} must be above 0")
+    if seconds is None or not math.isfinite(seconds):
         raise UsageError(
             f"{keys.where('timeout')} {value!r} is not a duration",
             hint="seconds, or a number with s, m, h or d: e.g. 90m",

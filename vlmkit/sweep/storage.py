@@ -46,6 +46,20 @@ class StorageSpec:
     def is_database(self) -> bool:
         return self.journal is None
 
+    @property
+    def own(self) -> bool:
+        """The default: SWEEP_DIR's own journal (a copied folder takes its study along)."""
+        return self.key == f"SWEEP_DIR/{DEFAULT_JOURNAL}"
+
+    @property
+    def file(self) -> Path | None:
+        """The file the study is written to, where there is one (a journal, an SQLite file)."""
+        if self.journal is not None:
+            return self.journal
+        if self.url and self.url.startswith("sqlite:///"):
+            return Path(self.url.removeprefix("sqlite:///").split("?")[0])
+        return None
+
 
 def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
     """The study's place: SWEEP_DIR's journal, another journal file, or a database URL."""
@@ -55,8 +69,8 @@ def storage_spec(flag: str | None, sweep_dir: Path) -> StorageSpec:
     if not flag.strip():
         raise UsageError("--storage is empty", hint="leave it out for a study file in SWEEP_DIR")
     if "://" in flag:
-        shown = _hide_password(flag)
-        if flag.split("?")[0].rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in flag:
+        shown = flag if flag.startswith("sqlite") else _hide_password(flag)
+        if flag.split("?")[0].rstrip("/") in ("sqlite:", "sqlite:/") or "memory:" in flag:
             raise UsageError(
                 f"--storage {shown} keeps the study in memory: it would be lost when the "
                 "command ends, and no other worker could share it",

@@ -31,7 +31,7 @@ from vlmkit.sweep.attributes import (
     WORKER,
 )
 from vlmkit.sweep.space import SweepSpace
-from vlmkit.sweep.workers import WorkerLock
+from vlmkit.sweep.workers import WorkerLock, interrupted
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,14 @@ class TrialRunner:
         if self.budget is None:
             return
         counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        before = [t for t in trial.study.get_trials(deepcopy=False, states=counted)
-                  if t.number < trial.number and not t.user_attrs.get(SURPLUS)]  # fmt: skip
+        before = [
+            t
+            for t in trial.study.get_trials(deepcopy=False, states=counted)
+            if t.number < trial.number
+            and not t.user_attrs.get(SURPLUS)
+            # A running trial whose worker is gone will be run again: it takes no place.
+            and not (t.state == TrialState.RUNNING and interrupted(t))
+        ]
         if len(before) >= self.budget:
             trial.set_user_attr(SURPLUS, True)
             trial.study.stop()
