@@ -238,7 +238,7 @@ def test_mistakes_stop_it_before_training(setup, tmp_path):
     inside = tmp_path / "sweep" / "trials.jsonl"
     assert "is inside --out" in _refused(setup, tmp_path, "--storage", inside)
     model, _ = setup
-    assert "would be written inside model" in _refused(
+    assert "would be written inside the model" in _refused(
         setup, tmp_path, "--storage", f"sqlite:///{model}/studies.db"
     )
     assert not (model / "studies.db").exists()

@@ -112,8 +112,8 @@ def plan(request: SweepRequest) -> SweepPlan:
         )
     refuse_overlaps(
         [("--out", out), ("--storage", storage_file)],
-        [("SPACE", space.file), ("train", space.train), ("eval", space.eval),
-         ("model", space.model)],
+        [("SPACE", space.file), ("the train dataset", space.train),
+         ("the eval dataset", space.eval), ("the model", space.model)],
     )  # fmt: skip
     check_journal(spec)
     _check_sweep_dir(out, request.overwrite)
