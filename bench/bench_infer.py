@@ -30,7 +30,7 @@ def worker(mode: str, model: str, dataset: str, out: str, batch: int, threads: i
     import torch
     from PIL import Image
 
-    from vlmkit.infer.generate import Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model

@@ -12,7 +12,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from vlmkit.finetune.collate import IGNORE_INDEX, TrainingCollator
-from vlmkit.infer.generate import Predictor, _Prepared
+from vlmkit.images import open_rgb
+from vlmkit.infer.backends.base import Prepared
+from vlmkit.infer.backends.hf_transformers import TransformersBackend
 from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.models.families import FAMILIES
@@ -81,12 +83,10 @@ def _image_token_ids(model: LoadedModel) -> set[int]:
 
 def _inference_inputs(model: LoadedModel, examples: list[dict]):
     """What `vlmkit infer` feeds the model for these samples, through the Predictor itself."""
-    predictor = Predictor(model, GenerationSettings())
-    prepared = [
-        predictor._prepare(Sample(e["id"], Path(e["image"]), e["prompt"])) for e in examples
-    ]
-    assert all(isinstance(p, _Prepared) for p in prepared), prepared
-    return predictor._encode(prepared)
+    backend = TransformersBackend(model, GenerationSettings())
+    samples = [Sample(e["id"], Path(e["image"]), e["prompt"]) for e in examples]
+    prepared = [Prepared(s, backend.request(s, open_rgb(s.image))) for s in samples]
+    return backend._encode(prepared)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

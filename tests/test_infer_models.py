@@ -243,7 +243,7 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
     """Fault injection: CUDA cannot run here, so generate() raises CUDA's OOM error itself."""
     import torch
 
-    from vlmkit.infer.generate import Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model
@@ -307,7 +307,7 @@ def test_an_empty_shard_writes_an_empty_file(tiny, letters, tmp_path):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
     """Chat templates that write BOS must not get a second; LLaVA's leaves it to the tokenizer."""
-    from vlmkit.infer.generate import Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model
@@ -317,13 +317,65 @@ def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
     loaded = load_model(resolve_source(str(tiny(family)), None), LoadOptions())
     predictor = Predictor(loaded, GenerationSettings())
     sample = select_samples(letters, None, RunOptions(limit=1)).samples[0]
-    ids = predictor._encode([predictor._prepare(sample)])["input_ids"][0].tolist()
+    from vlmkit.images import open_rgb
+    from vlmkit.infer.backends.base import Prepared
+
+    prepared = Prepared(sample, predictor.request(sample, open_rgb(sample.image)))
+    ids = predictor._encode([prepared])["input_ids"][0].tolist()
     bos = loaded.processor.tokenizer.bos_token_id
     if bos is None:  # Qwen's tokenizer has none, as on the hub
         return
     assert ids.count(bos) == 1
     if family not in ("paligemma", "paligemma2"):  # PaliGemma: image tokens, then <bos>
         assert ids[0] == bos
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_vllm_is_given_the_tokens_transformers_and_training_use(tiny, letters, family):
+    """vLLM tokenizes a text prompt adding special tokens: the request must come to the same
+    ids as `--backend transformers` (Idefics3's template starts with `<|im_start|>`, which no
+    tokenizer adds back; others write a BOS the tokenizer would double). Runs without vLLM."""
+    from vlmkit.infer.backends.vllm_engine import prompt_request
+    from vlmkit.models.loading import load_processor
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import model_family, resolve_source
+    from vlmkit.prompts import adds_special_tokens, format_prompt
+
+    source = resolve_source(str(tiny(family)), None)
+    kind = model_family(source.config, source.model)
+    if kind.prompt_style == "prefix":  # PaliGemma: vLLM completes the prefix prompt itself
+        return
+    processor = load_processor(source, kind, LoadOptions())
+    tokenizer = processor.tokenizer
+    text = format_prompt(processor, kind, "Which letter is circled?")
+    wanted = tokenizer(text, add_special_tokens=adds_special_tokens(processor, text)).input_ids
+    request = prompt_request(processor, kind, "Which letter is circled?", image=None)
+    sent = request.get("prompt_token_ids") or tokenizer(request["prompt"]).input_ids
+    assert sent == wanted
+
+
+def test_vllm_lora_rank_rounds_up_to_one_it_accepts(tmp_path):
+    from vlmkit.errors import UsageError
+    from vlmkit.infer.backends.vllm_engine import lora_rank_for
+
+    for rank, accepted in ((4, 8), (8, 8), (12, 16), (48, 64), (300, 320), (512, 512)):
+        (tmp_path / "adapter_config.json").write_text(json.dumps({"r": rank}))
+        assert lora_rank_for(tmp_path) == accepted
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 1024}))
+    with pytest.raises(UsageError, match="vLLM serves ranks up to 512"):
+        lora_rank_for(tmp_path)
+
+
+def test_vllm_records_the_dtype_it_used_not_auto():
+    """What `--dtype auto` became in vLLM's model config (a torch dtype) is what the run records."""
+    import types
+
+    import torch
+
+    from vlmkit.infer.backends.vllm_engine import used_dtype
+
+    engine = types.SimpleNamespace(model_config=types.SimpleNamespace(dtype=torch.bfloat16))
+    assert used_dtype(types.SimpleNamespace(llm_engine=engine)) == "bfloat16"
 
 
 def test_an_overwrite_killed_early_never_passes_old_lines_off_as_new(tiny, letters, tmp_path):

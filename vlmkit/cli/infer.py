@@ -13,6 +13,7 @@ import typer
 
 from vlmkit.cli import console
 from vlmkit.errors import VlmkitError
+from vlmkit.infer.backends import BACKENDS
 
 LOADING = "Loading"
 OUTPUT = "Output"
@@ -33,9 +34,9 @@ class DType(str, Enum):
     float16 = "float16"
 
 
-class Backend(str, Enum):
-    transformers = "transformers"
-    vllm = "vllm"
+# A closed choice listed by --help; the registry is a literal, so reading it here is free.
+Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)  # type: ignore[misc]
+DEFAULT_BACKEND = Backend("transformers")
 
 
 def infer_command(
@@ -95,12 +96,12 @@ def infer_command(
         ),
     ] = False,
     backend: Annotated[
-        Backend,
+        Backend,  # type: ignore[valid-type]
         typer.Option(
             help="vllm: faster generation on a CUDA GPU, when vLLM is installed.",
             rich_help_panel=LOADING,
         ),
-    ] = Backend.transformers,
+    ] = DEFAULT_BACKEND,
     split: Annotated[
         str | None,
         typer.Option(

@@ -2,7 +2,7 @@
 
 Teacher-forced logits flatter a model (each token is predicted from the true previous ones);
 what a user will get is free generation. Every `--eval-every` steps the model answers
-`--eval-samples` eval samples greedily through `vlmkit.infer.generate.Predictor`, and the
+`--eval-samples` eval samples greedily through `vlmkit infer`'s transformers backend, and the
 answers are scored with the task's default metrics, exactly as `vlmkit score` would.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from vlmkit.finetune.data import TrainingData
-from vlmkit.infer.generate import Predictor
+from vlmkit.infer.backends.hf_transformers import TransformersBackend
 from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.metrics import metric_class
@@ -42,7 +42,7 @@ def generation_scores(
     """Greedy answers to the first `samples` records of `data`, scored with the task's default
     metrics (and metric `also`); and the answers."""
     records = data.sample(samples)
-    predictor = Predictor(loaded, GenerationSettings(max_new_tokens=max_new_tokens))
+    predictor = TransformersBackend(loaded, GenerationSettings(max_new_tokens=max_new_tokens))
     questions = [Sample(r.id, data.folder / r.file_name, r.prompt) for r in records]
     answers = predictor.predict(questions)
     joined = Joined(

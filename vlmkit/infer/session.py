@@ -17,6 +17,7 @@ from typing import Any
 
 from vlmkit import __version__
 from vlmkit.errors import UsageError
+from vlmkit.infer.backends import backend_named
 from vlmkit.infer.journal import Journal
 from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
@@ -25,7 +26,6 @@ from vlmkit.models.sources import ModelSource, resolve_source
 from vlmkit.outputs import image_folders, refuse_overlaps
 from vlmkit.provenance import file_sha256, library_versions, require_model_libraries, utc_now
 
-BACKENDS = ("transformers", "vllm")
 _VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "pillow")
 
 
@@ -67,8 +67,7 @@ class Plan:
 
 def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
-    if request.backend not in BACKENDS:
-        raise UsageError(f"--backend {request.backend!r} is not one of {', '.join(BACKENDS)}")
+    backend_named(request.backend).check(request)  # a did-you-mean; what it cannot do
     if not request.out.name or request.out.is_dir():
         raise UsageError(
             f"--out {request.out} is a folder", hint="give --out a file name, e.g. -o preds.jsonl"
@@ -167,23 +166,15 @@ def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
     """Load the model for the chosen backend; check the settings known only once it is loaded."""
     request = plan.request
     require_model_libraries("vlmkit infer")
-    if request.backend == "vllm":
-        from vlmkit.infer.vllm_backend import vllm_predictor
-
-        predictor, described = vllm_predictor(plan.source, request.load, request.generation)
-    else:
-        from vlmkit.infer.generate import Predictor
-        from vlmkit.models.loading import load_model
-
-        loaded = load_model(plan.source, request.load)
-        predictor, described = Predictor(loaded, request.generation), loaded.describe()
+    backend = backend_named(request.backend).load(plan.source, request.load, request.generation)
+    described = backend.describe().to_json()
     _check_trained_prompt_format(plan.source, described["prompt_format"])
     loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
     plan.journal.check_resumable(
         {**plan.key, **loaded_key}, overwrite=request.options.overwrite or not plan.done
     )
     plan.key.update(loaded_key)
-    return predictor, described
+    return backend, described
 
 
 def _check_trained_prompt_format(source: ModelSource, loaded: dict[str, Any]) -> None:

@@ -1,0 +1,120 @@
+"""What every backend shares: the fan-out of a batch into requests, per-sample errors, the
+fan-in of answers in the samples' order, and halving a batch whose call fails.
+
+One bad sample never stops a batch: an image that cannot be read, a prompt a chat template
+rejects, or a request the model refuses becomes that sample's error line, and a batch whose
+call fails is split in halves until the sample at fault is alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from vlmkit.images import UnreadableImage, open_rgb
+from vlmkit.infer.selection import Sample
+from vlmkit.records import PredictionRecord
+
+Request = TypeVar("Request")
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a run's sidecar records about the model that answered, whatever the backend."""
+
+    backend: str
+    model: str
+    adapter: str | None
+    family: str | None
+    model_type: str | None
+    prompt_format: dict[str, Any] | None
+    device: str | None
+    dtype: str | None
+    """The dtype the weights were used in (never `auto`)."""
+    context_length: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prepared(Generic[Request]):
+    """A sample and the backend's request for it."""
+
+    sample: Sample
+    request: Request
+
+
+class Failure(Exception):
+    """A batch's call failed in a way the backend can name (the message of a lone sample)."""
+
+
+class Backend(ABC, Generic[Request]):
+    """Answers batches of samples; subclasses say how a sample becomes a request (`request`)
+    and how a batch of requests becomes records (`generate`)."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def check(cls, request: Any) -> None:
+        """Refuse, before anything heavy loads, what this backend cannot do with `request`
+        (an `InferRequest`)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, source: Any, load: Any, settings: Any) -> Backend[Any]:
+        """The backend ready to answer: `source` a `ModelSource`, `load` the `LoadOptions`,
+        `settings` the `GenerationSettings`."""
+
+    @abstractmethod
+    def describe(self) -> ModelDescription: ...
+
+    @abstractmethod
+    def request(self, sample: Sample, image: Any) -> Request:
+        """The backend's request for one sample (raise to give the sample an error)."""
+
+    @abstractmethod
+    def generate(self, batch: list[Prepared[Request]]) -> list[PredictionRecord]:
+        """One record per item, in order; raise (`Failure` with a message) if the call fails."""
+
+    def predict(self, samples: list[Sample]) -> list[PredictionRecord]:
+        """One record per sample, in order (an `error` record where it failed)."""
+        results: dict[str, PredictionRecord] = {}
+        ready: list[Prepared[Request]] = []
+        for sample in samples:
+            try:
+                image = open_rgb(sample.image)
+            except UnreadableImage as error:
+                results[sample.id] = failed(sample, str(error))
+                continue
+            try:
+                ready.append(Prepared(sample, self.request(sample, image)))
+            except Exception as error:  # a chat template may raise on content it rejects
+                results[sample.id] = failed(sample, f"cannot format the prompt: {one_line(error)}")
+        for record in self.answer(ready):
+            results[record.id] = record
+        return [results[sample.id] for sample in samples]
+
+    def answer(self, batch: list[Prepared[Request]]) -> list[PredictionRecord]:
+        """`generate`, with a failed call split in halves down to the sample at fault."""
+        if not batch:
+            return []
+        try:
+            return self.generate(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                message = str(error) if isinstance(error, Failure) else one_line(error)
+                prefix = "" if isinstance(error, Failure) else "generation failed: "
+                return [failed(batch[0].sample, prefix + message)]
+            half = len(batch) // 2
+            return self.answer(batch[:half]) + self.answer(batch[half:])
+
+
+def failed(sample: Sample, message: str) -> PredictionRecord:
+    return PredictionRecord(sample.id, "", error=message)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
