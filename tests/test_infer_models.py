@@ -266,7 +266,13 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
     records = Predictor(loaded, settings).predict(samples)
     assert sizes == [6, 3, 1, 2, 3, 1, 2]
     assert records == [
-        type(r)(r.id, r.prediction, latency_s=records[i].latency_s, new_tokens=r.new_tokens)
+        type(r)(
+            r.id,
+            r.prediction,
+            latency_s=records[i].latency_s,
+            new_tokens=r.new_tokens,
+            truncated=r.truncated,
+        )
         for i, r in enumerate(alone)
     ]
 

@@ -8,7 +8,7 @@ import sys
 from conftest import EXAMPLE_CORD
 
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "pandas", "accelerate",
-         "optuna")  # fmt: skip
+         "optuna", "openai")  # fmt: skip
 
 # Runs the real CLI in a fresh interpreter and reports every heavy module it tried to import.
 # A meta-path spy sees attempts even where the library is not installed (the light install),

@@ -75,15 +75,19 @@ class PredictionRecord:
     """Seconds spent generating this sample's batch, divided by the batch size."""
     new_tokens: int | None = None
     """Number of generated tokens."""
+    prompt_tokens: int | None = None
+    """Tokens of the prompt, image included, where the backend reports them (a server's usage)."""
+    finish_reason: str | None = None
+    """Why generation ended, where the backend says (a server's `stop`, `length`...)."""
+    truncated: bool | None = None
+    """True when the answer was cut by the token limit (`--max-new-tokens`) before it ended."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "prediction": self.prediction}
-        if self.error is not None:
-            out["error"] = self.error
-        if self.latency_s is not None:
-            out["latency_s"] = self.latency_s
-        if self.new_tokens is not None:
-            out["new_tokens"] = self.new_tokens
+        optional = {"error": self.error, "latency_s": self.latency_s,
+                    "new_tokens": self.new_tokens, "prompt_tokens": self.prompt_tokens,
+                    "finish_reason": self.finish_reason, "truncated": self.truncated}  # fmt: skip
+        out.update({key: value for key, value in optional.items() if value is not None})
         return out
 
 

@@ -19,6 +19,7 @@ LOADING = "Loading"
 OUTPUT = "Output"
 GENERATION = "Generation"
 SAMPLES = "Samples"
+SERVED = "Served models (--backend openai)"
 
 
 class Device(str, Enum):
@@ -98,10 +99,59 @@ def infer_command(
     backend: Annotated[
         Backend,  # type: ignore[valid-type]
         typer.Option(
-            help="vllm: faster generation on a CUDA GPU, when vLLM is installed.",
+            help="vllm: faster generation on a CUDA GPU, when vLLM is installed; openai: a "
+            "served or hosted model (vLLM, SGLang, transformers serve, OpenAI...) at --endpoint, "
+            "--model naming it there.",
             rich_help_panel=LOADING,
         ),
     ] = DEFAULT_BACKEND,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="The server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.",
+            rich_help_panel=SERVED,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests in flight at once.", rich_help_panel=SERVED)
+    ] = 8,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a request may take before it is retried.", rich_help_panel=SERVED
+        ),
+    ] = 120.0,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            help="Retries after a 429, a 5xx, a timeout or a lost connection (back-off "
+            "with jitter, Retry-After honoured).",
+            rich_help_panel=SERVED,
+        ),
+    ] = 5,
+    rpm: Annotated[
+        float | None,
+        typer.Option(
+            help="Most requests started per minute (a rate limit).",
+            show_default="no limit",
+            rich_help_panel=SERVED,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str,
+        typer.Option(
+            help="The environment variable holding the API key (never written anywhere).",
+            rich_help_panel=SERVED,
+        ),
+    ] = "OPENAI_API_KEY",
+    image_detail: Annotated[
+        str | None,
+        typer.Option(
+            help="The image `detail` field: auto, low or high.",
+            show_default="not sent: the server's full default",
+            rich_help_panel=SERVED,
+        ),
+    ] = None,
     split: Annotated[
         str | None,
         typer.Option(
@@ -188,9 +238,13 @@ def infer_command(
         vlmkit infer data/letters/test --adapter runs/lora -o tuned.jsonl --batch-size 16
         vlmkit infer data/cord --split test --model tiny/ -o preds.jsonl --limit 20
         vlmkit infer data/cord --split test --model M -o part2.jsonl --shard 2/4
+        vlmkit infer data/cord --split test --backend openai --endpoint http://127.0.0.1:8000/v1 \
+            --model runs/q/merged -o served.jsonl --concurrency 16
+        vlmkit infer data/cord --split test --backend openai \
+            --endpoint https://api.openai.com/v1 --model gpt-4o -o gpt4o.jsonl --rpm 500
     """
     from vlmkit.infer.session import InferRequest, execute, plan
-    from vlmkit.infer.settings import GenerationSettings, RunOptions, Shard
+    from vlmkit.infer.settings import GenerationSettings, RemoteOptions, RunOptions, Shard
     from vlmkit.models.options import LoadOptions
 
     request = InferRequest(
@@ -222,7 +276,11 @@ def infer_command(
             overwrite=overwrite,
         ),
         backend=backend.value,
-    )
+        remote=RemoteOptions(
+            endpoint=endpoint, concurrency=concurrency, timeout_s=timeout,
+            max_retries=max_retries, rpm=rpm, api_key_env=api_key_env, image_detail=image_detail,
+        ),
+    )  # fmt: skip
     work = plan(request)
     counts = work.counts
     if work.finished:
@@ -252,6 +310,8 @@ def infer_command(
 
 
 def _loaded_line(described: dict[str, Any]) -> str:
+    if described.get("endpoint"):
+        return f"Asking {described['model']} at {described['endpoint']}"
     adapter = f" + {described['adapter']}" if described.get("adapter") else ""
     return (
         f"Loaded {described['model']}{adapter} ({described['family']}, {described['dtype']} "

@@ -11,22 +11,23 @@ import hashlib
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vlmkit import __version__
-from vlmkit.errors import UsageError
+from vlmkit.errors import UsageError, VlmkitError
 from vlmkit.infer.backends import backend_named
 from vlmkit.infer.journal import Journal
 from vlmkit.infer.run import RunCounts, pending, run_batches
 from vlmkit.infer.selection import Sample, Selection, select_samples
-from vlmkit.infer.settings import GenerationSettings, RunOptions
+from vlmkit.infer.settings import GenerationSettings, RemoteOptions, RunOptions
 from vlmkit.models.sources import ModelSource, resolve_source
 from vlmkit.outputs import image_folders, refuse_overlaps
 from vlmkit.provenance import file_sha256, library_versions, require_model_libraries, utc_now
 
-_VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "pillow")
+_VERSIONED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm", "openai",
+              "pillow")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class InferRequest:
     generation: GenerationSettings
     options: RunOptions
     backend: str = "transformers"
+    remote: RemoteOptions = field(default_factory=RemoteOptions)
+    """How a served model is reached (`--backend openai`)."""
 
 
 @dataclass
@@ -67,7 +70,10 @@ class Plan:
 
 def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
-    backend_named(request.backend).check(request)  # a did-you-mean; what it cannot do
+    backend = backend_named(request.backend)  # a did-you-mean on a typo
+    backend.check(request)  # what this backend cannot do, before anything heavy loads
+    if not backend.remote:
+        _check_remote_flags(request)
     if not request.out.name or request.out.is_dir():
         raise UsageError(
             f"--out {request.out} is a folder", hint="give --out a file name, e.g. -o preds.jsonl"
@@ -75,7 +81,12 @@ def plan(request: InferRequest) -> Plan:
     journal = Journal(request.out)
     journal.check()
     selection = select_samples(request.dataset, request.split, request.options)
-    source = resolve_source(request.model, request.adapter)
+    source = (
+        # A served model is a name on a server: no folder, hub id or digest to check here.
+        ModelSource(str(request.model), local=False, config=None, adapter=None, manifest=None)
+        if backend.remote
+        else resolve_source(request.model, request.adapter)
+    )
     refuse_overlaps(
         [("--out", journal.out), ("--out's sidecar", journal.sidecar),
          ("--out's partial file", journal.partial)],
@@ -132,17 +143,25 @@ def _execute(
     if plan.todo:
         predictor, described = _predictor(plan)
         on_loaded(described)
+        created = not journal.partial.exists()
         journal.open(plan.key, fresh=request.options.overwrite)
         try:
             run_batches(
                 plan.todo,
                 predictor,
                 journal,
-                batch_size=request.options.batch_size,
+                batch_size=_batch_size(request),
                 counts=counts,
                 advance=advance,
                 stop_requested=stop_requested,
             )
+        except VlmkitError:
+            # Stopped before any answer (a server refusing the model at its first request):
+            # the partial file this run began holds nothing worth resuming.
+            if created and counts.answered == 0:
+                journal.close()
+                journal.partial.unlink(missing_ok=True)
+            raise
         finally:
             journal.close()
     record = _sidecar(plan, described, started_at)
@@ -165,10 +184,13 @@ def _execute(
 def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
     """Load the model for the chosen backend; check the settings known only once it is loaded."""
     request = plan.request
-    require_model_libraries("vlmkit infer")
-    backend = backend_named(request.backend).load(plan.source, request.load, request.generation)
+    chosen = backend_named(request.backend)
+    if not chosen.remote:
+        require_model_libraries("vlmkit infer")
+    backend = chosen.load(plan.source, request)
     described = backend.describe().to_json()
-    _check_trained_prompt_format(plan.source, described["prompt_format"])
+    if described["prompt_format"] is not None:
+        _check_trained_prompt_format(plan.source, described["prompt_format"])
     loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
     plan.journal.check_resumable(
         {**plan.key, **loaded_key}, overwrite=request.options.overwrite or not plan.done
@@ -195,6 +217,7 @@ def _settings_key(
     adapter = source.adapter
     weights = adapter / "adapter_model.safetensors" if adapter else None
     adapter_digest = file_sha256(weights) if weights and weights.is_file() else None
+    remote = {"endpoint": request.remote.endpoint.rstrip("/")} if request.remote.endpoint else {}
     return {
         "dataset_sha256": selection.metadata_sha256,
         "model": source.model,  # a local folder is already absolute
@@ -206,7 +229,35 @@ def _settings_key(
         "generation": request.generation.to_json(),
         "load_in_4bit": request.load.load_in_4bit,
         "backend": request.backend,
+        **remote,  # a served model is its server and its name (no local digests)
     }
+
+
+def _batch_size(request: InferRequest) -> int:
+    """A server is kept busy: each batch holds at least --concurrency requests."""
+    if backend_named(request.backend).remote:
+        return max(request.options.batch_size, request.remote.concurrency)
+    return request.options.batch_size
+
+
+def _check_remote_flags(request: InferRequest) -> None:
+    """The flags of a served model, given to a local backend: said, not ignored."""
+    given = [f"--{option.name.removesuffix('_s').replace('_', '-')}"
+             for option in fields(RemoteOptions)
+             if getattr(request.remote, option.name) != option.default]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to a served model (--backend openai), not to "
+            f"--backend {request.backend}",
+            hint="add --backend openai --endpoint URL, or leave them out",
+        )
+
+
+def _remote_options(remote: RemoteOptions) -> dict[str, Any]:
+    """How the server was asked (the API key's variable's name, never its value)."""
+    return {"endpoint": remote.endpoint, "concurrency": remote.concurrency,
+            "timeout_s": remote.timeout_s, "max_retries": remote.max_retries, "rpm": remote.rpm,
+            "api_key_env": remote.api_key_env, "image_detail": remote.image_detail}  # fmt: skip
 
 
 def _model_files(folder: Path) -> str:
@@ -240,6 +291,7 @@ def _sidecar(plan: Plan, described: dict[str, Any], started_at: str) -> dict[str
             "shard": str(request.options.shard),
             "retry_errors": request.options.retry_errors,
             "backend": request.backend,
+            **({"remote": _remote_options(request.remote)} if request.remote.endpoint else {}),
         },
         "versions": library_versions(_VERSIONED),
         "host": socket.gethostname(),

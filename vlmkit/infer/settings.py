@@ -105,3 +105,46 @@ class RunOptions:
                 "--retry-errors and --overwrite contradict each other",
                 hint="--overwrite starts from nothing; --retry-errors keeps what succeeded",
             )
+
+
+IMAGE_DETAILS = ("auto", "low", "high")
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How a served model is reached (`--backend openai`): none of it changes an answer."""
+
+    endpoint: str | None = None
+    """The server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (`--endpoint`)."""
+    concurrency: int = 8
+    """Requests in flight at once (`--concurrency`)."""
+    timeout_s: float = 120.0
+    """Seconds one request may take before it is retried (`--timeout`)."""
+    max_retries: int = 5
+    """Retries of a request after a 429, a 5xx, a timeout or a lost connection, with
+    exponential back-off and jitter, honouring Retry-After (`--max-retries`)."""
+    rpm: float | None = None
+    """Most requests started per minute (`--rpm`), to stay under a rate limit."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable holding the API key (`--api-key-env`): never written anywhere."""
+    image_detail: str | None = None
+    """The image `detail` field (auto, low, high); None: not sent, the server's full default."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if not self.timeout_s > 0:
+            raise UsageError(f"--timeout must be above 0, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise UsageError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        if self.rpm is not None and not self.rpm > 0:
+            raise UsageError(f"--rpm must be above 0, got {self.rpm}")
+        if self.image_detail is not None and self.image_detail not in IMAGE_DETAILS:
+            raise UsageError(
+                f"--image-detail {self.image_detail!r} is not one of {', '.join(IMAGE_DETAILS)}"
+            )
+        if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
+            raise UsageError(
+                f"--api-key-env {self.api_key_env!r} is not an environment variable's name",
+                hint="e.g. --api-key-env OPENAI_API_KEY",
+            )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "transformers": "vlmkit.infer.backends.hf_transformers:TransformersBackend",
     "vllm": "vlmkit.infer.backends.vllm_engine:VllmBackend",
+    "openai": "vlmkit.infer.backends.openai_api:OpenAIBackend",
 }
 
 

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from vlmkit.errors import VlmkitError
 from vlmkit.images import UnreadableImage, open_rgb
 from vlmkit.infer.selection import Sample
 from vlmkit.records import PredictionRecord
@@ -33,6 +34,8 @@ class ModelDescription:
     dtype: str | None
     """The dtype the weights were used in (never `auto`)."""
     context_length: int | None = None
+    endpoint: str | None = None
+    """The server's URL, for a served model."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +58,8 @@ class Backend(ABC, Generic[Request]):
     and how a batch of requests becomes records (`generate`)."""
 
     name: ClassVar[str]
+    remote: ClassVar[bool] = False
+    """A served model: no local weights, libraries or files to check (only a name)."""
 
     @classmethod
     def check(cls, request: Any) -> None:
@@ -63,9 +68,9 @@ class Backend(ABC, Generic[Request]):
 
     @classmethod
     @abstractmethod
-    def load(cls, source: Any, load: Any, settings: Any) -> Backend[Any]:
-        """The backend ready to answer: `source` a `ModelSource`, `load` the `LoadOptions`,
-        `settings` the `GenerationSettings`."""
+    def load(cls, source: Any, request: Any) -> Backend[Any]:
+        """The backend ready to answer `request` (an `InferRequest`) with `source` (a
+        `ModelSource`)."""
 
     @abstractmethod
     def describe(self) -> ModelDescription: ...
@@ -102,6 +107,8 @@ class Backend(ABC, Generic[Request]):
             return []
         try:
             return self.generate(batch)
+        except VlmkitError:
+            raise  # the run cannot go on (a refused key, an unknown model): no sample's fault
         except Exception as error:
             if len(batch) == 1:
                 message = str(error) if isinstance(error, Failure) else one_line(error)

@@ -53,10 +53,10 @@ class TransformersBackend(Backend[tuple[Any, str]]):
             torch.manual_seed(settings.seed)
 
     @classmethod
-    def load(cls, source: Any, load: Any, settings: GenerationSettings) -> TransformersBackend:
+    def load(cls, source: Any, request: Any) -> TransformersBackend:
         from vlmkit.models.loading import load_model
 
-        return cls(load_model(source, load), settings)
+        return cls(load_model(source, request.load), request.generation)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(backend=self.name, **self.loaded.describe())
@@ -122,15 +122,17 @@ class TransformersBackend(Backend[tuple[Any, str]]):
         }
 
     def _record(self, sample: Sample, tokens: list[int], latency: float) -> PredictionRecord:
-        answer = tokens
+        answer, stopped = tokens, False
         for position, token in enumerate(tokens):
             if token in self._stop_ids:
-                answer = tokens[:position]
+                answer, stopped = tokens[:position], True
                 break
         text = self.tokenizer.decode(answer, skip_special_tokens=True).strip()
+        cut = not stopped and len(tokens) >= self.settings.max_new_tokens
         return PredictionRecord(
-            sample.id, text, latency_s=round(latency, 4), new_tokens=len(answer)
-        )
+            sample.id, text, latency_s=round(latency, 4), new_tokens=len(answer),
+            truncated=cut or None,
+        )  # fmt: skip
 
 
 def _generation_config(model: Any, tokenizer: Any, settings: GenerationSettings) -> Any:

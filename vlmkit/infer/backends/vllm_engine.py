@@ -39,9 +39,9 @@ class VllmBackend(Backend[dict[str, Any]]):
         check_vllm(request.load)
 
     @classmethod
-    def load(cls, source: ModelSource, load: LoadOptions, settings: GenerationSettings) -> Any:
-        check_vllm(load)
-        return cls(source, load, settings)
+    def load(cls, source: ModelSource, request: Any) -> Any:
+        check_vllm(request.load)
+        return cls(source, request.load, request.generation)
 
     def __init__(self, source: ModelSource, load: LoadOptions, settings: GenerationSettings):
         from vllm import LLM, SamplingParams
@@ -105,6 +105,9 @@ class VllmBackend(Backend[dict[str, Any]]):
                 output.outputs[0].text.strip(),
                 latency_s=round(latency, 4),
                 new_tokens=len(output.outputs[0].token_ids),
+                prompt_tokens=len(output.prompt_token_ids or []) or None,
+                finish_reason=output.outputs[0].finish_reason,
+                truncated=output.outputs[0].finish_reason == "length" or None,
             )
             for prepared, output in zip(batch, outputs, strict=True)
         ]
