@@ -370,3 +370,17 @@ def test_a_null_prediction_means_missing_and_an_object_is_a_json_answer(tmp_path
     assert "no line, or a null one" in result.stderr
     strict = run("score", tmp_path / "preds.jsonl", tmp_path / "refs.jsonl", "--strict")
     assert "preds.jsonl:2: the prediction for id 'b' is null" in _error(strict)
+
+
+def test_answers_cut_at_the_token_limit_are_counted(refs_and_preds, tmp_path: Path):
+    """`truncated` lines (an answer cut by --max-new-tokens) are scored as they are, and said."""
+    _, refs = refs_and_preds
+    preds = write_jsonl(tmp_path / "cut.jsonl", [
+        {"id": "a", "prediction": "the cat", "truncated": True, "finish_reason": "length"},
+        {"id": "b", "prediction": "on the mat", "finish_reason": "stop"},
+        {"id": "c", "prediction": "Grüße", "truncated": True},
+    ])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["truncated_predictions"] == 2
+    assert "2 of 3 answers were cut at the token limit" in " ".join(result.stderr.split())

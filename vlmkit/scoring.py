@@ -76,6 +76,13 @@ class Joined:
     def ids(self) -> list[str]:
         return [ref.id for ref in self.references]
 
+    @property
+    def truncated(self) -> list[str]:
+        """Ids whose answer was cut by the token limit (`truncated` in its line)."""
+        return [ref.id for ref, record in zip(self.references, self.prediction_records,
+                                              strict=True)
+                if record and record.get("truncated") is True]  # fmt: skip
+
 
 def _duplicate(line: Line, rid: str, first: str, role: str) -> InputError:
     return InputError(
@@ -378,6 +385,7 @@ def summary_json(evaluation: Evaluation) -> dict[str, Any]:
         },
         "missing_predictions": len(joined.missing),
         "errored_predictions": len(joined.errored),
+        "truncated_predictions": len(joined.truncated),
         "details": evaluation.details,
         "inputs": {
             "predictions": str(joined.prediction_path),

@@ -250,6 +250,7 @@ def score(
             "signatures": {name: r.signature for name, r in base_eval.results.items()},
             "missing_predictions": len(base_eval.joined.missing),
             "errored_predictions": len(base_eval.joined.errored),
+            "truncated_predictions": len(base_eval.joined.truncated),
             "details": base_eval.details,
         }
         payload["comparison"] = {name: c.to_json() for name, c in comparisons.items()}
@@ -317,6 +318,13 @@ def _report_gaps(joined, base_eval) -> None:
             console.warn(
                 f"{len(j.errored)} {lines} an error field in {j.prediction_path} ({label}); "
                 f"scored as empty predictions (first: {j.errored[0]!r})"
+            )
+        if j.truncated:
+            were = "answer was" if len(j.truncated) == 1 else "answers were"
+            console.warn(
+                f"{len(j.truncated)} of {len(j.references)} {were} cut at the token limit in "
+                f"{j.prediction_path} ({label}): scored as they are, unfinished (first: "
+                f"{j.truncated[0]!r}; infer's --max-new-tokens sets the limit)"
             )
 
 
