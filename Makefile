@@ -49,6 +49,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_infer.py
+	$(BIN)/python bench/bench_served.py
 	$(BIN)/python bench/bench_finetune.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_dpo.py

@@ -144,6 +144,8 @@ def test_flags_that_do_not_fit_the_backend(served, tmp_path):
         (("--model", server.model, "--concurrency", "4", "--rpm", "10"),
          "--concurrency, --rpm apply to a served model"),
         (("--backend", "openia", "--model", "m"), "'openai'"),
+        (("--model", server.model, "--max-model-len", "100"),
+         "--max-model-len is for --backend vllm"),
     ]  # fmt: skip
     for args, expected in checks:
         result = vlmkit("infer", letters, "-o", out, *args)

@@ -105,6 +105,14 @@ def infer_command(
             rich_help_panel=LOADING,
         ),
     ] = DEFAULT_BACKEND,
+    max_model_len: Annotated[
+        int | None,
+        typer.Option(
+            help="vllm: the context it reserves memory for (prompt and answer).",
+            show_default="the model's",
+            rich_help_panel=LOADING,
+        ),
+    ] = None,
     endpoint: Annotated[
         str | None,
         typer.Option(
@@ -276,6 +284,7 @@ def infer_command(
             overwrite=overwrite,
         ),
         backend=backend.value,
+        max_model_len=max_model_len,
         remote=RemoteOptions(
             endpoint=endpoint, concurrency=concurrency, timeout_s=timeout,
             max_retries=max_retries, rpm=rpm, api_key_env=api_key_env, image_detail=image_detail,

@@ -45,6 +45,8 @@ class InferRequest:
     backend: str = "transformers"
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     """How a served model is reached (`--backend openai`)."""
+    max_model_len: int | None = None
+    """vLLM's context length, prompt and answer (`--max-model-len`); None: the model's."""
 
 
 @dataclass
@@ -74,6 +76,10 @@ def plan(request: InferRequest) -> Plan:
     backend.check(request)  # what this backend cannot do, before anything heavy loads
     if not backend.remote:
         _check_remote_flags(request)
+    if request.max_model_len is not None and request.backend != "vllm":
+        raise UsageError("--max-model-len is for --backend vllm", hint="drop it")
+    if request.max_model_len is not None and request.max_model_len < 1:
+        raise UsageError(f"--max-model-len must be at least 1, got {request.max_model_len}")
     if not request.out.name or request.out.is_dir():
         raise UsageError(
             f"--out {request.out} is a folder", hint="give --out a file name, e.g. -o preds.jsonl"
@@ -234,9 +240,10 @@ def _settings_key(
 
 
 def _batch_size(request: InferRequest) -> int:
-    """A server is kept busy: each batch holds at least --concurrency requests."""
+    """A server is kept busy: a batch holds several rounds of --concurrency requests, so the
+    wait for a batch's slowest answer (before it is journalled) is seldom paid."""
     if backend_named(request.backend).remote:
-        return max(request.options.batch_size, request.remote.concurrency)
+        return max(request.options.batch_size, 4 * request.remote.concurrency)
     return request.options.batch_size
 
 

@@ -41,9 +41,15 @@ class VllmBackend(Backend[dict[str, Any]]):
     @classmethod
     def load(cls, source: ModelSource, request: Any) -> Any:
         check_vllm(request.load)
-        return cls(source, request.load, request.generation)
+        return cls(source, request.load, request.generation, request.max_model_len)
 
-    def __init__(self, source: ModelSource, load: LoadOptions, settings: GenerationSettings):
+    def __init__(
+        self,
+        source: ModelSource,
+        load: LoadOptions,
+        settings: GenerationSettings,
+        max_model_len: int | None = None,
+    ):
         from vllm import LLM, SamplingParams
 
         from vlmkit.models.loading import load_processor
@@ -59,6 +65,8 @@ class VllmBackend(Backend[dict[str, Any]]):
             limit_mm_per_prompt={"image": 1},
             enable_lora=source.adapter is not None,
             **({"max_lora_rank": lora_rank} if lora_rank else {}),
+            # A long context reserves KV-cache memory for it: a smaller one fits more batches.
+            **({"max_model_len": max_model_len} if max_model_len else {}),
             seed=settings.seed,
         )
         self.dtype = used_dtype(self.llm)
