@@ -81,6 +81,10 @@ def test_model_commands_check_their_input_before_importing_torch(tmp_path):
     dataset = str(EXAMPLE_CORD)
     out = str(tmp_path / "p.jsonl")
     assert heavy_modules_after("infer", dataset, "--model", missing, "-o", out) == []
+    # A served model is a name on a server: no torch, no local config.json, whatever happens.
+    served = ("infer", dataset, "--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1",
+              "--model", "some/model", "-o", out)  # fmt: skip
+    assert heavy_modules_after(*served) == ["openai"]
 
 
 def test_report_imports_nothing_heavy(tmp_path):
