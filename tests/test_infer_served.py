@@ -85,7 +85,7 @@ def test_a_killed_run_resumes_to_the_same_file(served, tmp_path):
     assert [p[:2] for p in predictions(out)] == [p[:2] for p in predictions(local)]
 
 
-def test_a_server_lost_mid_run_gives_errors_that_retry_errors_completes(served, tmp_path):
+def test_a_server_lost_mid_run_stops_it_and_a_rerun_completes(served, tmp_path):
     _, letters, local = served
     server = Server(served[0].model, tmp_path).start()
     out = tmp_path / "lost.jsonl"
@@ -100,11 +100,13 @@ def test_a_server_lost_mid_run_gives_errors_that_retry_errors_completes(served, 
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
     server.stop()
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr
-    errors = [line for line in read_jsonl(out) if "error" in line]
-    assert errors and all("Connection" in line["error"] for line in errors), errors
-    assert "with an error" in stdout + stderr
+    _, stderr = process.communicate(timeout=120)
+    # A request or two fail (their samples' errors); then the run stops instead of going on.
+    assert process.returncode == 1, stderr
+    assert "stopped answering: 3 requests in a row could not reach it" in " ".join(stderr.split())
+    lines = read_jsonl(partial)[1:]  # after the header: the answers kept for the next run
+    errors = [line for line in lines if "error" in line]
+    assert len(errors) == 2 and all("Connection" in line["error"] for line in errors), lines
     server.start()
     try:
         result = _ask((server, letters, local), out, "--retry-errors", "--max-retries", "0",
@@ -114,6 +116,8 @@ def test_a_server_lost_mid_run_gives_errors_that_retry_errors_completes(served, 
     assert result.exit_code == 0, result.output
     assert [p[:2] for p in predictions(out)] == [p[:2] for p in predictions(local)]
     assert not any("error" in line for line in read_jsonl(out))
+    result = _ask((server, letters, local), out)
+    assert "all 8 samples already answered" in result.stderr
 
 
 def test_a_wrong_model_or_port_is_one_clear_error(served, tmp_path):

@@ -287,7 +287,8 @@ def infer_command(
         max_model_len=max_model_len,
         remote=RemoteOptions(
             endpoint=endpoint, concurrency=concurrency, timeout_s=timeout,
-            max_retries=max_retries, rpm=rpm, api_key_env=api_key_env, image_detail=image_detail,
+            max_retries=max_retries, rpm=rpm, api_key_env=api_key_env,
+            image_detail=image_detail.lower() if image_detail else None,
         ),
     )  # fmt: skip
     work = plan(request)
@@ -295,6 +296,9 @@ def infer_command(
     if work.finished:
         work.journal.release()
         console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")
+        errors = sum("error" in line for line in work.done.values())
+        if errors:
+            console.note(f"{errors:,} of them hold an error: --retry-errors asks those again.")
         return
     if counts.already_done:
         console.note(
@@ -320,7 +324,8 @@ def infer_command(
 
 def _loaded_line(described: dict[str, Any]) -> str:
     if described.get("endpoint"):
-        return f"Asking {described['model']} at {described['endpoint']}"
+        return (f"Asking {described['model']} at {described['endpoint']}, with the API key "
+                f"from {described['api_key']}")  # fmt: skip
     adapter = f" + {described['adapter']}" if described.get("adapter") else ""
     return (
         f"Loaded {described['model']}{adapter} ({described['family']}, {described['dtype']} "

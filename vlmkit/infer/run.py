@@ -13,7 +13,7 @@ from vlmkit.records import PredictionRecord
 
 
 class AnswersBatches(Protocol):
-    def predict(self, samples: list[Sample]) -> list[PredictionRecord]: ...
+    def answers(self, samples: list[Sample]) -> Iterator[list[PredictionRecord]]: ...
 
 
 @dataclass
@@ -77,25 +77,36 @@ def run_batches(
     advance: Callable[[int], None] = lambda n: None,
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Answer `todo` batch by batch, appending each batch to the journal before the next.
+    """Answer `todo` batch by batch, writing each group of answers to the journal as the
+    backend gives it (a local model: the whole batch; a server: each answer as it comes).
 
-    `stop_requested` is checked between batches: an interrupt lets the batch in flight finish
-    and be written, so no answered sample is lost.
+    `stop_requested` is checked between groups: an interrupt lets the group in flight finish
+    and be written, so no answered sample is lost (a server's requests still in flight are
+    called off, and asked again by the next run).
     """
     for batch in batches(todo, batch_size):
         if stop_requested():
             counts.interrupted = True
             return
         started = time.perf_counter()
-        records = predictor.predict(batch)
-        counts.generation_s += time.perf_counter() - started
-        journal.append(record.to_json() for record in records)
-        for record in records:
-            counts.answered += 1
-            counts.new_tokens += record.new_tokens or 0
-            if record.error is not None:
-                counts.failed += 1
-                counts.first_error = counts.first_error or f"{record.id}: {record.error}"
-        advance(len(records))
+        groups = predictor.answers(batch)
+        try:
+            for records in groups:
+                journal.append(record.to_json() for record in records)
+                for record in records:
+                    counts.answered += 1
+                    counts.new_tokens += record.new_tokens or 0
+                    if record.error is not None:
+                        counts.failed += 1
+                        counts.first_error = counts.first_error or f"{record.id}: {record.error}"
+                advance(len(records))
+                if stop_requested() and counts.answered < len(todo):
+                    counts.interrupted = True
+                    return
+        finally:
+            counts.generation_s += time.perf_counter() - started
+            close = getattr(groups, "close", None)
+            if close is not None:
+                close()  # a generator calls off what it still has in flight
     if stop_requested():
         counts.interrupted = counts.answered < len(todo)

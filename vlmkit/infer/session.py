@@ -253,8 +253,9 @@ def _check_remote_flags(request: InferRequest) -> None:
              for option in fields(RemoteOptions)
              if getattr(request.remote, option.name) != option.default]  # fmt: skip
     if given:
+        verb = "applies" if len(given) == 1 else "apply"
         raise UsageError(
-            f"{', '.join(given)} apply to a served model (--backend openai), not to "
+            f"{', '.join(given)} {verb} to a served model (--backend openai), not to "
             f"--backend {request.backend}",
             hint="add --backend openai --endpoint URL, or leave them out",
         )

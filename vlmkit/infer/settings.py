@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -132,16 +133,27 @@ class RemoteOptions:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
-        if not self.timeout_s > 0:
-            raise UsageError(f"--timeout must be above 0, got {self.timeout_s}")
+            raise UsageError(
+                f"--concurrency must be at least 1, got {self.concurrency}", hint="e.g. 8"
+            )
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise UsageError(
+                f"--timeout must be a number of seconds above 0, got {self.timeout_s}",
+                hint="e.g. --timeout 120",
+            )
         if self.max_retries < 0:
-            raise UsageError(f"--max-retries must be 0 or more, got {self.max_retries}")
-        if self.rpm is not None and not self.rpm > 0:
-            raise UsageError(f"--rpm must be above 0, got {self.rpm}")
+            raise UsageError(
+                f"--max-retries must be 0 or more, got {self.max_retries}", hint="e.g. 5"
+            )
+        if self.rpm is not None and not (self.rpm > 0 and math.isfinite(self.rpm)):
+            raise UsageError(
+                f"--rpm must be a number above 0, got {self.rpm}",
+                hint="leave --rpm out for no limit",
+            )
         if self.image_detail is not None and self.image_detail not in IMAGE_DETAILS:
             raise UsageError(
-                f"--image-detail {self.image_detail!r} is not one of {', '.join(IMAGE_DETAILS)}"
+                f"--image-detail {self.image_detail!r} is not one of {', '.join(IMAGE_DETAILS)}",
+                hint="leave it out to send none (the server's full-resolution default)",
             )
         if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
             raise UsageError(

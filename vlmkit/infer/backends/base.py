@@ -9,6 +9,7 @@ call fails is split in halves until the sample at fault is alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -36,6 +37,8 @@ class ModelDescription:
     context_length: int | None = None
     endpoint: str | None = None
     """The server's URL, for a served model."""
+    api_key: str | None = None
+    """Where a served model's API key came from (the variable's name, never its value)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,21 +88,33 @@ class Backend(ABC, Generic[Request]):
 
     def predict(self, samples: list[Sample]) -> list[PredictionRecord]:
         """One record per sample, in order (an `error` record where it failed)."""
-        results: dict[str, PredictionRecord] = {}
+        early, ready = self.prepare(samples)
+        results = {record.id: record for record in [*early, *self.answer(ready)]}
+        return [results[sample.id] for sample in samples]
+
+    def answers(self, samples: list[Sample]) -> Iterator[list[PredictionRecord]]:
+        """The records of `samples`, in groups as they are ready, for the journal to write as
+        they come (a backend answering one by one yields each; the default, all at once)."""
+        yield self.predict(samples)
+
+    def prepare(
+        self, samples: list[Sample]
+    ) -> tuple[list[PredictionRecord], list[Prepared[Request]]]:
+        """Each sample's request, or its error record (an unreadable image, a prompt the chat
+        template rejects)."""
+        early: list[PredictionRecord] = []
         ready: list[Prepared[Request]] = []
         for sample in samples:
             try:
                 image = open_rgb(sample.image)
             except UnreadableImage as error:
-                results[sample.id] = failed(sample, str(error))
+                early.append(failed(sample, str(error)))
                 continue
             try:
                 ready.append(Prepared(sample, self.request(sample, image)))
             except Exception as error:  # a chat template may raise on content it rejects
-                results[sample.id] = failed(sample, f"cannot format the prompt: {one_line(error)}")
-        for record in self.answer(ready):
-            results[record.id] = record
-        return [results[sample.id] for sample in samples]
+                early.append(failed(sample, f"cannot format the prompt: {one_line(error)}"))
+        return early, ready
 
     def answer(self, batch: list[Prepared[Request]]) -> list[PredictionRecord]:
         """`generate`, with a failed call split in halves down to the sample at fault."""

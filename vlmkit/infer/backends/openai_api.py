@@ -21,10 +21,11 @@ import importlib.util
 import io
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from vlmkit.errors import InputError, MissingExtraError, UsageError
+from vlmkit.errors import InputError, MissingExtraError, UsageError, VlmkitError
 from vlmkit.infer.backends.base import Backend, ModelDescription, Prepared, failed, one_line
 from vlmkit.infer.selection import Sample
 from vlmkit.records import PredictionRecord
@@ -32,6 +33,8 @@ from vlmkit.records import PredictionRecord
 SENT_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 """Formats every vision API reads, sent in their own bytes (never re-encoded)."""
 CHECK_TIMEOUT_S = 10.0
+UNREACHABLE_IN_A_ROW = 3
+"""Requests in a row (at least --concurrency) failing to reach the server that stop a run."""
 
 
 class OpenAIBackend(Backend[list[dict[str, Any]]]):
@@ -55,6 +58,12 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
                 f"--endpoint {remote.endpoint!r} is not an http(s) URL",
                 hint="e.g. --endpoint http://127.0.0.1:8000/v1",
             )
+        if url.username or url.password:
+            raise UsageError(
+                "--endpoint holds credentials (user:key@), which would be written to the run's "
+                "record",
+                hint=f"put the key in ${remote.api_key_env} (or --api-key-env NAME) instead",
+            )
         if not request.model:
             raise UsageError(
                 "--backend openai needs --model NAME: the model's name on the server",
@@ -66,9 +75,18 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
                 hint="fold the adapter in with `vlmkit finetune ... --merge`, serve OUT/merged, "
                 "and name that",
             )
-        if request.load.load_in_4bit or request.generation.num_beams > 1:
-            flag = "--load-in-4bit" if request.load.load_in_4bit else "--num-beams"
-            raise UsageError(f"{flag} is for local backends", hint=f"drop {flag}")
+        local = {"--load-in-4bit": request.load.load_in_4bit,
+                 "--num-beams": request.generation.num_beams > 1,
+                 "--device": request.load.device != "auto", "--dtype": request.load.dtype != "auto",
+                 "--trust-remote-code": request.load.trust_remote_code}  # fmt: skip
+        given = [flag for flag, is_given in local.items() if is_given]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            raise UsageError(
+                f"{', '.join(given)} {verb} for local backends: the server decides how its "
+                "model runs",
+                hint="drop them",
+            )
         if importlib.util.find_spec("openai") is None:
             raise MissingExtraError(
                 "--backend openai needs the openai SDK, which is not installed",
@@ -89,6 +107,8 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
         self.loop = asyncio.new_event_loop()
         self.client: Any = None
         self.next_start = 0.0
+        self.unreachable = 0
+        """Requests in a row that could not reach the server (after their retries)."""
 
     def run(self, work: Any) -> Any:
         """A coroutine's result, on this backend's own event loop (its client lives there)."""
@@ -98,6 +118,7 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
         return ModelDescription(
             backend=self.name, model=self.model, adapter=None, family=None, model_type=None,
             prompt_format=None, device=None, dtype=None, endpoint=self.remote.endpoint,
+            api_key=f"${self.remote.api_key_env}" + ("" if self.key else " (not set: none sent)"),
         )  # fmt: skip
 
     # --- requests ----------------------------------------------------------------------------
@@ -111,18 +132,28 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
         return [{"role": "user", "content": content}]
 
     def generate(self, batch: list[Prepared[list[dict[str, Any]]]]) -> list[PredictionRecord]:
-        return self.run(self._answer_all(batch))
+        return [record for group in self._stream(batch) for record in group]
 
-    async def _answer_all(self, batch: list[Prepared[Any]]) -> list[PredictionRecord]:
+    def answers(self, samples: list[Sample]) -> Iterator[list[PredictionRecord]]:
+        """Each answer as it arrives, for the journal to write at once: a kill loses only the
+        requests in flight, and closing this calls them off."""
+        early, ready = self.prepare(samples)
+        if early:
+            yield early
+        yield from self._stream(ready)
+
+    def _stream(self, batch: list[Prepared[Any]]) -> Iterator[list[PredictionRecord]]:
         slots = asyncio.Semaphore(self.remote.concurrency)
-        tasks = [asyncio.ensure_future(self._answer_one(item, slots)) for item in batch]
+        pending = {self.loop.create_task(self._answer_one(item, slots)) for item in batch}
         try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:  # a run-stopping error: the other requests are called off
-            for task in tasks:
+            while pending:
+                done, pending = self.run(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                yield [task.result() for task in done]  # a run-stopping error is raised here
+        finally:
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            if pending:
+                self.run(asyncio.gather(*pending, return_exceptions=True))
 
     async def _answer_one(self, item: Prepared[Any], slots: asyncio.Semaphore) -> PredictionRecord:
         import openai
@@ -142,21 +173,39 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
                 said = server_says(error)
                 if f"'{self.model}'" in said or f"`{self.model}`" in said:
                     raise self._unknown_model(error) from None  # e.g. transformers serve's 400
-                return failed(item.sample, self._scrub(f"refused (400): {said}"))
+                return self._answered(failed(item.sample, self._scrub(f"refused (400): {said}")))
             except openai.APIStatusError as error:  # still failing after the SDK's retries
-                return failed(
-                    item.sample, self._scrub(f"{error.status_code}: {server_says(error)}")
-                )
-            except openai.APIError as error:  # a timeout, a lost connection, after retries
-                return failed(item.sample, self._scrub(one_line(error)))
+                message = f"{error.status_code}: {server_says(error)}"
+                return self._answered(failed(item.sample, self._scrub(message)))
+            except openai.APIConnectionError as error:  # a timeout or lost connection, retried
+                return self._unreachable(item.sample, error)
             latency = time.perf_counter() - started
-        return self._record(item.sample, reply, latency)
+        return self._answered(self._record(item.sample, reply, latency))
+
+    def _answered(self, record: PredictionRecord) -> PredictionRecord:
+        self.unreachable = 0
+        return record
+
+    def _unreachable(self, sample: Sample, error: Any) -> PredictionRecord:
+        """One request that could not reach the server is its sample's error; many in a row
+        mean the server is gone, and the run stops rather than fill the file with errors."""
+        self.unreachable += 1
+        if self.unreachable >= max(UNREACHABLE_IN_A_ROW, self.remote.concurrency):
+            raise VlmkitError(
+                self._scrub(f"--endpoint {self.remote.endpoint} stopped answering: "
+                            f"{self.unreachable} requests in a row could not reach it "
+                            f"({one_line(error)})"),
+                hint="when it is back, run the same command: the answers so far are kept, and "
+                "--retry-errors asks the failed ones again",
+            )  # fmt: skip
+        return failed(sample, self._scrub(one_line(error)))
 
     def _sampling(self) -> dict[str, Any]:
         settings = self.settings
-        fields: dict[str, Any] = {"max_tokens": settings.max_new_tokens, "seed": settings.seed}
+        fields: dict[str, Any] = {"max_tokens": settings.max_new_tokens}
         if settings.do_sample:
-            fields.update(temperature=settings.temperature, top_p=settings.top_p)
+            fields.update(temperature=settings.temperature, top_p=settings.top_p,
+                          seed=settings.seed)  # fmt: skip
         else:
             fields["temperature"] = 0.0  # greedy
         return fields
@@ -166,9 +215,11 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
             return failed(sample, "the server sent no answer (no choices)")
         choice = reply.choices[0]
         usage = reply.usage
+        if choice.message.content is None:
+            return failed(sample, f"the server sent no text (finish_reason {choice.finish_reason})")
         return PredictionRecord(
             sample.id,
-            (choice.message.content or "").strip(),
+            choice.message.content.strip(),
             latency_s=round(latency, 4),
             new_tokens=getattr(usage, "completion_tokens", None),
             prompt_tokens=getattr(usage, "prompt_tokens", None),
@@ -216,8 +267,17 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
             ) from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
             raise self._refused(error) from None
-        except openai.APIStatusError:
+        except openai.NotFoundError:
+            if not urlparse(self.remote.endpoint).path.rstrip("/").endswith("/v1"):
+                raise UsageError(
+                    f"--endpoint {self.remote.endpoint} answers, but has no OpenAI API there "
+                    "(404 on /models)",
+                    hint=f"servers put it under /v1: --endpoint "
+                    f"{self.remote.endpoint.rstrip('/')}/v1",
+                ) from None
             return  # no model list here (some servers lack one): the first request will tell
+        except openai.APIStatusError:
+            return
         if served and self.model not in served:
             raise UsageError(
                 f"--model {self.model} is not served by {self.remote.endpoint}",
