@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -29,6 +30,7 @@ class Server:
     def __init__(self, model: Path, workdir: Path, port: int | None = None) -> None:
         self.model, self.workdir, self.port = model, workdir, port or free_port()
         self.process: subprocess.Popen | None = None
+        self.log: Any = None
 
     @property
     def url(self) -> str:
@@ -40,7 +42,7 @@ class Server:
         env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
                "OMP_NUM_THREADS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}  # fmt: skip
         cli = Path(sys.executable).with_name("transformers")
-        log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115
+        log = self.log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(cli), "serve", str(self.model), "--host", "127.0.0.1", "--port",
              str(self.port), "--device", "cpu"],
@@ -63,3 +65,6 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None

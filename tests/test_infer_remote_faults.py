@@ -54,6 +54,13 @@ class Handler(BaseHTTPRequestHandler):
             self.server.seen.append((time.monotonic(), self.headers.get("authorization"),
                                      request))  # fmt: skip
             status, headers = self.server.script.pop(0) if self.server.script else (200, {})
+        if status == 0:  # a 200 whose body is not JSON
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "8")
+            self.end_headers()
+            self.wfile.write(b"not json")
+            return
         if status != 200:
             message = f"scripted {status}; your key {self.headers.get('authorization')}"
             self._send(status, {"error": {"message": message}}, headers)
@@ -146,3 +153,21 @@ def test_rpm_spaces_the_requests(scripted, images, tmp_path):
     assert _ask(scripted, images, out, "--rpm", "120", "--concurrency", "4").exit_code == 0
     times = sorted(seen[0] for seen in scripted.seen)
     assert times[-1] - times[0] >= 3 * 0.5 * 0.95  # 4 starts, 0.5 s apart
+
+
+@pytest.mark.parametrize("scripted", [[(0, {})]], indirect=True)
+def test_a_reply_that_cannot_be_read_is_its_samples_error(scripted, images, tmp_path):
+    out = tmp_path / "p.jsonl"
+    result = _ask(scripted, images, out, "--max-retries", "0", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    first, second = read_jsonl(out)
+    assert "error" in first and second["prediction"] == "echo 8"
+
+
+def test_the_image_detail_is_part_of_the_run(scripted, images, tmp_path):
+    """A server may downscale an image sent with detail low: other answers, another run."""
+    out = tmp_path / "p.jsonl"
+    assert _ask(scripted, images, out, "--limit", "1", "--image-detail", "low").exit_code == 0
+    assert scripted.seen[-1][2]["messages"][0]["content"][0]["image_url"]["detail"] == "low"
+    result = _ask(scripted, images, out, "--limit", "2", "--image-detail", "high")
+    assert result.exit_code == 2 and "another configuration" in result.stderr

@@ -389,7 +389,10 @@ class _Interruption:
         if self.stop or not self.answering:
             raise KeyboardInterrupt
         self.stop = True
-        console.stderr.print("\nStopping after the batch in flight (Ctrl-C again to abort)...")
+        console.stderr.print(
+            "\nStopping after the answers in flight: a local model's batch, a server's next "
+            "answer (Ctrl-C again to abort)..."
+        )
 
 
 @contextmanager

@@ -92,7 +92,8 @@ def run_batches(
         groups = predictor.answers(batch)
         try:
             for records in groups:
-                journal.append(record.to_json() for record in records)
+                if records:  # a server's heartbeat may bring none
+                    journal.append(record.to_json() for record in records)
                 for record in records:
                     counts.answered += 1
                     counts.new_tokens += record.new_tokens or 0

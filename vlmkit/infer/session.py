@@ -170,6 +170,7 @@ def _execute(
             raise
         finally:
             journal.close()
+            predictor.close()
     record = _sidecar(plan, described, started_at)
     if counts.interrupted:
         # The sidecar describes OUT; an interrupted --overwrite leaves OUT as it was, so its
@@ -223,7 +224,11 @@ def _settings_key(
     adapter = source.adapter
     weights = adapter / "adapter_model.safetensors" if adapter else None
     adapter_digest = file_sha256(weights) if weights and weights.is_file() else None
-    remote = {"endpoint": request.remote.endpoint.rstrip("/")} if request.remote.endpoint else {}
+    remote: dict[str, Any] = {}
+    if request.remote.endpoint:
+        remote["endpoint"] = request.remote.endpoint.rstrip("/")
+        if request.remote.image_detail:  # a server may downscale the image: other answers
+            remote["image_detail"] = request.remote.image_detail
     return {
         "dataset_sha256": selection.metadata_sha256,
         "model": source.model,  # a local folder is already absolute

@@ -113,7 +113,8 @@ IMAGE_DETAILS = ("auto", "low", "high")
 
 @dataclass(frozen=True)
 class RemoteOptions:
-    """How a served model is reached (`--backend openai`): none of it changes an answer."""
+    """How a served model is reached (`--backend openai`). Only the endpoint and the image
+    detail can change an answer (they are in the resume key); the rest is how fast."""
 
     endpoint: str | None = None
     """The server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (`--endpoint`)."""

@@ -86,6 +86,9 @@ class Backend(ABC, Generic[Request]):
     def generate(self, batch: list[Prepared[Request]]) -> list[PredictionRecord]:
         """One record per item, in order; raise (`Failure` with a message) if the call fails."""
 
+    def close(self) -> None:
+        """Let go of what the backend holds beyond memory (a server's client, its loop)."""
+
     def predict(self, samples: list[Sample]) -> list[PredictionRecord]:
         """One record per sample, in order (an `error` record where it failed)."""
         early, ready = self.prepare(samples)
@@ -112,6 +115,8 @@ class Backend(ABC, Generic[Request]):
                 continue
             try:
                 ready.append(Prepared(sample, self.request(sample, image)))
+            except VlmkitError as error:  # the backend's own reason (an image it cannot send)
+                early.append(failed(sample, error.message))
             except Exception as error:  # a chat template may raise on content it rejects
                 early.append(failed(sample, f"cannot format the prompt: {one_line(error)}"))
         return early, ready

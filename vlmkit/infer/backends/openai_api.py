@@ -34,7 +34,8 @@ SENT_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 """Formats every vision API reads, sent in their own bytes (never re-encoded)."""
 CHECK_TIMEOUT_S = 10.0
 UNREACHABLE_IN_A_ROW = 3
-"""Requests in a row (at least --concurrency) failing to reach the server that stop a run."""
+"""Requests in a row failing to reach the server (after their retries) that stop a run."""
+HEARTBEAT_S = 0.5
 
 
 class OpenAIBackend(Backend[list[dict[str, Any]]]):
@@ -58,10 +59,11 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
                 f"--endpoint {remote.endpoint!r} is not an http(s) URL",
                 hint="e.g. --endpoint http://127.0.0.1:8000/v1",
             )
-        if url.username or url.password:
+        secret_query = any(word in url.query.lower() for word in ("key", "token", "secret"))
+        if url.username or url.password or secret_query:
             raise UsageError(
-                "--endpoint holds credentials (user:key@), which would be written to the run's "
-                "record",
+                "--endpoint holds credentials (user:key@ or a key in its query), which would be "
+                "written to the run's record",
                 hint=f"put the key in ${remote.api_key_env} (or --api-key-env NAME) instead",
             )
         if not request.model:
@@ -134,6 +136,17 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
     def generate(self, batch: list[Prepared[list[dict[str, Any]]]]) -> list[PredictionRecord]:
         return [record for group in self._stream(batch) for record in group]
 
+    def answer(self, batch: list[Prepared[list[dict[str, Any]]]]) -> list[PredictionRecord]:
+        """Requests are independent, each failure already its sample's error: never halved
+        and sent again (a hosted API bills each)."""
+        return self.generate(batch)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.run(self.client.close())
+            self.client = None
+        self.loop.close()
+
     def answers(self, samples: list[Sample]) -> Iterator[list[PredictionRecord]]:
         """Each answer as it arrives, for the journal to write at once: a kill loses only the
         requests in flight, and closing this calls them off."""
@@ -143,12 +156,21 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
         yield from self._stream(ready)
 
     def _stream(self, batch: list[Prepared[Any]]) -> Iterator[list[PredictionRecord]]:
+        """Answers as they arrive; an empty group at least every `HEARTBEAT_S`, so the caller
+        can stop (Ctrl-C) even while a server is slow to answer."""
         slots = asyncio.Semaphore(self.remote.concurrency)
         pending = {self.loop.create_task(self._answer_one(item, slots)) for item in batch}
         try:
             while pending:
-                done, pending = self.run(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
-                yield [task.result() for task in done]  # a run-stopping error is raised here
+                done, pending = self.run(
+                    asyncio.wait(pending, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
+                )
+                # Every finished task's outcome is read: answers beside a run-stopping error
+                # are kept (yielded first), and no exception is left unretrieved.
+                stopping = [task.exception() for task in done if task.exception() is not None]
+                yield [task.result() for task in done if task.exception() is None]
+                if stopping:
+                    raise stopping[0]
         finally:
             for task in pending:
                 task.cancel()
@@ -179,8 +201,14 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
                 return self._answered(failed(item.sample, self._scrub(message)))
             except openai.APIConnectionError as error:  # a timeout or lost connection, retried
                 return self._unreachable(item.sample, error)
+            except Exception as error:  # a reply the SDK cannot read (not JSON, not a completion)
+                message = f"unreadable reply: {one_line(error)}"
+                return self._answered(failed(item.sample, self._scrub(message)))
             latency = time.perf_counter() - started
-        return self._answered(self._record(item.sample, reply, latency))
+        try:
+            return self._answered(self._record(item.sample, reply, latency))
+        except Exception as error:  # a malformed reply is its sample's error, not the run's
+            return failed(item.sample, self._scrub(f"unreadable reply: {one_line(error)}"))
 
     def _answered(self, record: PredictionRecord) -> PredictionRecord:
         self.unreachable = 0
@@ -190,7 +218,7 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
         """One request that could not reach the server is its sample's error; many in a row
         mean the server is gone, and the run stops rather than fill the file with errors."""
         self.unreachable += 1
-        if self.unreachable >= max(UNREACHABLE_IN_A_ROW, self.remote.concurrency):
+        if self.unreachable >= UNREACHABLE_IN_A_ROW:
             raise VlmkitError(
                 self._scrub(f"--endpoint {self.remote.endpoint} stopped answering: "
                             f"{self.unreachable} requests in a row could not reach it "
@@ -286,10 +314,13 @@ class OpenAIBackend(Backend[list[dict[str, Any]]]):
 
     def _refused(self, error: Any) -> UsageError:
         where = f"${self.remote.api_key_env}" + ("" if self.key else ", which is not set")
+        status = getattr(error, "status_code", "?")
+        what = "refused the API key from" if status == 401 else "refused access with the key from"
         return UsageError(
-            self._scrub(f"--endpoint {self.remote.endpoint} refused the API key from {where} "
-                        f"({getattr(error, 'status_code', '?')})"),
-            hint=f"set {self.remote.api_key_env}, or name another variable with --api-key-env",
+            self._scrub(f"--endpoint {self.remote.endpoint} {what} {where} ({status}): "
+                        f"{server_says(error)}")[:400],
+            hint=f"set {self.remote.api_key_env} (or name another variable with "
+            "--api-key-env); a 403 can also be a region or a model the key may not use",
         )  # fmt: skip
 
     def _unknown_model(self, error: Any) -> UsageError:
@@ -312,7 +343,7 @@ def server_says(error: Any) -> str:
         for said in (inner.get("message") if isinstance(inner, dict) else inner,
                      body.get("detail"), body.get("message")):  # fmt: skip
             if said:
-                return " ".join(str(said).split())[:300]
+                return " ".join(str(said).split())  # whole: the key is masked before any cut
     return one_line(error)
 
 
