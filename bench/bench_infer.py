@@ -1,4 +1,4 @@
-"""Batched inference: vlmkit's `Predictor` at batch 16 against the notebook loop, one at a time.
+"""Batched inference: vlmkit's transformers backend at batch 16 against the notebook loop.
 
 The baseline is what fine-tuning notebooks run: for each sample, open the image, format the
 prompt, call the processor, `model.generate`, decode. vlmkit answers the same samples in
@@ -30,7 +30,7 @@ def worker(mode: str, model: str, dataset: str, out: str, batch: int, threads: i
     import torch
     from PIL import Image
 
-    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model
@@ -44,7 +44,7 @@ def worker(mode: str, model: str, dataset: str, out: str, batch: int, threads: i
     answers, tokens = [], 0
     started = time.perf_counter()
     if mode == "vlmkit":
-        predictor = Predictor(loaded, GenerationSettings(max_new_tokens=MAX_NEW_TOKENS))
+        predictor = TransformersBackend(loaded, GenerationSettings(max_new_tokens=MAX_NEW_TOKENS))
         for start in range(0, len(samples), batch):
             for record in predictor.predict(samples[start : start + batch]):
                 answers.append(record.prediction)

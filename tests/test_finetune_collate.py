@@ -82,7 +82,7 @@ def _image_token_ids(model: LoadedModel) -> set[int]:
 
 
 def _inference_inputs(model: LoadedModel, examples: list[dict]):
-    """What `vlmkit infer` feeds the model for these samples, through the Predictor itself."""
+    """What `vlmkit infer` feeds the model for these samples, through its transformers backend."""
     backend = TransformersBackend(model, GenerationSettings())
     samples = [Sample(e["id"], Path(e["image"]), e["prompt"]) for e in examples]
     prepared = [Prepared(s, backend.request(s, open_rgb(s.image))) for s in samples]

@@ -243,7 +243,7 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
     """Fault injection: CUDA cannot run here, so generate() raises CUDA's OOM error itself."""
     import torch
 
-    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model
@@ -253,7 +253,7 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
     loaded = load_model(resolve_source(str(tiny("llava")), None), LoadOptions())
     samples = select_samples(letters, None, RunOptions()).samples
     settings = GenerationSettings(max_new_tokens=6)
-    alone = [Predictor(loaded, settings).predict([sample])[0] for sample in samples]
+    alone = [TransformersBackend(loaded, settings).predict([sample])[0] for sample in samples]
     real, sizes = loaded.model.generate, []
 
     def generate(**kwargs):
@@ -263,7 +263,7 @@ def test_a_batch_out_of_gpu_memory_is_split_and_retried(tiny, letters):
         return real(**kwargs)
 
     loaded.model.generate = generate
-    records = Predictor(loaded, settings).predict(samples)
+    records = TransformersBackend(loaded, settings).predict(samples)
     assert sizes == [6, 3, 1, 2, 3, 1, 2]
     assert records == [
         type(r)(
@@ -313,7 +313,7 @@ def test_an_empty_shard_writes_an_empty_file(tiny, letters, tmp_path):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
     """Chat templates that write BOS must not get a second; LLaVA's leaves it to the tokenizer."""
-    from vlmkit.infer.backends.hf_transformers import TransformersBackend as Predictor
+    from vlmkit.infer.backends.hf_transformers import TransformersBackend
     from vlmkit.infer.selection import select_samples
     from vlmkit.infer.settings import GenerationSettings, RunOptions
     from vlmkit.models.loading import load_model
@@ -321,7 +321,7 @@ def test_prompts_start_with_exactly_one_bos(tiny, letters, family):
     from vlmkit.models.sources import resolve_source
 
     loaded = load_model(resolve_source(str(tiny(family)), None), LoadOptions())
-    predictor = Predictor(loaded, GenerationSettings())
+    predictor = TransformersBackend(loaded, GenerationSettings())
     sample = select_samples(letters, None, RunOptions(limit=1)).samples[0]
     from vlmkit.images import open_rgb
     from vlmkit.infer.backends.base import Prepared
