@@ -384,3 +384,44 @@ def test_answers_cut_at_the_token_limit_are_counted(refs_and_preds, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["truncated_predictions"] == 2
     assert "2 of 3 answers were cut at the token limit" in " ".join(result.stderr.split())
+
+
+def test_fields_by_path_a_found_reference_field_and_an_inferred_task(tmp_path: Path):
+    """An lmms-eval-like file (the answer in a list, numeric ids) against references that keep
+    JSON answers under `answer` and name no task: read with paths, and what was decided said."""
+    refs = write_jsonl(tmp_path / "refs.jsonl", [
+        {"doc_id": 1, "answer": '{"total": "7"}'}, {"doc_id": 2, "answer": '{"total": "9"}'},
+    ])  # fmt: skip
+    preds = write_jsonl(tmp_path / "log_samples.jsonl", [
+        {"doc_id": 2, "filtered_resps": ['{"total": "9"}'], "resps": [["x"]]},
+        {"doc_id": 1, "filtered_resps": ['{"total": "8"}'], "resps": [["y"]]},
+    ])  # fmt: skip
+    args = ["score", str(preds), str(refs), "--id-field", "doc_id", "--json", "-"]
+    result = CliRunner().invoke(app, [*args, "--pred-field", "filtered_resps.0"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["task"] == "json" and scores["metrics"]["json_valid"] == 1.0
+    assert scores["metrics"]["field_f1"] == 0.5
+    notes = " ".join(result.stderr.split())
+    assert "scoring against 'answer'" in notes and "scoring them as json" in notes
+    result = CliRunner().invoke(app, [*args, "--pred-field", "filtered_resps.3"])
+    assert result.exit_code == 1
+    assert "'filtered_resps' is a list of 1 item, and '3' is not one of its positions" in (
+        " ".join(result.stderr.split()))  # fmt: skip
+    both = write_jsonl(tmp_path / "both.jsonl", [{"doc_id": 1, "answer": "a", "label": "b"}])
+    result = CliRunner().invoke(app, ["score", str(preds), str(both), "--id-field", "doc_id"])
+    assert result.exit_code == 1 and "several that could hold the reference: answer, label" in (
+        " ".join(result.stderr.split()))  # fmt: skip
+
+
+def test_single_character_references_are_scored_as_letters(tmp_path: Path):
+    refs = write_jsonl(
+        tmp_path / "refs.jsonl", [{"id": "a", "target": "e"}, {"id": "b", "target": "k"}]
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "prediction": "{e}"},
+                                               {"id": "b", "prediction": "{x}"}])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["letter_accuracy"] == 0.5
+    assert "scoring them as letter (every one is a single character" in " ".join(
+        result.stderr.split())  # fmt: skip

@@ -199,15 +199,57 @@ def _parse_line(path: Path, number: int, raw: bytes) -> Line:
 
 
 def require_field(line: Line, name: str, *, flag: str | None = None) -> Any:
-    """Return `line.data[name]`, or fail naming the line, the fields it has, and the flag to set."""
-    try:
-        return line.data[name]
-    except KeyError:
-        found = ", ".join(sorted(line.data)) or "none"
-        hint = f"fields on that line: {found}"
-        if flag:
-            hint += f"; choose the field with {flag}"
-        raise InputError(f"{line.where}: missing field {name!r}", hint=hint) from None
+    """Return the value at `name` on the line, or fail naming the line, what is there, and the
+    flag to set. `name` is a field, or a path into nested fields: dots between keys, integers
+    for list items (`filtered_resps.0`, `answer.text`); a field whose own name holds a dot is
+    found as it is."""
+    value, problem = _walk(line.data, name)
+    if problem is None:
+        return value
+    hint = problem[1] + (f"; choose the field with {flag}" if flag else "")
+    raise InputError(f"{line.where}: {problem[0]}", hint=hint)
+
+
+def field_value(data: dict[str, Any], name: str) -> Any:
+    """The value at field or path `name` (as `require_field` finds it), or None."""
+    value, problem = _walk(data, name)
+    return None if problem is not None else value
+
+
+def has_field(data: dict[str, Any], name: str) -> bool:
+    return _walk(data, name)[1] is None
+
+
+def _walk(data: dict[str, Any], name: str) -> tuple[Any, tuple[str, str] | None]:
+    """(value, None) at `name`, or (None, (what is missing, what is there))."""
+    if name in data:
+        return data[name], None
+    parts = name.split(".")
+    if len(parts) == 1 or not all(parts):
+        found = ", ".join(sorted(data)) or "none"
+        return None, (f"missing field {name!r}", f"fields on that line: {found}")
+    value: Any = data
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the line"
+        shown = f"{where!r}" if depth else where
+        if isinstance(value, dict):
+            if part not in value:
+                found = ", ".join(sorted(map(str, value))) or "none"
+                return None, (f"missing field {name!r} ({part!r} is not in {shown})",
+                              f"fields of {shown}: {found}")  # fmt: skip
+            value = value[part]
+        elif isinstance(value, list):
+            if not part.lstrip("-").isdigit() or not -len(value) <= int(part) < len(value):
+                first = f"{where}.0" if depth else "0"
+                items = f"{len(value)} item" + ("" if len(value) == 1 else "s")
+                missing = (f"missing field {name!r} ({shown} is a list of {items}, "
+                           f"and {part!r} is not one of its positions)")  # fmt: skip
+                return None, (missing, f"a list item is named by its position: {first} is first")
+            value = value[int(part)]
+        else:
+            return None, (f"missing field {name!r} ({shown} is {json_kind(value)}, with no "
+                          f"{part!r} inside)", f"{shown} holds {json_kind(value)}")  # fmt: skip
+    return value, None
 
 
 def json_kind(value: Any) -> str:

@@ -19,11 +19,21 @@ from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
 from vlmkit.metrics import TASK_DEFAULTS, default_metric_names, metric_class
 from vlmkit.metrics.base import Batch, Metric, MetricOptions
-from vlmkit.records import Line, iter_jsonl, json_kind, record_id, require_field, resolve_jsonl
+from vlmkit.records import (
+    Line,
+    field_value,
+    has_field,
+    iter_jsonl,
+    json_kind,
+    record_id,
+    require_field,
+    resolve_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
 Aggregation = Literal["corpus", "mean"]
+DEFAULT_REF_FIELD = "target"
 MISSING_GROUP = "(missing)"
 
 
@@ -40,7 +50,7 @@ class ScoreConfig:
     options: MetricOptions = field(default_factory=MetricOptions)
     id_field: str = "id"
     pred_field: str = "prediction"
-    ref_field: str = "target"
+    ref_field: str = "target"  # DEFAULT_REF_FIELD
     strict: bool = False
     """A reference without a prediction is an error instead of an empty prediction."""
 
@@ -71,6 +81,8 @@ class Joined:
     errored: list[str]
     prediction_path: Path
     reference_path: Path
+    notes: list[str] = field(default_factory=list)
+    """What was decided about the inputs that the user should hear (a reference field found)."""
 
     @property
     def ids(self) -> list[str]:
@@ -101,7 +113,7 @@ def answer_value(line: Line, field: str, flag: str, *, role: str) -> str | dict[
     """
     if role == "reference":
         require_field(line, field, flag=flag)
-    value = line.data.get(field)
+    value = field_value(line.data, field)
     if isinstance(value, (str, dict)) or (value is None and role == "prediction"):
         return value
     hint = (
@@ -114,22 +126,50 @@ def answer_value(line: Line, field: str, flag: str, *, role: str) -> str | dict[
     )
 
 
-def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Reference]]:
-    """Read REFS: a dataset folder, its metadata.jsonl, or any JSONL with an id and a reference."""
+REFERENCE_FIELDS = ("reference", "answer", "answers", "label", "ground_truth")
+"""Where references files without `target` keep the reference, by other tools' habits."""
+
+
+def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Reference], list[str]]:
+    """Read REFS: a dataset folder, its metadata.jsonl, or any JSONL with an id and a reference.
+    Also returns notes on what was decided (the reference field, when it was found)."""
     jsonl = resolve_jsonl(path, role="references", flag="REFS")
     seen: dict[str, str] = {}
     refs: list[Reference] = []
+    notes: list[str] = []
+    ref_field = config.ref_field
     for line in iter_jsonl(jsonl):
+        if not refs:
+            ref_field = _reference_field(line, config.ref_field, notes)
         rid = record_id(line, config.id_field)
         if rid in seen:
             raise _duplicate(line, rid, seen[rid], "references")
         seen[rid] = line.where
-        value = answer_value(line, config.ref_field, "--ref-field", role="reference")
+        value = answer_value(line, ref_field, "--ref-field", role="reference")
         task = line.data.get("task")
         refs.append(Reference(rid, value, str(task) if task else None, line.data, line.where))
     if not refs:
         raise InputError(f"references {jsonl} has no records", hint="check REFS points at data")
-    return jsonl, refs
+    return jsonl, refs, notes
+
+
+def _reference_field(line: Line, asked: str, notes: list[str]) -> str:
+    """`asked`, or where a file without the default `target` keeps its references: the one of
+    REFERENCE_FIELDS its first record has (several: an error naming them)."""
+    if asked != DEFAULT_REF_FIELD or has_field(line.data, asked):
+        return asked
+    present = [name for name in REFERENCE_FIELDS if name in line.data]
+    if len(present) > 1:
+        raise InputError(
+            f"{line.where}: no {asked!r} field, and several that could hold the reference: "
+            f"{', '.join(present)}",
+            hint=f"name it with --ref-field (e.g. --ref-field {present[0]})",
+        )
+    if present:
+        notes.append(f"references have no {asked!r} field: scoring against {present[0]!r} "
+                     f"(--ref-field chooses another)")  # fmt: skip
+        return present[0]
+    return asked
 
 
 def join(
@@ -139,7 +179,7 @@ def join(
 
     `flag` names where the predictions came from (PREDS, --baseline) in errors.
     """
-    ref_jsonl, refs = load_references(reference_path, config)
+    ref_jsonl, refs, notes = load_references(reference_path, config)
     wanted = {ref.id for ref in refs}
     role = "predictions" if flag == "PREDS" else f"{flag} predictions"
     pred_jsonl = resolve_jsonl(prediction_path, role=role, flag=flag)
@@ -155,7 +195,7 @@ def join(
                 "(ids are joined with --id-field, default 'id')",
             )
         # A failed sample may carry an `error` instead of a prediction; it scores as empty.
-        if config.pred_field not in line.data and "error" not in line.data:
+        if not has_field(line.data, config.pred_field) and "error" not in line.data:
             require_field(line, config.pred_field, flag="--pred-field")
         found[pid] = line
     if not found:
@@ -200,7 +240,7 @@ def join(
         log.warning(
             "%d of %d references have no prediction; scored as empty", len(missing), len(refs)
         )
-    return Joined(refs, predictions, records, missing, errored, pred_jsonl, ref_jsonl)
+    return Joined(refs, predictions, records, missing, errored, pred_jsonl, ref_jsonl, notes)
 
 
 def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]:
@@ -213,8 +253,15 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
             f"{joined.reference_path} mixes tasks ({', '.join(tasks)})",
             hint="pick the metrics with --metrics, or the defaults of one task with --task",
         )
+    elif tasks:
+        task = tasks[0]
     else:
-        task = tasks[0] if tasks else "ocr"
+        task, why = inferred_task([ref.value for ref in joined.references])
+        note = (
+            f"the references name no task: scoring them as {task} ({why}; --task chooses another)"
+        )
+        if not config.metrics and note not in joined.notes:  # asked once per evaluation
+            joined.notes.append(note)
     if not config.metrics and task not in TASK_DEFAULTS:
         where = next((ref.where for ref in joined.references if ref.task == task), "--task")
         raise InputError(
@@ -230,6 +277,28 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
                 hint="use --aggregation corpus for them, or leave them out of --metrics",
             )
     return task, names
+
+
+def inferred_task(references: list[Any]) -> tuple[str, str]:
+    """The task references without one are scored as, and why: `json` when every one is a JSON
+    object or array (or its text), `letter` when every one is a single character, else `ocr`."""
+    if references and all(_is_json_tree(value) for value in references):
+        return "json", "every one is a JSON object or array"
+    if references and all(isinstance(v, str) and len(v.strip()) == 1 for v in references):
+        return "letter", "every one is a single character"
+    return "ocr", "free text"
+
+
+def _is_json_tree(value: Any) -> bool:
+    if isinstance(value, (dict, list)):
+        return True
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.startswith(("{", "[")):
+        return False
+    try:
+        return isinstance(json.loads(text), (dict, list))
+    except ValueError:
+        return False
 
 
 def column_totals(stats: np.ndarray) -> np.ndarray:

@@ -23,12 +23,30 @@ class TaskChoice(str, Enum):
 
 
 IdField = Annotated[
-    str, typer.Option("--id-field", help="Field holding the sample id (both files).")
+    str,
+    typer.Option(
+        "--id-field",
+        help="Field holding the sample id (both files); a path such as "
+        "doc.id reaches into nested fields.",
+    ),
 ]
 PredField = Annotated[
-    str, typer.Option("--pred-field", help="Field holding the prediction in PREDS.")
+    str,
+    typer.Option(
+        "--pred-field",
+        help="Field holding the prediction in PREDS; a path reaches "
+        "inside: filtered_resps.0 (lmms-eval), answer.text.",
+    ),
 ]
-RefField = Annotated[str, typer.Option("--ref-field", help="Field holding the reference in REFS.")]
+RefField = Annotated[
+    str,
+    typer.Option(
+        "--ref-field",
+        help="Field holding the reference in REFS (a path too). "
+        "Without target, the one of reference, answer, answers, label, ground_truth "
+        "there is used, and said.",
+    ),
+]
 JsonOut = Annotated[
     Path | None,
     typer.Option("--json", help="Write the results as JSON to this file ('-' for stdout)."),

@@ -306,6 +306,8 @@ def _report_gaps(joined, base_eval) -> None:
     ):
         if j is None:
             continue
+        for note in j.notes if label == "predictions" else ():  # a baseline's would repeat them
+            console.note(note)
         if j.missing:
             console.warn(
                 f"{len(j.missing)} of {len(j.references)} references have no prediction in "
