@@ -425,3 +425,23 @@ def test_single_character_references_are_scored_as_letters(tmp_path: Path):
     assert json.loads(result.stdout)["metrics"]["letter_accuracy"] == 0.5
     assert "scoring them as letter (every one is a single character" in " ".join(
         result.stderr.split())  # fmt: skip
+
+
+def test_the_shards_of_a_run_are_scored_together(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    lines = preds.read_text().splitlines(keepends=True)
+    one, two = tmp_path / "part-1.jsonl", tmp_path / "part-2.jsonl"
+    one.write_text("".join(lines[:2]))
+    two.write_text("".join(lines[2:]))
+    whole = CliRunner().invoke(app, ["score", str(preds), str(refs), "--json", "-"])
+    parts = CliRunner().invoke(app, ["score", str(one), str(two), str(refs), "--json", "-"])
+    assert parts.exit_code == 0, parts.output
+    assert json.loads(parts.stdout)["metrics"] == json.loads(whole.stdout)["metrics"]
+    assert json.loads(parts.stdout)["inputs"]["prediction_files"] == [str(one), str(two)]
+    # A shard left out: its samples are missing, and said; one given twice: an error naming both.
+    result = CliRunner().invoke(app, ["score", str(one), str(refs)])
+    assert result.exit_code == 0 and "1 of 3 references have no prediction" in result.stderr
+    result = CliRunner().invoke(app, ["score", str(one), str(preds), str(refs)])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert f"{preds}:" in message and f"first seen at {one}:" in message

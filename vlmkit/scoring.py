@@ -83,6 +83,14 @@ class Joined:
     reference_path: Path
     notes: list[str] = field(default_factory=list)
     """What was decided about the inputs that the user should hear (a reference field found)."""
+    prediction_paths: list[Path] = field(default_factory=list)
+    """Every predictions file read (the shards of a run), `prediction_path` the first."""
+
+    @property
+    def predictions_label(self) -> str:
+        """The predictions files, as messages name them."""
+        more = len(self.prediction_paths) - 1
+        return f"{self.prediction_path}" + (f" (+{more} more)" if more > 0 else "")
 
     @property
     def ids(self) -> list[str]:
@@ -173,18 +181,25 @@ def _reference_field(line: Line, asked: str, notes: list[str]) -> str:
 
 
 def join(
-    prediction_path: Path, reference_path: Path, config: ScoreConfig, *, flag: str = "PREDS"
+    prediction_paths: Path | list[Path],
+    reference_path: Path,
+    config: ScoreConfig,
+    *,
+    flag: str = "PREDS",
 ) -> Joined:
-    """Read both sides and pair them by id; never by position.
+    """Read both sides and pair them by id; never by position. Several predictions files (the
+    shards of one run) are read as one: an id in two of them is an error naming both.
 
     `flag` names where the predictions came from (PREDS, --baseline) in errors.
     """
+    paths = [prediction_paths] if isinstance(prediction_paths, Path) else list(prediction_paths)
     ref_jsonl, refs, notes = load_references(reference_path, config)
     wanted = {ref.id for ref in refs}
     role = "predictions" if flag == "PREDS" else f"{flag} predictions"
-    pred_jsonl = resolve_jsonl(prediction_path, role=role, flag=flag)
+    files = [resolve_jsonl(path, role=role, flag=flag) for path in paths]
+    pred_jsonl = files[0]
     found: dict[str, Line] = {}
-    for line in iter_jsonl(pred_jsonl):
+    for line in (line for jsonl in files for line in iter_jsonl(jsonl)):
         pid = record_id(line, config.id_field)
         if pid in found:
             raise _duplicate(line, pid, found[pid].where, role)
@@ -200,7 +215,8 @@ def join(
         found[pid] = line
     if not found:
         raise InputError(
-            f"{role} {pred_jsonl} has no records",
+            f"{role} {', '.join(map(str, files))} {'has' if len(files) == 1 else 'have'} no "
+            "records",
             hint="was the inference run interrupted before writing anything?",
         )
     predictions: list[Any] = []
@@ -240,7 +256,8 @@ def join(
         log.warning(
             "%d of %d references have no prediction; scored as empty", len(missing), len(refs)
         )
-    return Joined(refs, predictions, records, missing, errored, pred_jsonl, ref_jsonl, notes)
+    return Joined(refs, predictions, records, missing, errored, pred_jsonl, ref_jsonl, notes,
+                  files)  # fmt: skip
 
 
 def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]:
@@ -458,6 +475,11 @@ def summary_json(evaluation: Evaluation) -> dict[str, Any]:
         "details": evaluation.details,
         "inputs": {
             "predictions": str(joined.prediction_path),
+            **(
+                {"prediction_files": [str(p) for p in joined.prediction_paths]}
+                if len(joined.prediction_paths) > 1
+                else {}
+            ),
             "references": str(joined.reference_path),
         },
         "libraries": {lib: version(lib) for lib in ("jiwer", "sacrebleu")},

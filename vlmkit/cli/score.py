@@ -86,8 +86,12 @@ def _write_json(target: Path, payload: dict[str, Any]) -> None:
 
 def score(
     preds: Annotated[
-        Path,
-        typer.Argument(metavar="PREDS", help="Predictions JSONL (one {id, prediction} a line)."),
+        list[Path],
+        typer.Argument(
+            metavar="PREDS...",
+            help="Predictions JSONL (one {id, prediction} a line); several: the shards of one "
+            "run, read as one.",
+        ),
     ],
     refs: Annotated[
         Path,
@@ -174,6 +178,8 @@ def score(
         vlmkit score tuned.jsonl data/test --baseline base.jsonl --by meta.font
 
         vlmkit score preds.jsonl refs.jsonl --ref-field text --fail-over cer=0.05
+
+        vlmkit score part-1.jsonl part-2.jsonl part-3.jsonl data/test     (a --shard run)
     """
     # The library loads here, not at import time, so `vlmkit --help` stays fast.
     from vlmkit.metrics import resolve_metric_names
@@ -217,7 +223,7 @@ def score(
         check_writable(per_sample, "--per-sample")
     refuse_overlaps(
         [("--json", json_out), ("--per-sample", per_sample)],
-        [("PREDS", preds), ("REFS", refs), ("REFS", refs / METADATA_FILE),
+        [*(("PREDS", path) for path in preds), ("REFS", refs), ("REFS", refs / METADATA_FILE),
          ("--baseline", baseline), *dataset_image_folders(refs, "REFS")],
     )  # fmt: skip
 
@@ -311,21 +317,21 @@ def _report_gaps(joined, base_eval) -> None:
         if j.missing:
             console.warn(
                 f"{len(j.missing)} of {len(j.references)} references have no prediction in "
-                f"{j.prediction_path} ({label}: no line, or a null one); scored as empty "
+                f"{j.predictions_label} ({label}: no line, or a null one); scored as empty "
                 "predictions "
                 f"(first: {j.missing[0]!r}; --strict makes this an error)"
             )
         if j.errored:
             lines = "line carries" if len(j.errored) == 1 else "lines carry"
             console.warn(
-                f"{len(j.errored)} {lines} an error field in {j.prediction_path} ({label}); "
+                f"{len(j.errored)} {lines} an error field in {j.predictions_label} ({label}); "
                 f"scored as empty predictions (first: {j.errored[0]!r})"
             )
         if j.truncated:
             were = "answer was" if len(j.truncated) == 1 else "answers were"
             console.warn(
                 f"{len(j.truncated)} of {len(j.references)} {were} cut at the token limit in "
-                f"{j.prediction_path} ({label}): scored as they are, unfinished (first: "
+                f"{j.predictions_label} ({label}): scored as they are, unfinished (first: "
                 f"{j.truncated[0]!r}; infer's --max-new-tokens sets the limit)"
             )
 
