@@ -23,12 +23,12 @@ from vlmkit.records import (
     Line,
     field_value,
     has_field,
-    iter_jsonl,
     json_kind,
     record_id,
     require_field,
     resolve_jsonl,
 )
+from vlmkit.tables import iter_records
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class ScoreConfig:
     id_field: str = "id"
     pred_field: str = "prediction"
     ref_field: str = "target"  # DEFAULT_REF_FIELD
+    pred_format: str | None = None
+    """The predictions files' format (`--format`); None: from each file's name or content."""
     strict: bool = False
     """A reference without a prediction is an error instead of an empty prediction."""
 
@@ -146,7 +148,7 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
     refs: list[Reference] = []
     notes: list[str] = []
     ref_field = config.ref_field
-    for line in iter_jsonl(jsonl):
+    for line in iter_records(jsonl):
         if not refs:
             ref_field = _reference_field(line, config.ref_field, notes)
         rid = record_id(line, config.id_field)
@@ -199,7 +201,7 @@ def join(
     files = [resolve_jsonl(path, role=role, flag=flag) for path in paths]
     pred_jsonl = files[0]
     found: dict[str, Line] = {}
-    for line in (line for jsonl in files for line in iter_jsonl(jsonl)):
+    for line in (line for file in files for line in iter_records(file, config.pred_format)):
         pid = record_id(line, config.id_field)
         if pid in found:
             raise _duplicate(line, pid, found[pid].where, role)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,6 +85,14 @@ def _write_json(target: Path, payload: dict[str, Any]) -> None:
         console.note(f"wrote {target}")
 
 
+class FormatChoice(str, Enum):  # vlmkit.tables.FORMATS, listed for --help
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    tsv = "tsv"
+    xlsx = "xlsx"
+
+
 def score(
     preds: Annotated[
         list[Path],
@@ -121,6 +130,14 @@ def score(
             help="corpus: pool statistics (jiwer, sacrebleu); mean: of samples.",
         ),
     ] = AggregationChoice.corpus,
+    pred_format: Annotated[
+        FormatChoice | None,
+        typer.Option(
+            "--format",
+            help="PREDS' format: jsonl, json (an array), csv, tsv, xlsx.",
+            show_default="from each file's name, else its content",
+        ),
+    ] = None,
     id_field: IdField = "id",
     pred_field: PredField = "prediction",
     ref_field: RefField = "target",
@@ -214,6 +231,7 @@ def score(
         id_field=id_field,
         pred_field=pred_field,
         ref_field=ref_field,
+        pred_format=pred_format.value if pred_format else None,
         strict=strict,
     )
 

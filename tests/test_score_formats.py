@@ -1,0 +1,94 @@
+"""`vlmkit score` reads predictions in the formats other tools write: a JSON array, CSV, TSV,
+Excel (VLMEvalKit's), and files whose name does not say; each the same scores as JSONL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+from typer.testing import CliRunner
+
+from vlmkit.cli import app
+
+ROWS = [{"index": 1, "prediction": "the cat sat"}, {"index": 2, "prediction": "on a mat"},
+        {"index": 3, "prediction": "Grüsse, 東京"}]  # fmt: skip
+
+
+@pytest.fixture
+def refs(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "refs.jsonl", [
+        {"index": 1, "target": "the cat sat", "task": "ocr"},
+        {"index": 2, "target": "on the mat", "task": "ocr"},
+        {"index": 3, "target": "Grüße, 東京!", "task": "ocr"},
+    ])  # fmt: skip
+
+
+def _score(preds: Path, refs: Path, *args: str):
+    result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--id-field", "index",
+                                      "--json", "-", *args])  # fmt: skip
+    return result
+
+
+def _metrics(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["metrics"]
+
+
+def _delimited(path: Path, delimiter: str) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["index", "prediction"], delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(ROWS)
+    return path
+
+
+def _excel(path: Path) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["index", "question", "prediction"])
+    for row in ROWS:
+        sheet.append([float(row["index"]), "read it", row["prediction"]])  # ids as Excel keeps them
+    book.save(path)
+    return path
+
+
+def test_every_format_scores_as_jsonl(tmp_path: Path, refs: Path):
+    jsonl = write_jsonl(tmp_path / "p.jsonl", ROWS)
+    expected = _metrics(_score(jsonl, refs))
+    array = tmp_path / "p.json"
+    array.write_text(json.dumps(ROWS, ensure_ascii=False))
+    lines_named_json = tmp_path / "generated.json"  # JSON Lines under a .json name
+    lines_named_json.write_text(jsonl.read_text())
+    unnamed = tmp_path / "predictions.txt"
+    unnamed.write_text(jsonl.read_text())
+    for path in (array, lines_named_json, unnamed, _delimited(tmp_path / "p.csv", ","),
+                 _delimited(tmp_path / "p.tsv", "\t"), _excel(tmp_path / "p.xlsx")):  # fmt: skip
+        assert _metrics(_score(path, refs)) == expected, path
+    tsv_named_txt = _delimited(tmp_path / "vlmevalkit.txt", "\t")
+    assert _metrics(_score(tsv_named_txt, refs, "--format", "tsv")) == expected
+
+
+def test_unreadable_tables_are_named(tmp_path: Path, refs: Path, monkeypatch):
+    odd = tmp_path / "p.dat"
+    odd.write_text("index;prediction\n1;x\n")
+    result = _score(odd, refs)
+    assert result.exit_code == 1 and "cannot tell its format" in result.stderr
+    nested = tmp_path / "nested.json"
+    nested.write_text(json.dumps({"predictions": ROWS}))
+    result = _score(nested, refs)
+    assert result.exit_code == 1 and "its list is under 'predictions'" in result.stderr
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("index,prediction\n1,a,b\n")
+    result = _score(ragged, refs)
+    assert result.exit_code == 1 and "ragged.csv:2: more cells than the 2 columns" in (
+        " ".join(result.stderr.split()))  # fmt: skip
+    excel = _excel(tmp_path / "p.xlsx")
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as on an install without the extra
+    result = _score(excel, refs)
+    assert result.exit_code == 1 and "pip install 'vlmkit[tables]'" in result.stderr
