@@ -445,3 +445,19 @@ def test_the_shards_of_a_run_are_scored_together(refs_and_preds, tmp_path: Path)
     assert result.exit_code == 1
     message = " ".join(result.stderr.split())
     assert f"{preds}:" in message and f"first seen at {one}:" in message
+
+
+def test_a_dataset_with_splits_takes_split(refs_and_preds, tmp_path: Path):
+    preds, refs = refs_and_preds
+    dataset = tmp_path / "dataset"
+    for split in ("train", "test"):
+        (dataset / split).mkdir(parents=True)
+        (dataset / split / "metadata.jsonl").write_text(refs.read_text())
+    result = CliRunner().invoke(app, ["score", str(preds), str(dataset)])
+    assert result.exit_code == 2 and "holds splits (test, train)" in " ".join(result.stderr.split())
+    result = CliRunner().invoke(app, ["score", str(preds), str(dataset), "--split", "test"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["score", str(preds), str(dataset), "--split", "dev"])
+    assert result.exit_code == 2 and "has no such split" in result.stderr
+    result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--split", "test"])
+    assert result.exit_code == 2 and "is for a dataset folder" in result.stderr

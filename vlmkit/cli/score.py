@@ -130,6 +130,10 @@ def score(
             help="corpus: pool statistics (jiwer, sacrebleu); mean: of samples.",
         ),
     ] = AggregationChoice.corpus,
+    split: Annotated[
+        str | None,
+        typer.Option(help="The split of REFS (a dataset folder with splits) to score against."),
+    ] = None,
     pred_format: Annotated[
         FormatChoice | None,
         typer.Option(
@@ -239,6 +243,15 @@ def score(
         check_writable(json_out, "--json")
     if per_sample is not None:
         check_writable(per_sample, "--per-sample")
+    has_splits = refs.is_dir() and any((p / METADATA_FILE).is_file() for p in refs.iterdir())
+    if refs.is_dir() and (split is not None or has_splits):
+        from vlmkit.infer.selection import dataset_folder
+
+        # A dataset with splits: one is named, as `infer` takes it.
+        refs = dataset_folder(refs, split, flag="REFS")
+    elif split is not None:
+        raise UsageError(f"--split {split!r} is for a dataset folder, and REFS {refs} is a file",
+                         hint="drop --split, or give the dataset folder as REFS")  # fmt: skip
     refuse_overlaps(
         [("--json", json_out), ("--per-sample", per_sample)],
         [*(("PREDS", path) for path in preds), ("REFS", refs), ("REFS", refs / METADATA_FILE),
