@@ -92,3 +92,47 @@ def test_unreadable_tables_are_named(tmp_path: Path, refs: Path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openpyxl", None)  # as on an install without the extra
     result = _score(excel, refs)
     assert result.exit_code == 1 and "pip install 'vlmkit[tables]'" in result.stderr
+
+
+def test_peer_files_are_recognised_and_read_their_way(tmp_path: Path):
+    """Files in the layouts the tools write (from their sources): read without a flag, and
+    what was recognised said; `--from none` reads them as vlmkit's own."""
+    factory = write_jsonl(tmp_path / "generated_predictions.jsonl", [  # LLaMA-Factory
+        {"prompt": "user\nRead it.\nassistant\n", "predict": "the cat", "label": "the cat"},
+        {"prompt": "user\nRead it.\nassistant\n", "predict": "a mat", "label": "the mat"},
+    ])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(factory), str(factory), "-m", "exact_match",
+                                      "--json", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+    notes = " ".join(result.stderr.split())
+    assert "looks like LLaMA-Factory's output" in notes and "joined by position" in notes
+    lmms = write_jsonl(tmp_path / "samples_docvqa.jsonl", [  # lmms-eval --log_samples
+        {"doc_id": 0, "doc": {"question": "q"}, "target": "42", "arguments": [["q", {}]],
+         "resps": [["42"]], "filtered_resps": ["42"], "filter": "none", "metrics": ["anls"]},
+        {"doc_id": 1, "doc": {"question": "q"}, "target": "7", "arguments": [["q", {}]],
+         "resps": [["8"]], "filtered_resps": ["8"], "filter": "none", "metrics": ["anls"]},
+    ])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(lmms), str(lmms), "-m", "exact_match",
+                                      "--json", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+    assert "looks like lmms-eval's output" in result.stderr
+    sheet = tmp_path / "model_DocVQA_VAL.tsv"  # VLMEvalKit
+    sheet.write_text("index\tquestion\tanswer\tprediction\n1\tq\tyes\tyes\n2\tq\tno\tyes\n")
+    result = CliRunner().invoke(app, ["score", str(sheet), str(sheet), "-m", "exact_match",
+                                      "--json", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+    result = CliRunner().invoke(app, ["score", str(factory), str(factory), "--from", "none"])
+    assert result.exit_code == 1 and "missing field 'id'" in result.stderr
+
+
+def test_join_by_line_needs_as_many_records(tmp_path: Path, refs: Path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"prediction": "the cat sat"},
+                                               {"prediction": "on the mat"}])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--id-field", "index",
+                                      "--join", "line"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "holds 2 records and" in result.stderr and "3: they cannot be paired" in " ".join(
+        result.stderr.split())  # fmt: skip

@@ -53,6 +53,9 @@ class ScoreConfig:
     ref_field: str = "target"  # DEFAULT_REF_FIELD
     pred_format: str | None = None
     """The predictions files' format (`--format`); None: from each file's name or content."""
+    join_by: str = "id"
+    """`id` (always, unless asked); `line`: the N-th prediction answers the N-th reference, for
+    files without ids (LLaMA-Factory's), only when both hold as many records."""
     strict: bool = False
     """A reference without a prediction is an error instead of an empty prediction."""
 
@@ -151,7 +154,10 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
     for line in iter_records(jsonl):
         if not refs:
             ref_field = _reference_field(line, config.ref_field, notes)
-        rid = record_id(line, config.id_field)
+        if config.join_by == "line" and not has_field(line.data, config.id_field):
+            rid = f"#{len(refs) + 1}"  # by position: the record's place is its id
+        else:
+            rid = record_id(line, config.id_field)
         if rid in seen:
             raise _duplicate(line, rid, seen[rid], "references")
         seen[rid] = line.where
@@ -161,6 +167,28 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
     if not refs:
         raise InputError(f"references {jsonl} has no records", hint="check REFS points at data")
     return jsonl, refs, notes
+
+
+def _by_position(
+    lines: list[Line],
+    refs: list[Reference],
+    files: list[Path],
+    ref_jsonl: Path,
+    config: ScoreConfig,
+) -> dict[str, Line]:
+    """`--join line`: the N-th prediction for the N-th reference, when there are as many."""
+    if len(lines) != len(refs):
+        named = ", ".join(map(str, files))
+        raise InputError(
+            f"--join line: {named} holds {len(lines):,} records and {ref_jsonl} {len(refs):,}: "
+            "they cannot be paired by position",
+            hint="give the whole predictions file (every shard), or join by id "
+            "(--id-field) where both files have one",
+        )
+    for line in lines:
+        if not has_field(line.data, config.pred_field) and "error" not in line.data:
+            require_field(line, config.pred_field, flag="--pred-field")
+    return {ref.id: line for ref, line in zip(refs, lines, strict=True)}
 
 
 def _reference_field(line: Line, asked: str, notes: list[str]) -> str:
@@ -201,7 +229,13 @@ def join(
     files = [resolve_jsonl(path, role=role, flag=flag) for path in paths]
     pred_jsonl = files[0]
     found: dict[str, Line] = {}
-    for line in (line for file in files for line in iter_records(file, config.pred_format)):
+    lines = (line for file in files for line in iter_records(file, config.pred_format))
+    if config.join_by == "line":
+        found = _by_position(list(lines), refs, files, ref_jsonl, config)
+        notes.append(f"joined by position (--join line): record N of the predictions answers "
+                     f"record N of {ref_jsonl}")  # fmt: skip
+        lines = iter(())
+    for line in lines:
         pid = record_id(line, config.id_field)
         if pid in found:
             raise _duplicate(line, pid, found[pid].where, role)

@@ -20,8 +20,10 @@ from vlmkit.cli.options import (
     RefField,
     TaskChoice,
     Workers,
+    given,
 )
 from vlmkit.errors import GateFailed, UsageError
+from vlmkit.peers import PEERS, recognise
 from vlmkit.records import write_jsonl_atomic, write_text_atomic
 
 
@@ -58,6 +60,32 @@ def check_gate_names(
                 )
 
 
+def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None) -> Any:
+    """The peer layout to read PREDS with: `--from`'s, or the one its first record shows when
+    no field flag is given and it has no `prediction` field (said in a note)."""
+    if tool == "none":
+        return None
+    if tool is not None:
+        return PEERS[tool]
+    if any(given(ctx, name) for name in ("id_field", "pred_field", "ref_field", "join_by")):
+        return None
+    from vlmkit.records import has_field
+    from vlmkit.tables import iter_records
+
+    if not preds.is_file():
+        return None  # the join names what is wrong with it
+    first = next(iter_records(preds, fmt), None)
+    if first is None or (has_field(first.data, "prediction") and "index" not in first.data):
+        return None
+    name = recognise(first.data)
+    if name is None:
+        return None
+    layout = PEERS[name]
+    console.note(f"{preds} looks like {layout.tool}'s output: read as {layout.flags()} "
+                 "(--from none reads it as vlmkit's)")  # fmt: skip
+    return layout
+
+
 def check_gates(
     values: dict[str, float], under: list[tuple[str, float]], over: list[tuple[str, float]]
 ) -> None:
@@ -85,6 +113,14 @@ def _write_json(target: Path, payload: dict[str, Any]) -> None:
         console.note(f"wrote {target}")
 
 
+FromChoice = Enum("FromChoice", {name: name for name in (*PEERS, "none")}, type=str)  # type: ignore[misc]
+
+
+class JoinChoice(str, Enum):
+    id = "id"
+    line = "line"
+
+
 class FormatChoice(str, Enum):  # vlmkit.tables.FORMATS, listed for --help
     jsonl = "jsonl"
     json = "json"
@@ -94,6 +130,7 @@ class FormatChoice(str, Enum):  # vlmkit.tables.FORMATS, listed for --help
 
 
 def score(
+    ctx: typer.Context,
     preds: Annotated[
         list[Path],
         typer.Argument(
@@ -134,6 +171,23 @@ def score(
         str | None,
         typer.Option(help="The split of REFS (a dataset folder with splits) to score against."),
     ] = None,
+    from_tool: Annotated[
+        FromChoice | None,
+        typer.Option(
+            "--from",
+            help="PREDS were written by this tool: read its fields its way "
+            "(flags given beside it win); none: as vlmkit's, no detection.",
+            show_default="recognised from the first record, and said",
+        ),
+    ] = None,
+    join_by: Annotated[
+        JoinChoice,
+        typer.Option(
+            "--join",
+            help="id: pair predictions with references by id; line: by "
+            "position, for files without ids (both must hold as many records).",
+        ),
+    ] = JoinChoice.id,
     pred_format: Annotated[
         FormatChoice | None,
         typer.Option(
@@ -227,6 +281,16 @@ def score(
         letter_case_sensitive=letter_case_sensitive,
         workers=workers,
     )
+    layout = _layout(ctx, preds[0], from_tool.value if from_tool else None,
+                     pred_format.value if pred_format else None)  # fmt: skip
+    if layout is not None:  # its fields, where no flag names another
+        id_field = id_field if given(ctx, "id_field") else layout.id_field
+        pred_field = pred_field if given(ctx, "pred_field") else layout.pred_field
+        # The tool's reference field where its file is also REFS (it keeps its own labels).
+        same = refs.resolve() == preds[0].resolve()
+        ref_field = layout.ref_field if same and not given(ctx, "ref_field") else ref_field
+        if not given(ctx, "join_by"):
+            join_by = JoinChoice(layout.join_by)
     config = ScoreConfig(
         metrics=tuple(resolve_metric_names(metrics)) if metrics is not None else None,
         task=task.value if task else None,
@@ -236,6 +300,7 @@ def score(
         pred_field=pred_field,
         ref_field=ref_field,
         pred_format=pred_format.value if pred_format else None,
+        join_by=join_by.value,
         strict=strict,
     )
 
