@@ -136,3 +136,61 @@ def test_join_by_line_needs_as_many_records(tmp_path: Path, refs: Path):
     assert result.exit_code == 1
     assert "holds 2 records and" in result.stderr and "3: they cannot be paired" in " ".join(
         result.stderr.split())  # fmt: skip
+
+
+def test_what_a_probe_found(tmp_path: Path):
+    """Tricky inputs a new user met: each an error naming the file and row, or read right."""
+
+    def score(*args: str | Path):
+        return CliRunner().invoke(app, ["score", *map(str, args), "--json", "-"])
+
+    refs = write_jsonl(tmp_path / "refs.jsonl", [
+        {"id": "0", "target": "42", "task": "ocr"}, {"id": "1", "target": "7", "task": "ocr"},
+    ])  # fmt: skip
+    lmms = write_jsonl(tmp_path / "samples.jsonl", [
+        {"doc_id": 0, "target": "42", "filtered_resps": ["42"], "filter": "none"},
+        {"doc_id": 1, "target": "7", "filtered_resps": ["8"], "filter": "none"},
+    ])  # fmt: skip
+    # A peer's file against a vlmkit dataset: its ids from doc_id, the dataset's own targets.
+    result = score(lmms, refs, "-m", "exact_match")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+    # ...with a vlmkit baseline read its own way.
+    base = write_jsonl(tmp_path / "base.jsonl", [{"id": "0", "prediction": "1"},
+                                                 {"id": "1", "prediction": "7"}])  # fmt: skip
+    result = score(lmms, refs, "-m", "exact_match", "--baseline", base)
+    assert result.exit_code == 0, result.output
+    result = score(lmms, lmms, "--pred-field", "filtered_resps.--1", "--id-field", "doc_id")
+    assert result.exit_code == 1 and "is not one of its positions" in result.stderr
+    # CSV: a quote left open, a column named twice.
+    open_quote = tmp_path / "open.csv"
+    open_quote.write_text('id,prediction\n0,"unterminated\n1,x\n')
+    result = score(open_quote, refs)
+    assert result.exit_code == 1 and "open.csv:" in result.stderr and "not readable as CSV" in (
+        result.stderr)  # fmt: skip
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,id,prediction\n0,1,42\n")
+    result = score(twice, refs)
+    assert result.exit_code == 1 and "the column 'id' is in the header twice" in result.stderr
+    # --join line where both sides carry ids that disagree; a file given twice.
+    backwards = write_jsonl(tmp_path / "back.jsonl", [{"id": "1", "prediction": "7"},
+                                                      {"id": "0", "prediction": "42"}])  # fmt: skip
+    result = score(backwards, refs, "--join", "line")
+    assert result.exit_code == 1 and "join by id" in result.stderr
+    result = score(base, base, refs)
+    assert result.exit_code == 1 and "is given twice" in result.stderr
+
+
+def test_numbers_in_a_sheet_are_text(tmp_path: Path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["index", "question", "answer", "prediction"])
+    book.active.append([1, "how many?", 5, 5.0])
+    book.active.append([2, "how many?", 3, 4])
+    book.save(tmp_path / "counts.xlsx")
+    sheet = tmp_path / "counts.xlsx"
+    result = CliRunner().invoke(app, ["score", str(sheet), str(sheet), "-m", "exact_match",
+                                      "--json", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5

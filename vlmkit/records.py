@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -239,7 +240,7 @@ def _walk(data: dict[str, Any], name: str) -> tuple[Any, tuple[str, str] | None]
                               f"fields of {shown}: {found}")  # fmt: skip
             value = value[part]
         elif isinstance(value, list):
-            if not part.lstrip("-").isdigit() or not -len(value) <= int(part) < len(value):
+            if not re.fullmatch(r"-?[0-9]+", part) or not -len(value) <= int(part) < len(value):
                 first = f"{where}.0" if depth else "0"
                 items = f"{len(value)} item" + ("" if len(value) == 1 else "s")
                 missing = (f"missing field {name!r} ({shown} is a list of {items}, "

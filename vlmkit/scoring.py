@@ -53,6 +53,9 @@ class ScoreConfig:
     ref_field: str = "target"  # DEFAULT_REF_FIELD
     pred_format: str | None = None
     """The predictions files' format (`--format`); None: from each file's name or content."""
+    pred_id_field: str | None = None
+    """The predictions' id field where it differs from REFS' (a peer's file against a vlmkit
+    dataset: lmms-eval's `doc_id`, VLMEvalKit's `index`); None: `id_field`."""
     join_by: str = "id"
     """`id` (always, unless asked); `line`: the N-th prediction answers the N-th reference, for
     files without ids (LLaMA-Factory's), only when both hold as many records."""
@@ -185,9 +188,16 @@ def _by_position(
             hint="give the whole predictions file (every shard), or join by id "
             "(--id-field) where both files have one",
         )
-    for line in lines:
+    for ref, line in zip(refs, lines, strict=True):
         if not has_field(line.data, config.pred_field) and "error" not in line.data:
             require_field(line, config.pred_field, flag="--pred-field")
+        own = field_value(line.data, config.pred_id_field or config.id_field)
+        if own is not None and not ref.id.startswith("#") and str(own) != ref.id:
+            raise InputError(
+                f"{line.where}: --join line pairs it with {ref.where}, whose id {ref.id!r} is "
+                f"not its own {str(own)!r}",
+                hint="both files carry ids: join by id (leave --join out)",
+            )
     return {ref.id: line for ref, line in zip(refs, lines, strict=True)}
 
 
@@ -227,6 +237,10 @@ def join(
     wanted = {ref.id for ref in refs}
     role = "predictions" if flag == "PREDS" else f"{flag} predictions"
     files = [resolve_jsonl(path, role=role, flag=flag) for path in paths]
+    given = [file.resolve() for file in files]
+    for index, file in enumerate(given):
+        if file in given[:index]:
+            raise InputError(f"{role}: {files[index]} is given twice", hint="name each file once")
     pred_jsonl = files[0]
     found: dict[str, Line] = {}
     lines = (line for file in files for line in iter_records(file, config.pred_format))
@@ -236,7 +250,7 @@ def join(
                      f"record N of {ref_jsonl}")  # fmt: skip
         lines = iter(())
     for line in lines:
-        pid = record_id(line, config.id_field)
+        pid = record_id(line, config.pred_id_field or config.id_field)
         if pid in found:
             raise _duplicate(line, pid, found[pid].where, role)
         if pid not in wanted:

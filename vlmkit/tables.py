@@ -3,7 +3,8 @@
 Evaluation harnesses keep predictions in whatever their authors liked (VLMEvalKit an `.xlsx`
 or `.tsv`, others a JSON array); each row becomes a `Line`, so every later check names its
 file and row as it does for JSONL (`file.csv:12` is the file's line 12; `file.json:3` and
-`file.xlsx:3` the third record). The format comes from the extension, or from the content
+`file.xlsx:3` the third record below the header). Excel's cells are read as text, as CSV's
+are; only the first sheet is read. The format comes from the extension, or from the content
 where the extension says nothing (`.txt`, none); `--format` overrides both. Excel needs the
 `tables` extra (openpyxl), imported only for an `.xlsx`.
 """
@@ -94,17 +95,37 @@ def _json_array(path: Path) -> Iterator[Line]:
 
 
 def _delimited(path: Path, delimiter: str) -> Iterator[Line]:
-    reader = csv.DictReader(io.StringIO(_read(path), newline=""), delimiter=delimiter)
-    if not reader.fieldnames:
-        return
-    for row in reader:
-        if None in row:  # more cells than columns
-            raise InputError(
-                f"{path}:{reader.line_num}: more cells than the {len(reader.fieldnames)} columns "
-                "of the header",
-                hint="quote cells that hold the delimiter",
-            )
-        yield Line(path, reader.line_num, {key: value for key, value in row.items() if key})
+    # strict: a quote left open is an error, not the rest of the file in one cell.
+    reader = csv.DictReader(io.StringIO(_read(path), newline=""), delimiter=delimiter,
+                            strict=True)  # fmt: skip
+    try:
+        if not reader.fieldnames:
+            return
+        _check_header(path, list(reader.fieldnames))
+        for row in reader:
+            if None in row:  # more cells than columns
+                raise InputError(
+                    f"{path}:{reader.line_num}: more cells than the {len(reader.fieldnames)} "
+                    "columns of the header",
+                    hint="quote cells that hold the delimiter",
+                )
+            yield Line(path, reader.line_num, {key: value for key, value in row.items() if key})
+    except csv.Error as error:
+        raise InputError(
+            f"{path}:{reader.line_num}: not readable as {'CSV' if delimiter == ',' else 'TSV'} "
+            f"({error})",
+            hint="a quote opened in a cell must be closed; double a quote inside quotes",
+        ) from None
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    seen = [name for name in names if name]
+    twice = sorted({name for name in seen if seen.count(name) > 1})
+    if twice:
+        raise InputError(
+            f"{path}: the column {twice[0]!r} is in the header twice",
+            hint="name each column once: which one holds the value cannot be guessed",
+        )
 
 
 def _excel(path: Path) -> Iterator[Line]:
@@ -125,6 +146,7 @@ def _excel(path: Path) -> Iterator[Line]:
         if header is None:
             return
         names = [str(name) if name is not None else "" for name in header]
+        _check_header(path, names)
         for number, row in enumerate(rows, start=1):
             if all(cell is None for cell in row):
                 continue
@@ -135,7 +157,10 @@ def _excel(path: Path) -> Iterator[Line]:
 
 
 def _cell(value: Any) -> Any:
-    """Excel stores whole numbers as floats: 3.0 is the integer 3 (ids), text stays text."""
+    """A cell as CSV would hold it: text. Excel stores whole numbers as floats, so 3.0 is
+    "3" (an id, a counted answer); empty cells stay empty (None)."""
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+        return str(int(value))
+    return str(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,7 +61,8 @@ def check_gate_names(
                 )
 
 
-def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None) -> Any:
+def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None,
+            *, refs: Path | None = None) -> Any:  # fmt: skip
     """The peer layout to read PREDS with: `--from`'s, or the one its first record shows when
     no field flag is given and it has no `prediction` field (said in a note)."""
     if tool == "none":
@@ -81,8 +83,13 @@ def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None) 
     if name is None:
         return None
     layout = PEERS[name]
-    console.note(f"{preds} looks like {layout.tool}'s output: read as {layout.flags()} "
-                 "(--from none reads it as vlmkit's)")  # fmt: skip
+    same = refs is not None and refs.resolve() == preds.resolve()
+    labels = f", its own {layout.ref_field!r} as the reference" if same else ""
+    ids = "paired by position" if layout.join_by == "line" else f"ids from {layout.id_field!r}"
+    console.note(
+        f"{preds} looks like {layout.tool}'s output: its answer from {layout.pred_field!r}, "
+        f"{ids}{labels} (--from none reads it as vlmkit's)"
+    )
     return layout
 
 
@@ -282,12 +289,18 @@ def score(
         workers=workers,
     )
     layout = _layout(ctx, preds[0], from_tool.value if from_tool else None,
-                     pred_format.value if pred_format else None)  # fmt: skip
+                     pred_format.value if pred_format else None, refs=refs)  # fmt: skip
+    pred_id_field = None
     if layout is not None:  # its fields, where no flag names another
-        id_field = id_field if given(ctx, "id_field") else layout.id_field
-        pred_field = pred_field if given(ctx, "pred_field") else layout.pred_field
-        # The tool's reference field where its file is also REFS (it keeps its own labels).
+        # Its own file as REFS keeps its ids and labels; other REFS (a vlmkit dataset) keep
+        # theirs, and the tool's id field is read in PREDS only.
         same = refs.resolve() == preds[0].resolve()
+        if not given(ctx, "id_field"):
+            if same:
+                id_field = layout.id_field
+            else:
+                pred_id_field = layout.id_field
+        pred_field = pred_field if given(ctx, "pred_field") else layout.pred_field
         ref_field = layout.ref_field if same and not given(ctx, "ref_field") else ref_field
         if not given(ctx, "join_by"):
             join_by = JoinChoice(layout.join_by)
@@ -300,6 +313,7 @@ def score(
         pred_field=pred_field,
         ref_field=ref_field,
         pred_format=pred_format.value if pred_format else None,
+        pred_id_field=pred_id_field,
         join_by=join_by.value,
         strict=strict,
     )
@@ -328,7 +342,18 @@ def score(
     check_gate_names(choose_metrics(joined, config)[1], under, over)
     for path in by or []:
         check_breakdown(joined, path)
-    base_joined = join(baseline, refs, config, flag="--baseline") if baseline else None
+    base_joined = None
+    if baseline:  # read its own way: a vlmkit file beside a peer's, or a peer's of its own
+        base_layout = _layout(ctx, baseline, None, None, refs=refs)
+        base_config = config
+        if base_layout is not None or layout is not None:
+            base_config = replace(
+                config,
+                pred_field=base_layout.pred_field if base_layout else "prediction",
+                pred_id_field=(base_layout.id_field if base_layout else None),
+                join_by=base_layout.join_by if base_layout else "id",
+            )  # fmt: skip
+        base_joined = join(baseline, refs, base_config, flag="--baseline")
     with console.stderr.status("scoring…"):
         evaluation = evaluate(joined, config)
         comparisons = None
