@@ -194,3 +194,17 @@ def test_numbers_in_a_sheet_are_text(tmp_path: Path):
                                       "--json", "-"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+
+
+def test_a_field_flag_beside_a_recognised_file_wins_for_that_field(tmp_path: Path):
+    lmms = write_jsonl(tmp_path / "samples.jsonl", [
+        {"doc_id": 0, "target": "42", "filtered_resps": ["42"], "resps": [["x"]]},
+        {"doc_id": 1, "target": "7", "filtered_resps": ["8"], "resps": [["y"]]},
+    ])  # fmt: skip
+    args = ["score", str(lmms), str(lmms), "-m", "exact_match", "--json", "-"]
+    result = CliRunner().invoke(app, [*args, "--id-field", "doc_id"])  # the rest recognised
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.5
+    result = CliRunner().invoke(app, [*args, "--id-field", "doc_id", "--pred-field", "resps.0.0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["exact_match"] == 0.0  # read as told

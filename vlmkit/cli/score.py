@@ -64,13 +64,12 @@ def check_gate_names(
 def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None,
             *, refs: Path | None = None) -> Any:  # fmt: skip
     """The peer layout to read PREDS with: `--from`'s, or the one its first record shows when
-    no field flag is given and it has no `prediction` field (said in a note)."""
+    it has no `prediction` field (said in a note). Field flags given beside it win, field by
+    field."""
     if tool == "none":
         return None
     if tool is not None:
         return PEERS[tool]
-    if any(given(ctx, name) for name in ("id_field", "pred_field", "ref_field", "join_by")):
-        return None
     from vlmkit.records import has_field
     from vlmkit.tables import iter_records
 
@@ -79,6 +78,8 @@ def _layout(ctx: typer.Context, preds: Path, tool: str | None, fmt: str | None,
     first = next(iter_records(preds, fmt), None)
     if first is None or (has_field(first.data, "prediction") and "index" not in first.data):
         return None
+    if given(ctx, "pred_field") and has_field(first.data, ctx.params["pred_field"]):
+        return None  # the user says where the answer is: the file is read as told
     name = recognise(first.data)
     if name is None:
         return None
