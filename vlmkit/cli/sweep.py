@@ -361,7 +361,7 @@ def _table(rows: list[dict[str, Any]], work: Any) -> None:
     """The trials, best first."""
     from rich.table import Table
 
-    from vlmkit.sweep.results import ranked
+    from vlmkit.sweep.results import ranked, shown_result
 
     if not rows:
         return
@@ -383,13 +383,12 @@ def _table(rows: list[dict[str, Any]], work: Any) -> None:
     for row in ranked(rows, work.space.direction):
         complete = row["state"] == "complete"
         rank += complete
-        pruned = row["state"] == "pruned" and row["evaluations"]
-        value = row["value"] if complete else (row["evaluations"][-1][1] if pruned else None)
+        value, step = shown_result(row) or (None, None)
         table.add_row(
             str(rank) if complete else "",
             str(row["number"]),
             f"{value:.4f}" if value is not None else "",
-            str(row["best_step"] if complete else (row["evaluations"][-1][0] if pruned else "")),
+            str(step if step is not None else ""),
             *(_value(row["params"].get(name, "")) for name in names),
             row["state"],
             f"{row['duration_s']:.0f} s" if row["duration_s"] is not None else "",

@@ -20,6 +20,7 @@ from vlmkit.report.charts import SYSTEM_COLOURS, Bar, BarChart
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
 from vlmkit.report.svg import render_svg
+from vlmkit.sweep.results import ranked, shown_result
 
 SWEEP_FILE = "sweep.json"
 CURVES = 3
@@ -61,13 +62,13 @@ def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
     rows = _read_rows(sweep_dir / "trials.jsonl")
     importances = (_read_json(sweep_dir / "importances.json") or {}).get("importances", {})
     params = list(identity.get("search", {})) or sorted({k for r in rows for k in r["params"]})
-    ranked = _ranked(rows, direction)
+    ranked_rows = ranked(rows, direction)
     charts = [render_xy(c) for c in _param_charts(rows, params, identity, metric)]
     if importances:
         bars = tuple(Bar(name, value, SYSTEM_COLOURS[0]) for name, value in importances.items())
         charts.append(render_svg(BarChart("Parameter importance", "importance", bars,
                                           "share", 1.0, "PED-ANOVA (Optuna)")))  # fmt: skip
-    curves = [render_xy(c) for c in _curves(sweep_dir, ranked, metric)]
+    curves = [render_xy(c) for c in _curves(sweep_dir, ranked_rows, metric)]
     title = f"vlmkit sweep · {meta.get('study', sweep_dir.name)} · {metric} ({direction})"
     counts: dict[str, int] = {}
     for row in rows:
@@ -84,7 +85,7 @@ def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
         f"{escape(str(meta.get('storage')))} · rendered by vlmkit {escape(__version__)}</p>"
         "</header>"
         + '<section id="trials"><h2>Trials, best first</h2>'
-        + _table(ranked, params, metric)
+        + _table(ranked_rows, params, metric)
         + "</section>"
         + '<section id="parameters"><h2>The metric against each setting</h2>'
         + '<p class="note">Filled: completed trials (their best evaluation); rings: pruned '
@@ -103,24 +104,9 @@ def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
     return html, len(charts) + len(curves)
 
 
-def _ranked(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
-    sign = -1 if direction == "maximize" else 1
-    order = {"complete": 0, "pruned": 1}
-
-    def key(row: dict[str, Any]) -> tuple[int, float, int]:
-        value = _shown_value(row)
-        return (order.get(row["state"], 2), sign * value if value is not None else 0.0,
-                row["number"])  # fmt: skip
-
-    return sorted(rows, key=key)
-
-
 def _shown_value(row: dict[str, Any]) -> float | None:
-    if row["state"] == "complete":
-        return row["value"]
-    if row["state"] == "pruned" and row.get("evaluations"):
-        return row["evaluations"][-1][1]
-    return None
+    shown = shown_result(row)
+    return shown[0] if shown else None
 
 
 def _table(rows: list[dict[str, Any]], params: list[str], metric: str) -> str:

@@ -77,16 +77,26 @@ def _seconds(trial: Any) -> float | None:
     return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 3)
 
 
+def shown_result(row: dict[str, Any]) -> tuple[float, int | None] | None:
+    """What a trial is shown and ranked by, and at which step: a completed trial's value (its
+    best evaluation), a pruned trial's last evaluation; None for the rest."""
+    if row["state"] == "complete":
+        return row["value"], row.get("best_step")
+    if row["state"] == "pruned" and row.get("evaluations"):
+        step, value = row["evaluations"][-1]
+        return value, step
+    return None
+
+
 def ranked(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
     """Completed trials best first, then pruned ones (by their last evaluation), then the rest."""
     sign = -1 if direction == "maximize" else 1
+    order = {"complete": 0, "pruned": 1}
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
-        if row["state"] == "complete":
-            return (0, sign * row["value"], row["number"])
-        if row["state"] == "pruned" and row["evaluations"]:
-            return (1, sign * row["evaluations"][-1][1], row["number"])
-        return (2, 0.0, row["number"])
+        shown = shown_result(row)
+        return (order[row["state"]] if shown else 2, sign * shown[0] if shown else 0.0,
+                row["number"])  # fmt: skip
 
     return sorted(rows, key=key)
 
