@@ -16,6 +16,7 @@ from typing import Any
 
 from vlmkit import __version__
 from vlmkit.errors import InputError
+from vlmkit.records import iter_jsonl
 from vlmkit.report.charts import SYSTEM_COLOURS, Bar, BarChart
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
@@ -41,17 +42,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            raise InputError(f"{path}:{number}: not a JSON line") from None
-    return rows
+    """A JSONL file the sweep wrote (none yet: no rows), read with vlmkit's own reader."""
+    return [line.data for line in iter_jsonl(path)] if path.is_file() else []
 
 
 def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
