@@ -12,7 +12,6 @@ where the extension says nothing (`.txt`, none); `--format` overrides both. Exce
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +43,11 @@ def iter_records(path: Path, fmt: str | None = None) -> Iterator[Line]:
 def _sniff(path: Path) -> str:
     """A file whose extension says nothing: JSONL when it starts with `{`, a JSON array with
     `[`; anything else is refused rather than guessed."""
-    head = _read(path)[:4096].lstrip("\ufeff \t\r\n")
+    try:
+        with open(path, "rb") as handle:  # its start only: a large file is read once, later
+            head = handle.read(4096).decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}", hint="check the path") from None
     if head.startswith("{"):
         return "jsonl"
     if head.startswith("["):
@@ -95,9 +98,13 @@ def _json_array(path: Path) -> Iterator[Line]:
 
 
 def _delimited(path: Path, delimiter: str) -> Iterator[Line]:
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}", hint="check the path") from None
+    # Streamed, not read whole: recognising a peer's file reads its first row only.
     # strict: a quote left open is an error, not the rest of the file in one cell.
-    reader = csv.DictReader(io.StringIO(_read(path), newline=""), delimiter=delimiter,
-                            strict=True)  # fmt: skip
+    reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
     try:
         if not reader.fieldnames:
             return
@@ -116,6 +123,10 @@ def _delimited(path: Path, delimiter: str) -> Iterator[Line]:
             f"({error})",
             hint="a quote opened in a cell must be closed; double a quote inside quotes",
         ) from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text ({error.reason})") from None
+    finally:
+        handle.close()
 
 
 def _check_header(path: Path, names: list[str]) -> None:
