@@ -342,7 +342,6 @@ def test_every_registered_metric_resolves_to_its_class():
         ("prediction", True, "true/false"),
         ("target", None, "null"),
         ("target", 5, "a number"),
-        ("target", ["the", "cat"], "a list"),
     ],
 )
 def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value, kind):

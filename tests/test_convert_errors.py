@@ -170,7 +170,7 @@ def test_wrong_parquet_schema_is_one_file_error(tmp_path: Path):
     (tmp_path / "src" / "data").mkdir(parents=True)
     pq.write_table(pa.table({"img": [b"x"], "label": ["y"]}),
                    tmp_path / "src" / "data" / "train-00000.parquet")  # fmt: skip
-    with pytest.raises(InputError, match=r"no column image or ground_truth \(it has img, label"):
+    with pytest.raises(InputError, match=r"no column image, ground_truth \(it has img, label"):
         run(tmp_path / "src", tmp_path / "out", skip_bad=True)
 
 

@@ -41,6 +41,9 @@ class DatasetRecord:
     """A preference dataset's preferred answer."""
     rejected: str | None = None
     """A preference dataset's dispreferred answer."""
+    answers: tuple[str, ...] | None = None
+    """Every acceptable answer, where a question has several (VQA; `target` is the one trained
+    on). The VQA metrics and exact_match accept any of them."""
 
     @property
     def is_preference(self) -> bool:
@@ -58,6 +61,7 @@ class DatasetRecord:
             "task": self.task,
             "prompt": self.prompt,
             **answers,
+            **({"answers": list(self.answers)} if self.answers is not None else {}),
             "meta": self.meta,
         }
 
@@ -310,6 +314,7 @@ def read_dataset(path: Path) -> Iterator[DatasetRecord]:
             prompt=str(data.get("prompt", "")),
             meta=meta,
             **answers,
+            answers=acceptable_answers(line),
         )
 
 
@@ -331,6 +336,28 @@ def _answers(line: Line) -> dict[str, str | None]:
             hint="write both answers, or a target instead",
         )
     return {"target": _text(require_field(line, "target"), line, "target")}
+
+
+ANSWERS_FIELD = "answers"
+
+
+def acceptable_answers(line: Line, field: str = ANSWERS_FIELD) -> tuple[str, ...] | None:
+    """A record's list of acceptable answers (VQA), None where it has none; anything but a
+    non-empty list of strings is an error naming the line."""
+    value = field_value(line.data, field)
+    if value is None:
+        return None
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    if isinstance(value, list) and value:
+        bad = next(item for item in value if not isinstance(item, str))
+        what = f"holds {json_kind(bad)} ({json.dumps(bad, ensure_ascii=False)[:40]})"
+    else:
+        what = "is an empty list" if isinstance(value, list) else f"is {json_kind(value)}"
+    raise InputError(
+        f"{line.where}: {field!r} {what}, not a list of answer strings",
+        hint='write every acceptable answer as a string: "answers": ["42", "forty-two"]',
+    )
 
 
 def _text(value: Any, line: Line, name: str) -> str:

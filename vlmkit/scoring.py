@@ -17,10 +17,12 @@ import numpy as np
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
-from vlmkit.metrics import TASK_DEFAULTS, default_metric_names, metric_class
+from vlmkit.metrics import ANNOTATED_ANSWERS, TASK_DEFAULTS, default_metric_names, metric_class
 from vlmkit.metrics.base import Batch, Metric, MetricOptions
 from vlmkit.records import (
+    ANSWERS_FIELD,
     Line,
+    acceptable_answers,
     field_value,
     has_field,
     json_kind,
@@ -76,6 +78,9 @@ class Reference:
     task: str | None
     record: dict[str, Any]
     where: str
+    answers: tuple[str, ...] | None = None
+    """Every acceptable answer (a VQA record's `answers`, or a references field that is a list
+    of them), None where the reference alone is the answer."""
 
 
 @dataclass
@@ -164,12 +169,27 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
         if rid in seen:
             raise _duplicate(line, rid, seen[rid], "references")
         seen[rid] = line.where
-        value = answer_value(line, ref_field, "--ref-field", role="reference")
+        value, answers = _reference_answers(line, ref_field)
         task = line.data.get("task")
-        refs.append(Reference(rid, value, str(task) if task else None, line.data, line.where))
+        refs.append(
+            Reference(rid, value, str(task) if task else None, line.data, line.where, answers)
+        )
     if not refs:
         raise InputError(f"references {jsonl} has no records", hint="check REFS points at data")
     return jsonl, refs, notes
+
+
+def _reference_answers(line: Line, ref_field: str) -> tuple[Any, tuple[str, ...] | None]:
+    """(the reference, its acceptable answers): a references field that is a list of strings
+    is the answers, its first the reference text; else the field, with the record's `answers`
+    list beside it when it has one."""
+    require_field(line, ref_field, flag="--ref-field")
+    if isinstance(field_value(line.data, ref_field), list):
+        answers = acceptable_answers(line, ref_field)
+        assert answers is not None  # a list is either answers or an error
+        return answers[0], answers
+    value = answer_value(line, ref_field, "--ref-field", role="reference")
+    return value, acceptable_answers(line, ANSWERS_FIELD)
 
 
 def _by_position(
@@ -323,7 +343,7 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
     elif tasks:
         task = tasks[0]
     else:
-        task, why = inferred_task([ref.value for ref in joined.references])
+        task, why = inferred_task(joined.references)
         note = (
             f"the references name no task: scoring them as {task} ({why}; --task chooses another)"
         )
@@ -335,7 +355,9 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
             f"{where}: unknown task {task!r}, so no default metrics",
             hint=f"known tasks: {', '.join(TASK_DEFAULTS)}; or choose metrics with --metrics",
         )
-    names = list(config.metrics) if config.metrics else default_metric_names(task)
+    counts = [len(ref.answers or ()) for ref in joined.references]
+    names = list(config.metrics) if config.metrics else default_metric_names(task, counts)
+    _check_answer_metrics(joined, names)
     if config.aggregation == "mean":
         dicts = [name for name in names if metric_class(name).corpus_only]
         if dicts:
@@ -346,12 +368,53 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
     return task, names
 
 
-def inferred_task(references: list[Any]) -> tuple[str, str]:
-    """The task references without one are scored as, and why: `json` when every one is a JSON
-    object or array (or its text), `letter` when every one is a single character, else `ocr`."""
-    if references and all(_is_json_tree(value) for value in references):
+VQA_METRICS = ("anls", "vqa_accuracy", "relaxed_accuracy", "ocrbench_match")
+"""The metrics that score a text answer against a list of acceptable answers."""
+
+
+def _check_answer_metrics(joined: Joined, names: list[str]) -> None:
+    """A VQA metric needs text answers, and vqa_accuracy annotators' answers: say so before
+    computing a number that means nothing."""
+    asked = [name for name in names if name in VQA_METRICS]
+    if not asked:
+        return
+    for ref in joined.references:
+        if isinstance(ref.value, dict):
+            raise UsageError(
+                f"{', '.join(asked)}: {ref.where} is a JSON object, not a text answer",
+                hint="these metrics score short answers (task vqa); JSON extraction is scored "
+                "with field_f1 and ted_accuracy",
+            )
+    if "vqa_accuracy" not in asked:
+        return
+    alone = [ref for ref in joined.references if ref.answers is None]
+    if alone:
+        raise UsageError(
+            f"vqa_accuracy: {alone[0].where} has no {ANSWERS_FIELD!r} list (nor "
+            f"{len(alone) - 1:,} other references); it counts agreeing annotators, so one "
+            "reference would always score 0",
+            hint="score against references with the annotators' answers (vlmkit convert vqa "
+            "keeps them), or use anls / exact_match",
+        )
+    few = sum(len(ref.answers or ()) < ANNOTATED_ANSWERS for ref in joined.references)
+    if few:
+        log.warning(
+            "vqa_accuracy: %d of %d references have fewer than %d answers; it is defined for "
+            "ten annotators and cannot reach 1 with fewer than four",
+            few, len(joined.references), ANNOTATED_ANSWERS,
+        )  # fmt: skip
+
+
+def inferred_task(references: list[Reference]) -> tuple[str, str]:
+    """The task references without one are scored as, and why: `vqa` when every one has a list
+    of acceptable answers, `json` when every one is a JSON object or array (or its text),
+    `letter` when every one is a single character, else `ocr`."""
+    if references and all(ref.answers is not None for ref in references):
+        return "vqa", "every one is a list of acceptable answers"
+    values = [ref.value for ref in references]
+    if values and all(_is_json_tree(value) for value in values):
         return "json", "every one is a JSON object or array"
-    if references and all(isinstance(v, str) and len(v.strip()) == 1 for v in references):
+    if values and all(isinstance(v, str) and len(v.strip()) == 1 for v in values):
         return "letter", "every one is a single character"
     return "ocr", "free text"
 
@@ -439,7 +502,9 @@ class Evaluation:
 def evaluate(joined: Joined, config: ScoreConfig) -> Evaluation:
     """Compute every chosen metric once over the joined samples."""
     task, names = choose_metrics(joined, config)
-    batch = Batch(joined.predictions, [r.value for r in joined.references], config.options)
+    refs = joined.references
+    batch = Batch(joined.predictions, [r.value for r in refs], config.options,
+                  [r.answers for r in refs])  # fmt: skip
     results: dict[str, MetricResult] = {}
     details: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -547,6 +612,7 @@ def per_sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
             "id": ref.id,
             "prediction": joined.predictions[i],
             "reference": ref.value,
+            **({"answers": list(ref.answers)} if ref.answers is not None else {}),
             "scores": {name: vals[i] for name, vals in values.items()},
         }
         if ref.id in missing:

@@ -15,7 +15,7 @@ from vlmkit.errors import UsageError
 # The kinds are an open registry (vlmkit.convert.CONVERTERS: a typo gets a did-you-mean); the
 # target formats a closed choice, mirrored here (a test keeps them equal) so `--help` lists
 # them without importing the converters.
-KINDS = "cord-v2, donut, sroie, jsonl"
+KINDS = "cord-v2, donut, sroie, jsonl, vqa"
 
 
 class TargetFormat(str, Enum):
@@ -47,13 +47,16 @@ def convert_command(
         TaskChoice | None,
         typer.Option(
             help="The target. cord-v2, donut: json. sroie: json (the key fields) or "
-            "ocr (the text in reading order). jsonl: ocr, json or letter.",
+            "ocr (the text in reading order). jsonl: ocr, json or letter. vqa: vqa.",
             show_default="the kind's first: json; jsonl: ocr",
         ),
     ] = None,
     prompt: Annotated[
         str | None,
-        typer.Option(help="The prompt of every record (instead of the kind's or the row's own)."),
+        typer.Option(
+            help="The prompt of every record (instead of the kind's or the row's own). vqa: "
+            "a template around each row's question, e.g. '{question} Answer briefly.'"
+        ),
     ] = None,
     max_side: Annotated[
         int | None,
@@ -91,6 +94,7 @@ def convert_command(
         vlmkit convert cord-v2 cord-parquet/ --target-format donut -o data/cord-donut
         vlmkit convert sroie SROIE2019/ --task ocr --max-side 1280 -o data/sroie-ocr
         vlmkit convert jsonl dataset/ --task json --skip-bad -o data/roboflow
+        vlmkit convert vqa DocVQA/DocVQA --skip-bad -o data/docvqa
     """
     from vlmkit.cli.progress import progress_bar
     from vlmkit.convert import converter_class

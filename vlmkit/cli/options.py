@@ -20,6 +20,7 @@ class TaskChoice(str, Enum):
     ocr = "ocr"
     json = "json"
     letter = "letter"
+    vqa = "vqa"
 
 
 IdField = Annotated[

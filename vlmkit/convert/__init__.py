@@ -1,7 +1,7 @@
 """Real datasets into vlmkit's dataset format: one module per source kind, one registry.
 
-Kinds: `cord` (cord-v2), `donut`, `sroie`, `jsonl`. Shared: `base` (rows and bad rows), `tables`
-(Donut-format tables: parquet, save_to_disk, imagefolder), `targets` (json / donut / kv target
+Kinds: `cord` (cord-v2), `donut`, `sroie`, `jsonl`, `vqa`. Shared: `base` (rows and bad rows),
+`tables` (tables of images: parquet, save_to_disk, imagefolder), `targets` (json / donut / kv target
 text, read back before it is kept), `images` (copy or write images, optional downsizing),
 `writer` (split folders, skip report, convert.json).
 """
@@ -17,6 +17,7 @@ CONVERTERS: dict[str, str] = {
     "donut": "vlmkit.convert.donut:DonutConverter",
     "sroie": "vlmkit.convert.sroie:Sroie",
     "jsonl": "vlmkit.convert.jsonl:JsonlConverter",
+    "vqa": "vlmkit.convert.vqa:VqaConverter",
 }
 
 

@@ -43,6 +43,9 @@ class SourceRow:
     meta: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
     """The row's own question, when the source has one (--prompt still wins)."""
+    answers: tuple[str, ...] | None = None
+    """Every acceptable answer, where the source has several (VQA); `target` is the one
+    trained on."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class Converter:
     @property
     def default_prompt(self) -> str:
         return self.prompts[self.task]
+
+    def check_prompt(self, prompt: str | None) -> None:
+        """Refuse a --prompt this kind cannot use, before anything is written."""
+
+    def prompt_for(self, row: SourceRow, prompt: str | None) -> str:
+        """The record's prompt: --prompt, else the row's own, else the kind's default."""
+        return prompt or row.prompt or self.default_prompt
 
     def splits(self) -> list[str]:
         raise NotImplementedError

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from vlmkit.convert.base import BadRow, ImageFile, inside, unlabelled_images
 from vlmkit.convert.donut import DonutConverter
-from vlmkit.convert.tables import LAYOUTS, DonutTable, TableRow, number_key
+from vlmkit.convert.tables import LAYOUTS, Table, TableRow, number_key
 from vlmkit.errors import InputError, MissingExtraError
 
 HUB_ID = "naver-clova-ix/cord-v2"
@@ -38,7 +38,7 @@ class CordV2(DonutConverter):
             return path
         return download(src)
 
-    def find_table(self, root: Path) -> DonutTable | None:
+    def find_table(self, root: Path) -> Table | None:
         splits = {
             sub.name: [sub]
             for sub in (sorted(root.iterdir()) if root.is_dir() else [])
@@ -49,7 +49,7 @@ class CordV2(DonutConverter):
         return super().find_table(root)
 
 
-class OriginalCord(DonutTable):
+class OriginalCord(Table):
     """The CORD release: `split/json/receipt_NNNNN.json` beside `split/image/receipt_NNNNN.png`."""
 
     def rows(self, split: str) -> Iterator[TableRow | BadRow]:
@@ -76,7 +76,9 @@ class OriginalCord(DonutTable):
         except (OSError, UnicodeDecodeError) as error:
             return BadRow(where, f"cannot read it ({error})", "bad ground truth")
         key = number_key(label.stem)
-        return TableRow(index, where, ImageFile(image), ground_truth, image.name, key)
+        return TableRow(
+            index, where, ImageFile(image), {"ground_truth": ground_truth}, image.name, key
+        )
 
 
 def download(repo_id: str) -> Path:

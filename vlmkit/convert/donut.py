@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.convert.base import BadRow, Converter, SourceRow
-from vlmkit.convert.tables import LAYOUTS, DonutTable, describe_folder, open_table
+from vlmkit.convert.tables import LAYOUTS, Table, describe_folder, open_table
 
 
 class DonutConverter(Converter):
@@ -34,7 +34,7 @@ class DonutConverter(Converter):
         """The folder to read; subclasses may fetch it first."""
         return Path(src)
 
-    def find_table(self, root: Path) -> DonutTable | None:
+    def find_table(self, root: Path) -> Table | None:
         """The layout of `root`; subclasses may know more layouts."""
         return open_table(root)
 
@@ -46,7 +46,7 @@ class DonutConverter(Converter):
             if isinstance(raw, BadRow):
                 yield raw
                 continue
-            target = read_ground_truth(raw.ground_truth)
+            target = read_ground_truth(raw.values["ground_truth"])
             if isinstance(target, str):  # the reason it could not be read
                 yield BadRow(raw.where, target, "bad ground truth")
                 continue

@@ -21,11 +21,31 @@ class ImageError(ValueError):
     """The image is missing or cannot be read (a bad row)."""
 
 
+class SplitImages:
+    """The images of one split folder, each distinct image written once: rows that share an
+    image (DocVQA asks several questions of each page) name the same file."""
+
+    def __init__(self, folder: Path, max_side: int | None) -> None:
+        self.folder = folder
+        self.max_side = max_side
+        self._written: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def write(self, image: ImageRef, stem: str) -> tuple[str, dict[str, Any]]:
+        """The relative name and meta of `image`, written as `images/<stem>.<ext>` the first
+        time its bytes are seen."""
+        data = _read(image)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in self._written:
+            self._written[digest] = write_image(data, self.folder, stem, self.max_side, image)
+        name, meta = self._written[digest]
+        return name, dict(meta)
+
+
 def write_image(
-    image: ImageRef, folder: Path, stem: str, max_side: int | None
+    data: bytes, folder: Path, stem: str, max_side: int | None, image: ImageRef
 ) -> tuple[str, dict[str, Any]]:
-    """Write `image` as `folder/images/<stem>.<ext>`; return its relative name and its meta."""
-    data = _read(image)
+    """Write the bytes of `image` as `folder/images/<stem>.<ext>`; return its relative name and
+    its meta."""
     try:
         # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
         # JPEG would pass it and only fail in a training run.

@@ -1,14 +1,16 @@
-"""Donut-format tables on disk (an image and a `ground_truth` JSON string per row), read lazily.
+"""Tables of images on disk (an image and other columns per row), read lazily.
 
 Three layouts, the ways such a dataset is found on disk:
 - `parquet`: the hub's layout, `data/{split}-*.parquet` (or the shards at the top);
 - `save_to_disk`: a folder written by `datasets`' `save_to_disk` (a DatasetDict with
   `dataset_dict.json`, or one Dataset with `state.json`), Arrow stream files;
-- `imagefolder`: `{split}/metadata.jsonl` with `file_name` and `ground_truth` beside the images
+- `imagefolder`: `{split}/metadata.jsonl` with `file_name` and the columns beside the images
   (or `metadata.jsonl` at the top, split "train", as the imagefolder builder names it).
 
-Parquet and Arrow need pyarrow (`pip install 'vlmkit[convert]'`); rows are decoded a few at a
-time from memory-mapped files, so memory does not grow with the number of rows.
+Which columns a row needs besides its image is the converter's (`Columns`): a Donut-format set
+has `ground_truth`, a VQA set a question and its answers. Parquet and Arrow need pyarrow
+(`pip install 'vlmkit[convert]'`); rows are decoded a few at a time from memory-mapped files, so
+memory does not grow with the number of rows.
 """
 
 from __future__ import annotations
@@ -31,11 +33,40 @@ from vlmkit.convert.base import (
 )
 from vlmkit.errors import InputError, MissingExtraError
 
-LAYOUTS = (
-    "parquet: data/{split}-*.parquet with image + ground_truth (the hub's layout)",
-    "save_to_disk: a folder written by datasets' save_to_disk",
-    "imagefolder: {split}/metadata.jsonl with file_name + ground_truth beside the images",
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns a row needs besides its image, each given as the names it may go by."""
+
+    needed: tuple[tuple[str, ...], ...]
+    what: str
+    """What such a table is, for the error on a file without them."""
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        """The needed columns that `names` lacks, as messages name them."""
+        have = set(names)
+        return [" or ".join(group) for group in self.needed if not have.intersection(group)]
+
+    @property
+    def shown(self) -> str:
+        return " + ".join(" or ".join(group) for group in self.needed)
+
+
+DONUT_COLUMNS = Columns(
+    (("ground_truth",),), "A Donut-format dataset has an image column and a ground_truth column."
 )
+
+
+def layouts(columns: Columns) -> tuple[str, ...]:
+    """The accepted layouts of a table with `columns`, as shown when none matches."""
+    return (
+        f"parquet: data/{{split}}-*.parquet with image + {columns.shown} (the hub's layout)",
+        "save_to_disk: a folder written by datasets' save_to_disk",
+        f"imagefolder: {{split}}/metadata.jsonl with file_name + {columns.shown} beside the images",
+    )
+
+
+LAYOUTS = layouts(DONUT_COLUMNS)
 PARQUET_BATCH = 16
 
 
@@ -45,20 +76,28 @@ class TableRow:
     """Position within the split, across shards in order."""
     where: str
     image: ImageRef
-    ground_truth: Any
+    values: dict[str, Any]
+    """The row's other columns (for a Donut table, `ground_truth`)."""
     source_file: str | None
     """The image's file name in the source, when it has one."""
     key: str | None = None
     """The sample's own number when the layout names it (receipt_00007 -> 000007)."""
 
 
-class DonutTable:
-    """One Donut-format dataset on disk; `open_table` finds which layout it is."""
+class Table:
+    """One table of images on disk; `open_table` finds which layout it is."""
 
-    def __init__(self, root: Path, layout: str, split_files: dict[str, list[Path]]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        layout: str,
+        split_files: dict[str, list[Path]],
+        columns: Columns = DONUT_COLUMNS,
+    ) -> None:
         self.root = root
         self.layout = layout
         self.split_files = split_files
+        self.columns = columns
 
     def splits(self) -> list[str]:
         return list(self.split_files)
@@ -68,9 +107,9 @@ class DonutTable:
         index = 0
         for path in self.split_files[split]:
             if reader is None:
-                rows = _imagefolder_rows(path, index)
+                rows = _imagefolder_rows(path, index, self.columns)
             else:
-                rows = reader(path, self.root, index)
+                rows = reader(path, self.root, index, self.columns)
             for row in rows:
                 index += 1
                 yield row
@@ -82,11 +121,12 @@ def number_key(stem: str) -> str:
     return f"{int(match.group(1)):06d}" if match else stem
 
 
-def open_table(root: Path) -> DonutTable | None:
-    """The layout of `root`, or None when it is none of LAYOUTS."""
+def open_table(root: Path, columns: Columns = DONUT_COLUMNS) -> Table | None:
+    """The layout of `root`, or None when it is none of `layouts(columns)`."""
     for finder in (_find_parquet, _find_save_to_disk, _find_imagefolder):
         table = finder(root)
         if table is not None:
+            table.columns = columns
             return table
     return None
 
@@ -102,17 +142,32 @@ def describe_folder(root: Path) -> str:
     return f"found: {shown}" if names else "the folder is empty"
 
 
-def _find_parquet(root: Path) -> DonutTable | None:
+def _find_parquet(root: Path) -> Table | None:
     shards = sorted((root / "data").glob("*.parquet")) or sorted(root.glob("*.parquet"))
     if not shards:
+        _refuse_configurations(root)
         return None
     splits: dict[str, list[Path]] = {}
     for shard in shards:
         splits.setdefault(shard.name.split("-", 1)[0].split(".", 1)[0], []).append(shard)
-    return DonutTable(root, "parquet", splits)
+    return Table(root, "parquet", splits)
 
 
-def _find_save_to_disk(root: Path) -> DonutTable | None:
+def _refuse_configurations(root: Path) -> None:
+    """A hub repository with several configurations keeps each one's shards in a folder of its
+    own (lmms-lab/DocVQA: DocVQA/, InfographicVQA/): which one is the user's to say."""
+    if not root.is_dir():
+        return
+    configs = [sub.name for sub in sorted(root.iterdir())
+               if sub.is_dir() and any(sub.glob("*.parquet"))]  # fmt: skip
+    if configs:
+        raise InputError(
+            f"{root}: holds the parquet shards of several configurations ({', '.join(configs)})",
+            hint=f"Point SRC at one of them, e.g. {root / configs[0]}.",
+        )
+
+
+def _find_save_to_disk(root: Path) -> Table | None:
     if (root / "dataset_dict.json").is_file():
         names = _read_json_file(root / "dataset_dict.json").get("splits", [])
         folders = {name: root / name for name in names}
@@ -129,20 +184,20 @@ def _find_save_to_disk(root: Path) -> DonutTable | None:
             if not file.is_file():
                 raise InputError(f"{file}: listed in {folder / 'state.json'} but missing")
         splits[name] = files
-    return DonutTable(root, "save_to_disk", splits)
+    return Table(root, "save_to_disk", splits)
 
 
-def _find_imagefolder(root: Path) -> DonutTable | None:
+def _find_imagefolder(root: Path) -> Table | None:
     if not root.is_dir():
         return None
     if (root / "metadata.jsonl").is_file():
-        return DonutTable(root, "imagefolder", {"train": [root / "metadata.jsonl"]})
+        return Table(root, "imagefolder", {"train": [root / "metadata.jsonl"]})
     splits = {
         sub.name: [sub / "metadata.jsonl"]
         for sub in sorted(root.iterdir())
         if sub.is_dir() and (sub / "metadata.jsonl").is_file()
     }
-    return DonutTable(root, "imagefolder", splits) if splits else None
+    return Table(root, "imagefolder", splits) if splits else None
 
 
 def _read_json_file(path: Path) -> dict[str, Any]:
@@ -167,32 +222,38 @@ def _pyarrow():
     return pyarrow
 
 
-def _parquet_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
+def _parquet_rows(
+    path: Path, root: Path, start: int, columns: Columns
+) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
     with _arrow_errors(pa, path, "parquet file", "Download the shard again: it is truncated."):
         # pre_buffer=False: with it, pyarrow keeps every buffered row group (memory grew with N).
         shard = pa.parquet.ParquetFile(path, pre_buffer=False)
-        _check_columns(path, shard.schema_arrow.names)
-        yield from _batch_rows(shard.iter_batches(batch_size=PARQUET_BATCH), path, root, start)
+        _check_columns(path, shard.schema_arrow.names, columns)
+        batches = shard.iter_batches(batch_size=PARQUET_BATCH)
+        yield from _batch_rows(batches, path, root, start, columns)
 
 
-def _arrow_rows(path: Path, root: Path, start: int) -> Iterator[TableRow | BadRow]:
+def _arrow_rows(
+    path: Path, root: Path, start: int, columns: Columns
+) -> Iterator[TableRow | BadRow]:
     pa = _pyarrow()
     with _arrow_errors(pa, path, "Arrow file", "Write it again with save_to_disk: it is damaged."):
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
-        _check_columns(path, reader.schema.names)
-        yield from _batch_rows(reader, path, root, start)
+        _check_columns(path, reader.schema.names, columns)
+        yield from _batch_rows(reader, path, root, start, columns)
 
 
 def _batch_rows(
-    batches: Iterable[Any], path: Path, root: Path, start: int
+    batches: Iterable[Any], path: Path, root: Path, start: int, columns: Columns
 ) -> Iterator[TableRow | BadRow]:
     # A batch can hold up to 1,000 rows (save_to_disk): decode them to Python one at a time.
     offset = 0
     for batch in batches:
         for i in range(batch.num_rows):
             [row] = batch.slice(i, 1).to_pylist()
-            yield _table_row(row, f"{path.name} row {offset + i}", start + offset + i, root)
+            where = f"{path.name} row {offset + i}"
+            yield _table_row(row, where, start + offset + i, root, columns)
         offset += batch.num_rows
 
 
@@ -204,34 +265,37 @@ def _arrow_errors(pa: Any, path: Path, what: str, hint: str) -> Iterator[None]:
         raise InputError(f"{path}: cannot read this {what} ({error})", hint=hint) from None
 
 
-def _check_columns(path: Path, names: list[str]) -> None:
-    """A file without the two columns is the wrong file, not a file of bad rows."""
-    missing = [c for c in ("image", "ground_truth") if c not in names]
+def _check_columns(path: Path, names: list[str], columns: Columns) -> None:
+    """A file without the needed columns is the wrong file, not a file of bad rows."""
+    missing = ([] if "image" in names else ["image"]) + columns.missing(names)
     if missing:
         raise InputError(
-            f"{path}: no column {' or '.join(missing)} (it has {', '.join(names)})",
-            hint="A Donut-format dataset has an image column and a ground_truth JSON column.",
+            f"{path}: no column {', '.join(missing)} (it has {', '.join(names)})",
+            hint=columns.what,
         )
 
 
-def _table_row(row: dict[str, Any], where: str, index: int, root: Path) -> TableRow | BadRow:
-    if "image" not in row or "ground_truth" not in row:
-        return BadRow(where, f"needs columns image and ground_truth, has {sorted(row)}")
-    image = row["image"]
+def _table_row(
+    row: dict[str, Any], where: str, index: int, root: Path, columns: Columns
+) -> TableRow | BadRow:
+    missing = ([] if "image" in row else ["image"]) + columns.missing(row)
+    if missing:
+        return BadRow(where, f"needs columns {', '.join(missing)}, has {sorted(row)}")
+    image = row.pop("image")
     if not isinstance(image, dict):
         return BadRow(where, "the image column is not an image (bytes + path)", "bad image")
     name = image.get("path")
     if image.get("bytes"):
-        return TableRow(index, where, ImageBytes(image["bytes"], name), row["ground_truth"], name)
+        return TableRow(index, where, ImageBytes(image["bytes"], name), row, name)
     # Without bytes the row points at a file, which must be inside the dataset's folder.
     path = inside(root, name) if isinstance(name, str) else None
     if path is None:
         return BadRow(where, f"the image has no bytes, and its path {name!r} is not inside "
                       f"{root}", "bad image path")  # fmt: skip
-    return TableRow(index, where, ImageFile(path), row["ground_truth"], name)
+    return TableRow(index, where, ImageFile(path), row, name)
 
 
-def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]:
+def _imagefolder_rows(metadata: Path, start: int, columns: Columns) -> Iterator[TableRow | BadRow]:
     from vlmkit.records import LineError, iter_jsonl_lenient
 
     folder = metadata.parent
@@ -242,8 +306,9 @@ def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]
             continue
         where = line.where
         data = line.data
-        if not isinstance(data, dict) or "file_name" not in data or "ground_truth" not in data:
-            yield BadRow(where, "needs file_name and ground_truth", "bad row")
+        missing = ([] if "file_name" in data else ["file_name"]) + columns.missing(data)
+        if missing:
+            yield BadRow(where, f"needs {' and '.join(missing)}", "bad row")
             continue
         name = str(data["file_name"])
         path = inside(folder, name)
@@ -252,6 +317,7 @@ def _imagefolder_rows(metadata: Path, start: int) -> Iterator[TableRow | BadRow]
             continue
         named.add(path)
         key = number_key(Path(name).stem)
-        yield TableRow(start + offset, where, ImageFile(path), data["ground_truth"], name, key)
+        values = {column: value for column, value in data.items() if column != "file_name"}
+        yield TableRow(start + offset, where, ImageFile(path), values, name, key)
     why = f"no {metadata.name} row names it"
     yield from unlabelled_images(folder, named, folder.parent, why, recursive=True)

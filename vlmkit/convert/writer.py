@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from vlmkit import __version__
 from vlmkit.convert.base import BadRow, Converter, SourceRow
-from vlmkit.convert.images import ImageError, write_image
+from vlmkit.convert.images import ImageError, SplitImages
 from vlmkit.convert.targets import TARGET_FORMATS, TargetError, serialise
 from vlmkit.errors import InputError, UsageError
 from vlmkit.records import METADATA_FILE, DatasetRecord
@@ -68,6 +68,7 @@ def convert(
     on_row: Callable[[str], None] | None = None,
 ) -> dict[str, SplitSummary]:
     """Convert every split of `converter` into `out/<split>/`; return what each split got."""
+    converter.check_prompt(options.prompt)
     summaries: dict[str, SplitSummary] = {}
     with (
         staged_folder(
@@ -85,11 +86,12 @@ def convert(
             folder = root / split
             (folder / "images").mkdir(parents=True)
             seen: dict[str, str] = {}  # key -> where: two rows must never share an id
+            images = SplitImages(folder, options.max_side)
             with (folder / METADATA_FILE).open("w", encoding="utf-8", newline="\n") as records:
                 for row in converter.rows(split):
                     if isinstance(row, SourceRow):
                         _check_unique(row, seen, converter.name, split)
-                    result = _record(converter, split, row, folder, options)
+                    result = _record(converter, split, row, images, options)
                     if isinstance(result, BadRow):
                         if not options.skip_bad:
                             raise InputError(
@@ -143,7 +145,11 @@ def _check_something_written(converter: Converter, summaries: dict[str, SplitSum
 
 
 def _record(
-    converter: Converter, split: str, row: SourceRow | BadRow, folder: Path, options: ConvertOptions
+    converter: Converter,
+    split: str,
+    row: SourceRow | BadRow,
+    images: SplitImages,
+    options: ConvertOptions,
 ) -> dict[str, Any] | BadRow:
     if isinstance(row, BadRow):
         return row
@@ -155,7 +161,7 @@ def _record(
     else:
         target = str(row.target)
     try:
-        file_name, image_meta = write_image(row.image, folder, row.key, options.max_side)
+        file_name, image_meta = images.write(row.image, row.key)
     except ImageError as error:
         return BadRow(row.where, str(error), "bad image")
     meta = {"source": converter.name, "split": split, **row.meta, **image_meta}
@@ -165,9 +171,10 @@ def _record(
         id=f"{converter.name}/{split}/{row.key}",
         file_name=file_name,
         task=converter.task,
-        prompt=options.prompt or row.prompt or converter.default_prompt,
+        prompt=converter.prompt_for(row, options.prompt),
         target=target,
         meta=meta,
+        answers=row.answers,
     ).to_json()
 
 

@@ -47,7 +47,8 @@ def generation_scores(
     answers = predictor.predict(questions)
     joined = Joined(
         references=[
-            Reference(r.id, r.target, r.task, r.to_json(), f"{data.folder}:{r.id}") for r in records
+            Reference(r.id, r.target, r.task, r.to_json(), f"{data.folder}:{r.id}", r.answers)
+            for r in records
         ],
         predictions=[a.prediction if a.error is None else "" for a in answers],
         prediction_records=[a.to_json() for a in answers],

@@ -30,6 +30,10 @@ METRICS: dict[str, str] = {
     "ted_accuracy": "vlmkit.metrics.extraction:TedAccuracy",
     "json_valid": "vlmkit.metrics.extraction:JsonValid",
     "json_strict": "vlmkit.metrics.extraction:JsonStrict",
+    "anls": "vlmkit.metrics.vqa:Anls",
+    "vqa_accuracy": "vlmkit.metrics.vqa:VqaAccuracy",
+    "relaxed_accuracy": "vlmkit.metrics.vqa:RelaxedAccuracy",
+    "ocrbench_match": "vlmkit.metrics.vqa:OcrBenchMatch",
 }
 
 
@@ -44,7 +48,22 @@ TASK_DEFAULTS: dict[str, tuple[str, ...]] = {
     "ocr": ("cer", "wer", "bleu", "chrf", "ter", "exact_match"),
     "json": ("field_f1", "ted_accuracy", "json_valid", "json_strict", "cer"),
     "letter": ("letter_accuracy", "letter_accuracy_strict"),
+    "vqa": ("anls", "relaxed_accuracy", "ocrbench_match", "exact_match"),
 }
+
+ANNOTATED_ANSWERS = 10
+"""VQA accuracy counts agreeing annotators and is meant for ten answers per question (VQAv2,
+TextVQA, VizWiz): it joins the vqa defaults where every sample has at least this many, and is
+not a default elsewhere (with one answer it is always 0)."""
+
+
+def default_metric_names(task: str, answer_counts: list[int] | None = None) -> list[str]:
+    """The metrics a task is scored with when --metrics is not given; `answer_counts` (each
+    sample's number of acceptable answers) decides whether vqa includes vqa_accuracy."""
+    names = list(TASK_DEFAULTS.get(task, TASK_DEFAULTS["ocr"]))
+    if task == "vqa" and answer_counts and min(answer_counts) >= ANNOTATED_ANSWERS:
+        names.insert(1, "vqa_accuracy")
+    return names
 
 
 def resolve_metric_names(spec: str, *, flag: str = "--metrics") -> list[str]:
@@ -68,12 +87,8 @@ def resolve_metric_names(spec: str, *, flag: str = "--metrics") -> list[str]:
     return names
 
 
-def default_metric_names(task: str) -> list[str]:
-    """The metrics a task is scored with when --metrics is not given."""
-    return list(TASK_DEFAULTS.get(task, TASK_DEFAULTS["ocr"]))
-
-
 __all__ = [
+    "ANNOTATED_ANSWERS",
     "METRICS",
     "TASK_DEFAULTS",
     "default_metric_names",

@@ -50,10 +50,12 @@ def extract_letter(text: str, *, strict: bool = False) -> tuple[str | None, str]
 
 class ExactMatch(MeanMetric):
     name = "exact_match"
-    summary = "share of predictions equal to the reference after normalisation"
+    summary = "share of predictions equal to the reference (or one of its answers), normalised"
 
     def sample_scores(self, batch: Batch) -> list[float]:
-        return [float(p == r) for p, r in zip(batch.predictions, batch.references, strict=True)]
+        # `answers` is the reference alone where a sample has no list of acceptable answers.
+        return [float(p in answers) for p, answers in zip(batch.predictions, batch.answers,
+                                                           strict=True)]  # fmt: skip
 
 
 class LetterAccuracy(MeanMetric):

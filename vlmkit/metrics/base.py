@@ -31,6 +31,13 @@ class MetricOptions:
     """letter_accuracy compares letters case-insensitively by default, as the paper does."""
     workers: int | None = None
     """Processes for the metrics that can use several (TER); None lets them decide."""
+    variants: tuple[tuple[str, str], ...] = ()
+    """(metric, variant) pairs (`--variant anls=...`): a metric defined differently by the
+    official evaluation and by a popular harness computes the named one."""
+
+    def variant_of(self, metric: str) -> str | None:
+        """The variant asked for `metric`, or None for its default."""
+        return dict(self.variants).get(metric)
 
 
 def as_text(value: Any) -> str:
@@ -56,12 +63,20 @@ class Batch:
     """Predictions and references, with derived views computed once and shared by all metrics."""
 
     def __init__(
-        self, predictions: Sequence[Any], references: Sequence[Any], options: MetricOptions
+        self,
+        predictions: Sequence[Any],
+        references: Sequence[Any],
+        options: MetricOptions,
+        answers: Sequence[Sequence[str] | None] | None = None,
     ) -> None:
         if len(predictions) != len(references):
             raise ValueError("predictions and references must have the same length")
+        if answers is not None and len(answers) != len(references):
+            raise ValueError("answers and references must have the same length")
         self.raw_predictions = list(predictions)
         self.raw_references = list(references)
+        self.raw_answers = list(answers) if answers is not None else [None] * len(references)
+        """Each sample's acceptable answers (a VQA record's `answers`), None where it has none."""
         self.options = options
         self._derived: dict[str, Any] = {}
 
@@ -86,6 +101,26 @@ class Batch:
         """Reference texts after normalisation."""
         texts = [as_text(r) for r in self.raw_references]
         return self.options.normalization.apply(texts)
+
+    @cached_property
+    def has_answers(self) -> list[bool]:
+        """Whether each sample carries its own list of acceptable answers."""
+        return [answers is not None for answers in self.raw_answers]
+
+    @cached_property
+    def answers(self) -> list[tuple[str, ...]]:
+        """Each sample's acceptable answers after normalisation: its `answers`, else its
+        reference alone. Metrics that accept any of several answers read these."""
+        texts = [
+            tuple(answers) if answers is not None else (as_text(reference),)
+            for answers, reference in zip(self.raw_answers, self.raw_references, strict=True)
+        ]
+        flat = self.options.normalization.apply([text for group in texts for text in group])
+        out, start = [], 0
+        for group in texts:
+            out.append(tuple(flat[start : start + len(group)]))
+            start += len(group)
+        return out
 
     @cached_property
     def parsed_predictions(self) -> list[Any]:
@@ -135,9 +170,17 @@ class Metric(ABC):
     """True where the reported value is a library's corpus-level dict (hf_*): no `mean`."""
     always_mean: ClassVar[bool] = False
     """True where the corpus value is by definition the mean of sample values (accuracies)."""
+    variants: ClassVar[dict[str, str]] = {}
+    """Named definitions of this metric (the first is the default) and what each one is; empty
+    where there is only one."""
 
     def __init__(self, options: MetricOptions) -> None:
         self.options = options
+
+    @property
+    def variant(self) -> str:
+        """The definition computed: the one asked with `--variant`, else the first."""
+        return self.options.variant_of(self.name) or next(iter(self.variants), "")
 
     @abstractmethod
     def statistics(self, batch: Batch) -> np.ndarray:
@@ -165,6 +208,8 @@ class Metric(ABC):
 
     def signature(self, aggregation: str) -> str:
         fields = [*self.signature_fields()]
+        if self.variants:
+            fields.insert(0, ("variant", self.variant))
         if self.uses_normalization:
             fields.append(("norm", self.options.normalization.name))
         fields.append(("agg", "mean" if self.always_mean else aggregation))

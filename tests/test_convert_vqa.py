@@ -1,0 +1,181 @@
+"""`vlmkit convert vqa`: DocVQA, InfographicVQA, ChartQA and TextVQA in the layouts the hub uses.
+
+The fixtures are written by `datasets` itself (`Dataset.to_parquet`, `save_to_disk`), with the
+column names and types of the hub's copies: lmms-lab/DocVQA (questionId, question,
+question_types, image, docId, answers, data_split; a test split with answers null),
+HuggingFaceM4/ChartQA (image, query, label, human_or_machine), lmms-lab/ChartQA (type, question,
+answer, image) and lmms-lab/textvqa (question_id, question, image, answers x10, ocr_tokens).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlmkit.convert import converter_class
+from vlmkit.convert.writer import ConvertOptions, convert
+from vlmkit.errors import InputError, UsageError
+from vlmkit.records import read_dataset
+
+datasets = pytest.importorskip("datasets")
+
+
+def png(seed: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40 + seed, 30), (seed * 40 % 256, 90, 160)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_features(**columns):
+    return datasets.Features({"image": datasets.Image(), **columns})
+
+
+def docvqa(split: str, *, hidden: bool = False):
+    """Three questions on two pages, as lmms-lab/DocVQA's DocVQA configuration has them."""
+    pages = [png(1), png(2), png(1)]
+    answers = None if hidden else [["1/8/93", "1/8/1993"], ["ITC"], ["$ 2.50"]]
+    return datasets.Dataset.from_dict(
+        {"questionId": [337, 338, 339],
+         "question": ["What is the date?", "Who sent it?", "What is the total?"],
+         "question_types": [["form"], ["layout"], ["table/list"]],
+         "image": [{"bytes": page, "path": None} for page in pages],
+         "docId": [279, 280, 279],
+         "answers": answers or [None, None, None],
+         "data_split": [split] * 3},
+        features=image_features(
+            questionId=datasets.Value("int32"), question=datasets.Value("string"),
+            question_types=datasets.Sequence(datasets.Value("string")),
+            docId=datasets.Value("int32"),
+            answers=datasets.Sequence(datasets.Value("string")),
+            data_split=datasets.Value("string")),
+    )  # fmt: skip
+
+
+def run(src: Path, out: Path, **options) -> dict:
+    return convert(converter_class("vqa")(str(src)), out, ConvertOptions(**options))
+
+
+def records(folder: Path) -> list[dict]:
+    lines = (folder / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_docvqa_parquet_with_a_hidden_test_split(tmp_path: Path):
+    config = tmp_path / "DocVQA" / "DocVQA"
+    config.mkdir(parents=True)
+    docvqa("val").to_parquet(str(config / "validation-00000-of-00001.parquet"))
+    docvqa("test", hidden=True).to_parquet(str(config / "test-00000-of-00001.parquet"))
+
+    # The repository root holds two configurations: which one is the user's to say.
+    (tmp_path / "DocVQA" / "InfographicVQA").mkdir()
+    docvqa("val").to_parquet(str(tmp_path / "DocVQA" / "InfographicVQA" / "val.parquet"))
+    with pytest.raises(InputError, match=r"several configurations \(DocVQA, InfographicVQA\)"):
+        converter_class("vqa")(str(tmp_path / "DocVQA"))
+
+    with pytest.raises(InputError, match=r"test-00000-of-00001.parquet row 0: no answers"):
+        run(config, tmp_path / "strict")
+    summaries = run(config, tmp_path / "out", skip_bad=True)
+    assert summaries["validation"].written == 3 and summaries["test"].skipped["no answers"] == 3
+    rows = records(tmp_path / "out" / "validation")
+    assert [r["id"] for r in rows] == ["vqa/validation/000337", "vqa/validation/000338",
+                                       "vqa/validation/000339"]  # fmt: skip
+    first = rows[0]
+    assert first["task"] == "vqa" and first["prompt"] == "What is the date?"
+    assert first["answers"] == ["1/8/93", "1/8/1993"] and first["target"] == "1/8/93"
+    assert first["meta"]["question_types"] == ["form"] and first["meta"]["docId"] == 279
+    # Two questions about the same page share one image file.
+    assert rows[0]["file_name"] == rows[2]["file_name"] != rows[1]["file_name"]
+    assert len(list((tmp_path / "out" / "validation" / "images").iterdir())) == 2
+    # The records are a vlmkit dataset that infer, finetune and score read.
+    loaded = list(read_dataset(tmp_path / "out" / "validation"))
+    assert loaded[0].answers == ("1/8/93", "1/8/1993") and loaded[0].task == "vqa"
+
+
+def test_chartqa_both_hub_copies(tmp_path: Path):
+    m4 = datasets.Dataset.from_dict(
+        {"image": [{"bytes": png(3), "path": "a.png"}, {"bytes": png(4), "path": "b.png"}],
+         "query": ["How many bars?", "Highest value?"],
+         "label": [["4"], ["61.3"]],
+         "human_or_machine": [0, 1]},
+        features=image_features(query=datasets.Value("string"),
+                                label=datasets.Sequence(datasets.Value("string")),
+                                human_or_machine=datasets.Value("int64")),
+    )  # fmt: skip
+    (tmp_path / "m4" / "data").mkdir(parents=True)
+    m4.to_parquet(str(tmp_path / "m4" / "data" / "test-00000-of-00001.parquet"))
+    lmms = datasets.Dataset.from_dict(
+        {"type": ["human_test"], "question": ["What is the peak?"], "answer": ["12"],
+         "image": [{"bytes": png(5), "path": None}]},
+        features=image_features(type=datasets.Value("string"), question=datasets.Value("string"),
+                                answer=datasets.Value("string")),
+    )  # fmt: skip
+    (tmp_path / "lmms" / "data").mkdir(parents=True)
+    lmms.to_parquet(str(tmp_path / "lmms" / "data" / "test-00000-of-00001.parquet"))
+
+    run(tmp_path / "m4", tmp_path / "out-m4", prompt="{question} Answer with a number.")
+    rows = records(tmp_path / "out-m4" / "test")
+    assert [r["prompt"] for r in rows] == ["How many bars? Answer with a number.",
+                                           "Highest value? Answer with a number."]  # fmt: skip
+    assert rows[1]["answers"] == ["61.3"] and rows[1]["meta"]["human_or_machine"] == 1
+    assert rows[0]["id"] == "vqa/test/000000"  # no question id: the row number
+
+    run(tmp_path / "lmms", tmp_path / "out-lmms")
+    [row] = records(tmp_path / "out-lmms" / "test")
+    assert row["answers"] == ["12"] and row["target"] == "12" and row["meta"]["type"] == "human_test"
+
+
+def test_textvqa_save_to_disk_keeps_ten_answers_and_trains_on_the_commonest(tmp_path: Path):
+    ten = ["nokia", "nokia ", "Nokia", "nokia", "nokia", "toshiba", "nokia", "Nokia", "nokia", "x"]
+    textvqa = datasets.Dataset.from_dict(
+        {"question_id": [34602], "question": ["what brand is this?"],
+         "image": [{"bytes": png(6), "path": None}], "answers": [ten],
+         "ocr_tokens": [[f"t{i}" for i in range(50)]]},
+        features=image_features(question_id=datasets.Value("int64"),
+                                question=datasets.Value("string"),
+                                answers=datasets.Sequence(datasets.Value("string")),
+                                ocr_tokens=datasets.Sequence(datasets.Value("string"))),
+    )  # fmt: skip
+    datasets.DatasetDict({"validation": textvqa}).save_to_disk(str(tmp_path / "saved"))
+    converter = converter_class("vqa")(str(tmp_path / "saved"))
+    assert converter.layout == "save_to_disk"
+    convert(converter, tmp_path / "out", ConvertOptions())
+    [row] = records(tmp_path / "out" / "validation")
+    assert row["answers"] == ten and row["target"] == "nokia"  # six of ten
+    assert "ocr_tokens" not in row["meta"]  # fifty tokens: not worth a line each
+
+
+def test_imagefolder_with_question_and_answers_columns(tmp_path: Path):
+    split = tmp_path / "src" / "train"
+    split.mkdir(parents=True)
+    (split / "page.png").write_bytes(png(7))
+    lines = [{"file_name": "page.png", "question": "Title?", "answers": ["Annual report"]},
+             {"file_name": "page.png", "question": "Year?", "answers": ["2019", "2019."]},
+             {"file_name": "page.png", "question": "Pages?", "answers": [3, "three"]},
+             {"file_name": "page.png", "question": "", "answers": ["x"]},
+             {"file_name": "page.png", "question": "Why?", "answers": {"a": 1}}]  # fmt: skip
+    (split / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    summaries = run(tmp_path / "src", tmp_path / "out", skip_bad=True)
+    assert summaries["train"].written == 3
+    assert dict(summaries["train"].skipped) == {"bad question": 1, "no answers": 1}
+    rows = records(tmp_path / "out" / "train")
+    assert rows[2]["answers"] == ["3", "three"]  # a number answer becomes its text
+    assert len({r["file_name"] for r in rows}) == 1
+    skipped = (tmp_path / "out" / "skipped.jsonl").read_text()
+    assert "metadata.jsonl:4" in skipped and "not a list of strings" in skipped
+
+
+def test_a_table_without_the_columns_or_a_prompt_without_the_question(tmp_path: Path):
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(
+        {"image": [{"bytes": png(8), "path": None}], "question": ["Q?"]},
+        features=image_features(question=datasets.Value("string")),
+    ).to_parquet(str(tmp_path / "src" / "data" / "test-0.parquet"))
+    with pytest.raises(InputError, match=r"no column answers or label or answer \(it has image"):
+        run(tmp_path / "src", tmp_path / "out")
+    with pytest.raises(UsageError, match=r"--prompt 'Read it.': a vqa record's prompt is its own"):
+        run(tmp_path / "src", tmp_path / "out2", prompt="Read it.")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()

@@ -1,0 +1,155 @@
+"""`vqa`: question/answers sets (DocVQA, InfographicVQA, ChartQA, TextVQA) as the hub keeps them.
+
+The layouts are those of `tables.py` (parquet shards, save_to_disk, an imagefolder whose
+metadata.jsonl has the columns); a repository with several configurations (lmms-lab/DocVQA holds
+DocVQA/ and InfographicVQA/) is pointed at one of them. Each row needs an image, a question and
+its answers, under the names the hub's copies use:
+- question: `question` (DocVQA, InfographicVQA, TextVQA, lmms-lab/ChartQA) or `query`
+  (HuggingFaceM4/ChartQA);
+- answers: `answers`, a list (DocVQA, InfographicVQA, TextVQA's ten), `label`, a list
+  (HuggingFaceM4/ChartQA), or `answer`, one string (lmms-lab/ChartQA).
+
+Each record has task `vqa`, the question as its prompt (`--prompt` may wrap it:
+"{question} Answer with a single word."), every answer in `answers` as given (duplicates kept:
+VQA accuracy counts annotators), and as `target`, the one `finetune` trains on, the most
+frequent answer, the first of equals (so the first where all differ, as in DocVQA). Ids are
+`vqa/SPLIT/KEY`, KEY the row's question id (`questionId`, `question_id`) where it has one,
+else its row number. The row's other short columns (numbers, texts, short lists) go to `meta`;
+long ones (OCR tokens) are left out. A row whose answers are hidden (the test splits of DocVQA
+and TextVQA) is a bad row: those splits are scored by the benchmarks' servers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlmkit.convert.base import BadRow, Converter, SourceRow
+from vlmkit.convert.tables import Columns, TableRow, describe_folder, layouts, open_table
+from vlmkit.errors import UsageError
+
+QUESTION_COLUMNS = ("question", "query")
+ANSWER_COLUMNS = ("answers", "label", "answer")
+ID_COLUMNS = ("questionId", "question_id", "id")
+VQA_COLUMNS = Columns(
+    (QUESTION_COLUMNS, ANSWER_COLUMNS),
+    "A VQA dataset has an image, a question (question or query) and its answers (answers, "
+    "label or answer) per row.",
+)
+QUESTION = "{question}"
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_META_TEXT = 200
+_META_LIST = 20
+
+
+class VqaConverter(Converter):
+    name: ClassVar[str] = "vqa"
+    tasks: ClassVar[tuple[str, ...]] = ("vqa",)
+    prompts: ClassVar[dict[str, str]] = {"vqa": QUESTION}
+    layouts: ClassVar[tuple[str, ...]] = layouts(VQA_COLUMNS)
+
+    def __init__(self, src: str, task: str | None = None) -> None:
+        super().__init__(src, task)
+        root = Path(src)
+        table = open_table(root, VQA_COLUMNS)
+        if table is None:
+            raise self.unknown_layout(describe_folder(root))
+        self.table = table
+        self.layout = table.layout
+
+    def splits(self) -> list[str]:
+        return self.table.splits()
+
+    def check_prompt(self, prompt: str | None) -> None:
+        if prompt is not None and QUESTION not in prompt:
+            raise UsageError(
+                f"--prompt {prompt!r}: a vqa record's prompt is its own question",
+                hint=f"Wrap the question with {QUESTION}, e.g. --prompt "
+                f"'{QUESTION} Answer with a single word or phrase.', or drop --prompt.",
+            )
+
+    def prompt_for(self, row: SourceRow, prompt: str | None) -> str:
+        return (prompt or QUESTION).replace(QUESTION, row.prompt or "")
+
+    def rows(self, split: str) -> Iterator[SourceRow | BadRow]:
+        for raw in self.table.rows(split):
+            yield raw if isinstance(raw, BadRow) else vqa_row(raw)
+
+
+def vqa_row(raw: TableRow) -> SourceRow | BadRow:
+    """A table row as a VQA sample, or why it cannot be one."""
+    values = raw.values
+    question = _first(values, QUESTION_COLUMNS)
+    if not isinstance(question, str) or not question.strip():
+        return BadRow(raw.where, f"the question is {json.dumps(question)[:40]}, not text",
+                      "bad question")  # fmt: skip
+    answers = _answers(_first(values, ANSWER_COLUMNS))
+    if isinstance(answers, str):
+        return BadRow(raw.where, answers, "no answers")
+    meta: dict[str, Any] = {"row": raw.index, **_short_columns(values)}
+    if raw.source_file:
+        meta["source_file"] = raw.source_file
+    key = _key(values, raw)
+    return SourceRow(key, raw.where, raw.image, most_frequent(answers), meta, question, answers)
+
+
+def _first(values: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return next((values[name] for name in names if name in values), None)
+
+
+def _answers(value: Any) -> tuple[str, ...] | str:
+    """The answers as a tuple of strings, or why they are not."""
+    if isinstance(value, str):
+        value = [value]
+    if value is None or value == []:
+        return "no answers (a test split whose answers are hidden?)"
+    if not isinstance(value, list):
+        return f"the answers are {type(value).__name__}, not a list of strings"
+    texts = [str(item) if isinstance(item, (int, float)) and not isinstance(item, bool)
+             else item for item in value]  # fmt: skip
+    if not all(isinstance(text, str) for text in texts):
+        return f"the answers hold {json.dumps(value)[:60]}, not only strings"
+    if not any(text.strip() for text in texts):
+        return "every answer is empty"
+    return tuple(texts)
+
+
+def most_frequent(answers: tuple[str, ...]) -> str:
+    """The answer given most often, the first of equals (Counter keeps first-seen order)."""
+    return Counter(answers).most_common(1)[0][0]
+
+
+def _key(values: dict[str, Any], raw: TableRow) -> str:
+    """The row's question id, where it has a plain one, else its row number."""
+    own = _first(values, ID_COLUMNS)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return f"{own:06d}" if own >= 0 else f"{raw.index:06d}"
+    if isinstance(own, str) and _PLAIN_KEY.fullmatch(own):
+        return own
+    # Not the file name's number, as for Donut tables: several questions share one image.
+    return f"{raw.index:06d}"
+
+
+def _short_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """The columns worth keeping for analysis: scalars and short lists of scalars, not the
+    question, answers, image bytes or OCR token lists."""
+    skip = {*QUESTION_COLUMNS, *ANSWER_COLUMNS}
+    return {name: value for name, value in values.items()
+            if name not in skip and _worth_keeping(value)}  # fmt: skip
+
+
+def _worth_keeping(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no NaN
+    if isinstance(value, str):
+        return len(value) <= _META_TEXT
+    if isinstance(value, list):
+        return len(value) <= _META_LIST and all(
+            isinstance(v, (str, int, float, bool)) for v in value
+        )
+    return isinstance(value, (bool, int))
