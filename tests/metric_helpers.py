@@ -17,9 +17,10 @@ def vlmkit_metric(
     *,
     aggregation: str = "corpus",
     norm: str = "none",
+    answers: list[tuple[str, ...] | None] | None = None,
     **options: Any,
 ) -> MetricResult:
     opts = MetricOptions(normalization=Normalization.parse(norm), **options)
     metric = metric_class(name)(opts)
-    batch = Batch(predictions, references, opts)
+    batch = Batch(predictions, references, opts, answers)
     return MetricResult(metric, metric.statistics(batch), aggregation)
