@@ -45,6 +45,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_ter.py
 	$(BIN)/python bench/bench_json.py
+	$(BIN)/python bench/bench_vqa.py  # needs --official DIR (VLMKIT_OFFICIAL_VQA); skips without
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_convert.py

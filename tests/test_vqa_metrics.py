@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from metric_helpers import vlmkit_metric
+
 from vlmkit.metrics import metric_class
 from vlmkit.metrics.base import Batch, MetricOptions
 from vlmkit.metrics.vqa import anls, ocrbench_match, relaxed_accuracy, vqa_accuracy

@@ -397,12 +397,13 @@ def _check_answer_metrics(joined: Joined, names: list[str]) -> None:
             "keeps them), or use anls / exact_match",
         )
     few = sum(len(ref.answers or ()) < ANNOTATED_ANSWERS for ref in joined.references)
-    if few:
-        log.warning(
-            "vqa_accuracy: %d of %d references have fewer than %d answers; it is defined for "
-            "ten annotators and cannot reach 1 with fewer than four",
-            few, len(joined.references), ANNOTATED_ANSWERS,
-        )  # fmt: skip
+    note = (
+        f"vqa_accuracy: {few} of {len(joined.references)} references have fewer than "
+        f"{ANNOTATED_ANSWERS} answers; it is defined for ten annotators and cannot reach 1 with "
+        "fewer than four"
+    )
+    if few and note not in joined.notes:
+        joined.notes.append(note)
 
 
 def inferred_task(references: list[Reference]) -> tuple[str, str]:

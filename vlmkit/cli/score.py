@@ -48,10 +48,62 @@ def parse_gate(spec: str, flag: str) -> tuple[str, float]:
     return name, threshold
 
 
+def parse_variant(spec: str) -> tuple[str, str]:
+    """`anls=lmms-eval` -> ("anls", "lmms-eval"): a metric that has that variant."""
+    from vlmkit.metrics import metric_class, resolve_metric_names
+
+    name, sep, variant = (part.strip() for part in spec.partition("="))
+    with_variants = [n for n in _metric_names() if metric_class(n).variants]
+    if not sep or not variant:
+        raise UsageError(
+            f"--variant {spec!r}: expected METRIC=VARIANT",
+            hint=f"e.g. --variant vqa_accuracy=lmms-eval (metrics with variants: "
+            f"{', '.join(with_variants)}; see vlmkit metrics)",
+        )
+    [name] = resolve_metric_names(name, flag="--variant")
+    known = metric_class(name).variants
+    if variant not in known:
+        choices = ", ".join(known) if known else "none: it has one definition"
+        raise UsageError(
+            f"--variant {spec}: {name} has no variant {variant!r}",
+            hint=f"its variants: {choices}",
+        )
+    return name, variant
+
+
+def _variants(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    chosen: dict[str, str] = {}
+    for spec in specs:
+        name, variant = parse_variant(spec)
+        if chosen.get(name, variant) != variant:
+            raise UsageError(
+                f"--variant: {name} is given two variants ({chosen[name]}, {variant})",
+                hint="give each metric one --variant",
+            )
+        chosen[name] = variant
+    return tuple(chosen.items())
+
+
+def _metric_names() -> list[str]:
+    from vlmkit.metrics import METRICS
+
+    return list(METRICS)
+
+
 def check_gate_names(
-    computed: list[str], under: list[tuple[str, float]], over: list[tuple[str, float]]
+    computed: list[str],
+    under: list[tuple[str, float]],
+    over: list[tuple[str, float]],
+    variants: tuple[tuple[str, str], ...] = (),
 ) -> None:
-    """Before scoring: every gated metric must be among those that will be computed."""
+    """Before scoring: every gated metric, and every metric given a variant, must be among
+    those that will be computed."""
+    for name, variant in variants:
+        if name not in computed:
+            raise UsageError(
+                f"--variant {name}={variant}: {name} is not computed",
+                hint=f"add it to --metrics (computed: {', '.join(computed)})",
+            )
     for flag, gates in (("--fail-under", under), ("--fail-over", over)):
         for name, threshold in gates:
             if name not in computed:
@@ -244,6 +296,15 @@ def score(
         bool,
         typer.Option("--letter-case-sensitive", help="letter_accuracy: 'E' differs from 'e'."),
     ] = False,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            metavar="METRIC=VARIANT",
+            help="Compute a metric as a harness defines it instead of the official evaluation, "
+            "e.g. vqa_accuracy=lmms-eval, ocrbench_match=hme (variants: vlmkit metrics).",
+        ),
+    ] = None,
     workers: Workers = None,
 ) -> None:
     """Score predictions against references, joined by id.
@@ -288,6 +349,7 @@ def score(
         normalization=Normalization.parse(norm),
         letter_case_sensitive=letter_case_sensitive,
         workers=workers,
+        variants=_variants(variant or []),
     )
     layout = _layout(ctx, preds[0], from_tool.value if from_tool else None,
                      pred_format.value if pred_format else None, refs=refs)  # fmt: skip
@@ -340,7 +402,7 @@ def score(
 
     joined = join(preds, refs, config)
     # Everything that can be checked without scoring is checked now, before minutes of work.
-    check_gate_names(choose_metrics(joined, config)[1], under, over)
+    check_gate_names(choose_metrics(joined, config)[1], under, over, options.variants)
     for path in by or []:
         check_breakdown(joined, path)
     base_joined = None
@@ -467,7 +529,7 @@ def metrics_command() -> None:
     """
     from rich.table import Table
 
-    from vlmkit.metrics import METRICS, TASK_DEFAULTS, metric_class
+    from vlmkit.metrics import ANNOTATED_ANSWERS, METRICS, TASK_DEFAULTS, metric_class
     from vlmkit.normalize import describe_presets
 
     table = Table(title="metrics", title_justify="left")
@@ -477,11 +539,24 @@ def metrics_command() -> None:
         cls = metric_class(name)
         table.add_row(name, "higher" if cls.higher_is_better else "lower", cls.scale, cls.summary)
     console.stdout.print(table)
+    variants = Table(title="variants (--variant METRIC=VARIANT; the first is the default)",
+                     title_justify="left")  # fmt: skip
+    for column in ("metric", "variant", "definition"):
+        variants.add_column(column)
+    for name in METRICS:
+        for variant, definition in metric_class(name).variants.items():
+            variants.add_row(name, variant, definition)
+    console.stdout.print(variants)
     tasks = Table(title="defaults by task", title_justify="left")
     tasks.add_column("task")
     tasks.add_column("metrics")
     for name, names in TASK_DEFAULTS.items():
-        tasks.add_row(name, ", ".join(names))
+        extra = (
+            f" (+ vqa_accuracy where every sample has {ANNOTATED_ANSWERS}+ answers)"
+            if name == "vqa"
+            else ""
+        )
+        tasks.add_row(name, ", ".join(names) + extra)
     console.stdout.print(tasks)
     presets = Table(title="normalisation (--norm)", title_justify="left")
     presets.add_column("name")
