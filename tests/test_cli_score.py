@@ -422,8 +422,13 @@ def test_single_character_references_are_scored_as_letters(tmp_path: Path):
     result = CliRunner().invoke(app, ["score", str(preds), str(refs), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["letter_accuracy"] == 0.5
-    assert "scoring them as letter (every one is a single character" in " ".join(
+    assert "scoring them as letter (every one is a single letter" in " ".join(
         result.stderr.split())  # fmt: skip
+    # One digit each (counts, chart values) is not the letter task.
+    digits = write_jsonl(tmp_path / "digits.jsonl", [{"id": "a", "target": "4"},
+                                                    {"id": "b", "target": "7"}])  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(preds), str(digits), "--json", "-"])
+    assert json.loads(result.stdout)["task"] == "ocr"
 
 
 def test_the_shards_of_a_run_are_scored_together(refs_and_preds, tmp_path: Path):

@@ -81,8 +81,8 @@ def test_docvqa_parquet_with_a_hidden_test_split(tmp_path: Path):
     summaries = run(config, tmp_path / "out", skip_bad=True)
     assert summaries["validation"].written == 3 and summaries["test"].skipped["no answers"] == 3
     rows = records(tmp_path / "out" / "validation")
-    assert [r["id"] for r in rows] == ["vqa/validation/000337", "vqa/validation/000338",
-                                       "vqa/validation/000339"]  # fmt: skip
+    assert [r["id"] for r in rows] == ["vqa/validation/337", "vqa/validation/338",
+                                       "vqa/validation/339"]  # fmt: skip
     first = rows[0]
     assert first["task"] == "vqa" and first["prompt"] == "What is the date?"
     assert first["answers"] == ["1/8/93", "1/8/1993"] and first["target"] == "1/8/93"
@@ -121,7 +121,7 @@ def test_chartqa_both_hub_copies(tmp_path: Path):
     assert [r["prompt"] for r in rows] == ["How many bars? Answer with a number.",
                                            "Highest value? Answer with a number."]  # fmt: skip
     assert rows[1]["answers"] == ["61.3"] and rows[1]["meta"]["human_or_machine"] == 1
-    assert rows[0]["id"] == "vqa/test/000000"  # no question id: the row number
+    assert rows[0]["id"] == "vqa/test/row-000000"  # no question id: the row number
 
     run(tmp_path / "lmms", tmp_path / "out-lmms")
     [row] = records(tmp_path / "out-lmms" / "test")
@@ -161,12 +161,13 @@ def test_imagefolder_with_question_and_answers_columns(tmp_path: Path):
     (split / "metadata.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     summaries = run(tmp_path / "src", tmp_path / "out", skip_bad=True)
     assert summaries["train"].written == 3
-    assert dict(summaries["train"].skipped) == {"bad question": 1, "no answers": 1}
+    assert dict(summaries["train"].skipped) == {"bad question": 1, "bad answers": 1}
     rows = records(tmp_path / "out" / "train")
     assert rows[2]["answers"] == ["3", "three"]  # a number answer becomes its text
     assert len({r["file_name"] for r in rows}) == 1
     skipped = (tmp_path / "out" / "skipped.jsonl").read_text()
-    assert "metadata.jsonl:4" in skipped and "not a list of strings" in skipped
+    assert "metadata.jsonl:4" in skipped and "the question is empty" in skipped
+    assert "the answers are dict, not a list of strings" in skipped
 
 
 def test_a_table_without_the_columns_or_a_prompt_without_the_question(tmp_path: Path):
@@ -180,3 +181,69 @@ def test_a_table_without_the_columns_or_a_prompt_without_the_question(tmp_path: 
     with pytest.raises(UsageError, match=r"--prompt 'Read it.': a vqa record's prompt is its own"):
         run(tmp_path / "src", tmp_path / "out2", prompt="Read it.")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_question_ids_with_gaps_and_row_numbers_never_collide(tmp_path: Path):
+    # A float column (an id missing, as pandas writes it) and a null id beside a real id 0.
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(
+        {"image": [{"bytes": png(i), "path": None} for i in range(3)],
+         "question": ["A?", "B?", "C?"], "answers": [["1"], ["2"], [float("nan")]],
+         "question_id": [10.0, None, 0.0]},
+        features=image_features(question=datasets.Value("string"),
+                                answers=datasets.Sequence(datasets.Value("float64")),
+                                question_id=datasets.Value("float64")),
+    ).to_parquet(str(tmp_path / "src" / "data" / "test-0.parquet"))  # fmt: skip
+    summaries = run(tmp_path / "src", tmp_path / "out", skip_bad=True)
+    rows = records(tmp_path / "out" / "test")
+    assert [r["id"] for r in rows] == ["vqa/test/10", "vqa/test/row-000001"]
+    assert rows[0]["answers"] == ["1.0"]  # a number answer becomes its text
+    assert dict(summaries["test"].skipped) == {"bad answers": 1}  # NaN is no answer
+
+
+def test_the_hubs_converted_layout_of_split_folders(tmp_path: Path):
+    for split in ("validation", "test"):
+        (tmp_path / "src" / split).mkdir(parents=True)
+        docvqa(split).to_parquet(str(tmp_path / "src" / split / "0000.parquet"))
+    summaries = run(tmp_path / "src", tmp_path / "out")
+    assert set(summaries) == {"validation", "test"}
+    (tmp_path / "odd" / "a").mkdir(parents=True)
+    (tmp_path / "odd" / "b").mkdir(parents=True)
+    docvqa("x").to_parquet(str(tmp_path / "odd" / "a" / "0000.parquet"))
+    docvqa("x").to_parquet(str(tmp_path / "odd" / "b" / "0000.parquet"))
+    with pytest.raises(InputError, match=r"parquet shards of several folders \(a, b\)"):
+        converter_class("vqa")(str(tmp_path / "odd"))
+
+
+def test_damaged_or_wrong_files_are_one_file_error(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "paths" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"image": ["a.png"], "question": ["Q?"], "answers": [["a"]]}),
+                   tmp_path / "paths" / "data" / "test-0.parquet")  # fmt: skip
+    with pytest.raises(InputError, match=r"its image column is string, not images"):
+        run(tmp_path / "paths", tmp_path / "out", skip_bad=True)
+    # A save_to_disk folder whose Arrow file was damaged in its string offsets.
+    table = datasets.Dataset.from_dict(
+        {"image": [{"bytes": png(1), "path": None}] * 40, "question": ["What?"] * 40,
+         "answers": [["x" * 30]] * 40},
+        features=image_features(question=datasets.Value("string"),
+                                answers=datasets.Sequence(datasets.Value("string"))),
+    )  # fmt: skip
+    table.save_to_disk(str(tmp_path / "saved"))
+    [arrow] = (tmp_path / "saved").glob("*.arrow")
+    data = bytearray(arrow.read_bytes())
+    marker = data.rfind(b"x" * 30)
+    offsets = data.rfind((30).to_bytes(4, "little"), 0, marker)  # an answers string offset
+    data[offsets : offsets + 4] = (10**6).to_bytes(4, "little")
+    arrow.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"cannot read this Arrow file"):
+        run(tmp_path / "saved", tmp_path / "out2", skip_bad=True)
+
+
+def test_target_format_is_for_json_targets(tmp_path: Path):
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    docvqa("val").to_parquet(str(tmp_path / "src" / "data" / "val-0.parquet"))
+    with pytest.raises(UsageError, match=r"--target-format donut: it writes structured"):
+        run(tmp_path / "src", tmp_path / "out", target_format="donut")

@@ -175,3 +175,42 @@ def test_metrics_lists_variants_and_the_vqa_defaults():
     assert result.exit_code == 0
     assert "ocrbench_match" in result.stdout and "lmms-eval" in result.stdout
     assert "(+ vqa_accuracy" in result.stdout
+
+
+def test_the_target_is_acceptable_even_where_the_list_lacks_it(tmp_path: Path):
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "a", "prediction": "no"},
+                                                   {"id": "b", "prediction": "maybe"}])  # fmt: skip
+    refs = write_jsonl(tmp_path / "refs.jsonl", [
+        {"id": "a", "task": "vqa", "target": "no", "answers": ["yes", "yes"]},
+        {"id": "b", "task": "vqa", "target": "maybe", "answers": ["yes"]},
+    ])  # fmt: skip
+    summary = json.loads(run("score", preds, refs, "-m", "exact_match,anls,vqa_accuracy",
+                             "--json", "-").stdout)  # fmt: skip
+    # vqa_accuracy counts the listed annotators only.
+    assert summary["metrics"] == {"exact_match": 1.0, "anls": 1.0, "vqa_accuracy": 0.0}
+    gold = write_jsonl(tmp_path / "gold.jsonl", [
+        {"id": "a", "target": "x", "gold": "no", "answers": ["yes"]},
+        {"id": "b", "target": "y", "gold": "maybe", "answers": ["yes"]},
+    ])  # fmt: skip
+    summary = json.loads(run("score", preds, gold, "--ref-field", "gold", "-m", "exact_match",
+                             "--json", "-").stdout)  # fmt: skip
+    assert summary["metrics"] == {"exact_match": 1.0}  # --ref-field names an acceptable answer
+
+
+def test_some_references_with_answer_lists_are_named_in_the_note(tmp_path: Path):
+    refs = write_jsonl(tmp_path / "refs.jsonl", [{"id": "a", "target": "x", "answers": ["x"]},
+                                                 {"id": "b", "target": "y z"}])  # fmt: skip
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "a", "prediction": "x"},
+                                                   {"id": "b", "prediction": "y z"}])  # fmt: skip
+    result = run("score", preds, refs)
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 have an answers list: --task vqa" in " ".join(result.stderr.split())
+
+
+def test_several_variants_in_one_flag_are_refused(docvqa):
+    refs, tuned, _ = docvqa
+    error = _error(run("score", tuned, refs, "--variant", "anls=lmms-eval,ocrbench_match=hme"),
+                   code=2)  # fmt: skip
+    assert "one METRIC=VARIANT per --variant" in error
+    error = _error(run("score", tuned, refs, "--variant", "=lmms-eval"), code=2)
+    assert "expected METRIC=VARIANT" in error

@@ -9,6 +9,7 @@ every command can turn it into its own kind of report (a bad row, an error line,
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ def open_image(source: Path | str | bytes) -> Any:
     except Image.DecompressionBombError as error:
         raise UnreadableImage(f"{where} is refused as a decompression bomb ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise UnreadableImage(f"{where} is not an image Pillow can read ({error})") from None
+        # Pillow names an in-memory stream by its repr (<_io.BytesIO object at 0x...>).
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error))
+        raise UnreadableImage(f"{where} is not an image Pillow can read ({reason})") from None
 
 
 def open_rgb(source: Path | str | bytes) -> Any:

@@ -409,14 +409,20 @@ def _check_answer_metrics(joined: Joined, names: list[str]) -> None:
 def inferred_task(references: list[Reference]) -> tuple[str, str]:
     """The task references without one are scored as, and why: `vqa` when every one has a list
     of acceptable answers, `json` when every one is a JSON object or array (or its text),
-    `letter` when every one is a single character, else `ocr`."""
+    `letter` when every one is a single letter, else `ocr`."""
     if references and all(ref.answers is not None for ref in references):
         return "vqa", "every one is a list of acceptable answers"
+    listed = sum(ref.answers is not None for ref in references)
+    if listed:
+        return "ocr", (f"free text; {listed} of {len(references)} have an answers list: --task "
+                       "vqa scores them against it")  # fmt: skip
     values = [ref.value for ref in references]
     if values and all(_is_json_tree(value) for value in values):
         return "json", "every one is a JSON object or array"
-    if values and all(isinstance(v, str) and len(v.strip()) == 1 for v in values):
-        return "letter", "every one is a single character"
+    # Letters, not digits: one-digit answers (counts, chart values) are short answers.
+    if values and all(isinstance(v, str) and len(v.strip()) == 1 and v.strip().isalpha()
+                      for v in values):  # fmt: skip
+        return "letter", "every one is a single letter"
     return "ocr", "free text"
 
 

@@ -54,7 +54,12 @@ def parse_variant(spec: str) -> tuple[str, str]:
 
     name, sep, variant = (part.strip() for part in spec.partition("="))
     with_variants = [n for n in _metric_names() if metric_class(n).variants]
-    if not sep or not variant:
+    if "," in variant:
+        raise UsageError(
+            f"--variant {spec!r}: one METRIC=VARIANT per --variant",
+            hint="repeat the flag: --variant anls=lmms-eval --variant ocrbench_match=hme",
+        )
+    if not sep or not variant or not name:
         raise UsageError(
             f"--variant {spec!r}: expected METRIC=VARIANT",
             hint=f"e.g. --variant vqa_accuracy=lmms-eval (metrics with variants: "

@@ -69,6 +69,10 @@ class Converter:
     """The default prompt of each task."""
     layouts: ClassVar[tuple[str, ...]]
     """The layouts this kind accepts, as shown when none matches."""
+    duplicate_hint: ClassVar[str] = (
+        "Ids come from the file names' numbers; give the files distinct numbers."
+    )
+    """What to do when two rows of a split get one id."""
 
     def __init__(self, src: str, task: str | None = None) -> None:
         self.src = src

@@ -145,26 +145,38 @@ def describe_folder(root: Path) -> str:
 def _find_parquet(root: Path) -> Table | None:
     shards = sorted((root / "data").glob("*.parquet")) or sorted(root.glob("*.parquet"))
     if not shards:
-        _refuse_configurations(root)
-        return None
+        return _sub_folder_shards(root)
     splits: dict[str, list[Path]] = {}
     for shard in shards:
         splits.setdefault(shard.name.split("-", 1)[0].split(".", 1)[0], []).append(shard)
     return Table(root, "parquet", splits)
 
 
-def _refuse_configurations(root: Path) -> None:
-    """A hub repository with several configurations keeps each one's shards in a folder of its
-    own (lmms-lab/DocVQA: DocVQA/, InfographicVQA/): which one is the user's to say."""
+SPLIT_NAMES = ("train", "validation", "val", "test", "dev", "eval")
+"""Words a split folder or a shard's name starts with."""
+
+
+def _sub_folder_shards(root: Path) -> Table | None:
+    """Parquet shards one folder down: the hub's converted layout `{split}/0000.parquet` (a
+    table), or a repository with several configurations, each in its own folder with
+    `{split}-*.parquet` shards (lmms-lab/DocVQA: DocVQA/, InfographicVQA/), which one is the
+    user's to say."""
     if not root.is_dir():
-        return
-    configs = [sub.name for sub in sorted(root.iterdir())
-               if sub.is_dir() and any(sub.glob("*.parquet"))]  # fmt: skip
-    if configs:
-        raise InputError(
-            f"{root}: holds the parquet shards of several configurations ({', '.join(configs)})",
-            hint=f"Point SRC at one of them, e.g. {root / configs[0]}.",
-        )
+        return None
+    folders = {sub.name: sorted(sub.glob("*.parquet")) for sub in sorted(root.iterdir())
+               if sub.is_dir()}  # fmt: skip
+    folders = {name: shards for name, shards in folders.items() if shards}
+    if not folders:
+        return None
+    named_by_split = all(shard.name.startswith(SPLIT_NAMES)
+                         for shards in folders.values() for shard in shards)  # fmt: skip
+    if all(name in SPLIT_NAMES for name in folders) and not named_by_split:
+        return Table(root, "parquet", folders)
+    kind = "several configurations" if named_by_split else "several folders"
+    raise InputError(
+        f"{root}: holds the parquet shards of {kind} ({', '.join(folders)})",
+        hint=f"Point SRC at the one to convert, e.g. {root / next(iter(folders))}.",
+    )
 
 
 def _find_save_to_disk(root: Path) -> Table | None:
@@ -229,7 +241,7 @@ def _parquet_rows(
     with _arrow_errors(pa, path, "parquet file", "Download the shard again: it is truncated."):
         # pre_buffer=False: with it, pyarrow keeps every buffered row group (memory grew with N).
         shard = pa.parquet.ParquetFile(path, pre_buffer=False)
-        _check_columns(path, shard.schema_arrow.names, columns)
+        _check_columns(path, shard.schema_arrow, columns)
         batches = shard.iter_batches(batch_size=PARQUET_BATCH)
         yield from _batch_rows(batches, path, root, start, columns)
 
@@ -240,7 +252,7 @@ def _arrow_rows(
     pa = _pyarrow()
     with _arrow_errors(pa, path, "Arrow file", "Write it again with save_to_disk: it is damaged."):
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
-        _check_columns(path, reader.schema.names, columns)
+        _check_columns(path, reader.schema, columns)
         yield from _batch_rows(reader, path, root, start, columns)
 
 
@@ -250,6 +262,9 @@ def _batch_rows(
     # A batch can hold up to 1,000 rows (save_to_disk): decode them to Python one at a time.
     offset = 0
     for batch in batches:
+        # A damaged file can decode into offsets that point anywhere: checked before any row
+        # is read (unchecked, pyarrow raised UnicodeDecodeError, or crashed the process).
+        batch.validate(full=True)
         for i in range(batch.num_rows):
             [row] = batch.slice(i, 1).to_pylist()
             where = f"{path.name} row {offset + i}"
@@ -261,17 +276,27 @@ def _batch_rows(
 def _arrow_errors(pa: Any, path: Path, what: str, hint: str) -> Iterator[None]:
     try:
         yield
-    except (pa.ArrowException, OSError) as error:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot read this {what} ({error})", hint=hint) from None
 
 
-def _check_columns(path: Path, names: list[str], columns: Columns) -> None:
-    """A file without the needed columns is the wrong file, not a file of bad rows."""
+def _check_columns(path: Path, schema: Any, columns: Columns) -> None:
+    """A file without the needed columns, or whose image column holds no images, is the wrong
+    file, not a file of bad rows."""
+    names = list(schema.names)
     missing = ([] if "image" in names else ["image"]) + columns.missing(names)
     if missing:
         raise InputError(
             f"{path}: no column {', '.join(missing)} (it has {', '.join(names)})",
             hint=columns.what,
+        )
+    image = schema.field("image").type
+    fields = {image.field(i).name for i in range(image.num_fields)} if image.num_fields else set()
+    if not {"bytes", "path"} & fields:
+        raise InputError(
+            f"{path}: its image column is {image}, not images (a struct of bytes and path, as "
+            "datasets writes them)",
+            hint="Write the table with datasets' Image feature (cast_column('image', Image())).",
         )
 
 

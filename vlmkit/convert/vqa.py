@@ -14,9 +14,10 @@ Each record has task `vqa`, the question as its prompt (`--prompt` may wrap it:
 VQA accuracy counts annotators), and as `target`, the one `finetune` trains on, the most
 frequent answer, the first of equals (so the first where all differ, as in DocVQA). Ids are
 `vqa/SPLIT/KEY`, KEY the row's question id (`questionId`, `question_id`) where it has one,
-else its row number. The row's other short columns (numbers, texts, short lists) go to `meta`;
-long ones (OCR tokens) are left out. A row whose answers are hidden (the test splits of DocVQA
-and TextVQA) is a bad row: those splits are scored by the benchmarks' servers.
+else `row-N`, N its row number. Answers that are numbers become their text. The row's other
+short columns (numbers, texts, short lists) go to `meta`; long ones (OCR tokens) are left out.
+A row whose answers are hidden (the test splits of DocVQA and TextVQA) is a bad row: those
+splits are scored by the benchmarks' servers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,6 +51,10 @@ _META_LIST = 20
 
 class VqaConverter(Converter):
     name: ClassVar[str] = "vqa"
+    duplicate_hint: ClassVar[str] = (
+        "Ids come from the question ids (questionId, question_id): the source repeats one; "
+        "fix it there, or drop one of the two rows."
+    )
     tasks: ClassVar[tuple[str, ...]] = ("vqa",)
     prompts: ClassVar[dict[str, str]] = {"vqa": QUESTION}
     layouts: ClassVar[tuple[str, ...]] = layouts(VQA_COLUMNS)
@@ -85,12 +91,14 @@ def vqa_row(raw: TableRow) -> SourceRow | BadRow:
     """A table row as a VQA sample, or why it cannot be one."""
     values = raw.values
     question = _first(values, QUESTION_COLUMNS)
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str):
         return BadRow(raw.where, f"the question is {json.dumps(question)[:40]}, not text",
                       "bad question")  # fmt: skip
+    if not question.strip():
+        return BadRow(raw.where, "the question is empty", "bad question")
     answers = _answers(_first(values, ANSWER_COLUMNS))
-    if isinstance(answers, str):
-        return BadRow(raw.where, answers, "no answers")
+    if isinstance(answers, BadAnswers):
+        return BadRow(raw.where, answers.reason, answers.category)
     meta: dict[str, Any] = {"row": raw.index, **_short_columns(values)}
     if raw.source_file:
         meta["source_file"] = raw.source_file
@@ -102,20 +110,33 @@ def _first(values: dict[str, Any], names: tuple[str, ...]) -> Any:
     return next((values[name] for name in names if name in values), None)
 
 
-def _answers(value: Any) -> tuple[str, ...] | str:
-    """The answers as a tuple of strings, or why they are not."""
+@dataclass(frozen=True)
+class BadAnswers:
+    reason: str
+    category: str
+
+
+def _answers(value: Any) -> tuple[str, ...] | BadAnswers:
+    """The answers as a tuple of strings (a number as its text), or why they are not."""
     if isinstance(value, str):
         value = [value]
     if value is None or value == []:
-        return "no answers (a test split whose answers are hidden?)"
+        return BadAnswers("no answers (a test split whose answers are hidden?)", "no answers")
     if not isinstance(value, list):
-        return f"the answers are {type(value).__name__}, not a list of strings"
-    texts = [str(item) if isinstance(item, (int, float)) and not isinstance(item, bool)
-             else item for item in value]  # fmt: skip
-    if not all(isinstance(text, str) for text in texts):
-        return f"the answers hold {json.dumps(value)[:60]}, not only strings"
+        return BadAnswers(f"the answers are {type(value).__name__}, not a list of strings",
+                          "bad answers")  # fmt: skip
+    texts = []
+    for item in value:
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if number and math.isfinite(item):
+            texts.append(str(item))
+        elif isinstance(item, str):
+            texts.append(item)
+        else:
+            return BadAnswers(f"the answers hold {json.dumps(item)[:40]}, not only strings",
+                              "bad answers")  # fmt: skip
     if not any(text.strip() for text in texts):
-        return "every answer is empty"
+        return BadAnswers("every answer is empty", "no answers")
     return tuple(texts)
 
 
@@ -125,14 +146,17 @@ def most_frequent(answers: tuple[str, ...]) -> str:
 
 
 def _key(values: dict[str, Any], raw: TableRow) -> str:
-    """The row's question id, where it has a plain one, else its row number."""
+    """The row's question id where it has a plain one, else `row-N` (a form no numeric
+    question id takes, so the two never collide)."""
     own = _first(values, ID_COLUMNS)
-    if isinstance(own, int) and not isinstance(own, bool):
-        return f"{own:06d}" if own >= 0 else f"{raw.index:06d}"
+    if isinstance(own, float) and own.is_integer():
+        own = int(own)  # a column of ids with a gap reads as floats (12.0)
+    if isinstance(own, int) and not isinstance(own, bool) and own >= 0:
+        return str(own)
     if isinstance(own, str) and _PLAIN_KEY.fullmatch(own):
         return own
     # Not the file name's number, as for Donut tables: several questions share one image.
-    return f"{raw.index:06d}"
+    return f"row-{raw.index:06d}"
 
 
 def _short_columns(values: dict[str, Any]) -> dict[str, Any]:

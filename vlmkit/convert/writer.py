@@ -69,6 +69,12 @@ def convert(
 ) -> dict[str, SplitSummary]:
     """Convert every split of `converter` into `out/<split>/`; return what each split got."""
     converter.check_prompt(options.prompt)
+    if converter.task != "json" and options.target_format != "json":
+        raise UsageError(
+            f"--target-format {options.target_format}: it writes structured (json) targets, and "
+            f"{converter.name} writes {converter.task} targets here",
+            hint="Drop --target-format.",
+        )
     summaries: dict[str, SplitSummary] = {}
     with (
         staged_folder(
@@ -90,7 +96,7 @@ def convert(
             with (folder / METADATA_FILE).open("w", encoding="utf-8", newline="\n") as records:
                 for row in converter.rows(split):
                     if isinstance(row, SourceRow):
-                        _check_unique(row, seen, converter.name, split)
+                        _check_unique(row, seen, converter, split)
                     result = _record(converter, split, row, images, options)
                     if isinstance(result, BadRow):
                         if not options.skip_bad:
@@ -124,11 +130,11 @@ def source_inputs(src: str) -> list[tuple[str, Path]]:
     return [("SRC", path)]
 
 
-def _check_unique(row: SourceRow, seen: dict[str, str], kind: str, split: str) -> None:
+def _check_unique(row: SourceRow, seen: dict[str, str], converter: Converter, split: str) -> None:
     if row.key in seen:
         raise InputError(
-            f"{row.where}: its id {kind}/{split}/{row.key} is also {seen[row.key]}'s",
-            hint="Ids come from the file names' numbers; give the files distinct numbers.",
+            f"{row.where}: its id {converter.name}/{split}/{row.key} is also {seen[row.key]}'s",
+            hint=converter.duplicate_hint,
         )
     seen[row.key] = row.where
 

@@ -109,8 +109,17 @@ class Batch:
 
     @cached_property
     def answers(self) -> list[tuple[str, ...]]:
-        """Each sample's acceptable answers after normalisation: its `answers`, else its
-        reference alone. Metrics that accept any of several answers read these."""
+        """Each sample's acceptable answers after normalisation: its `answers` list, with the
+        reference added where the list lacks it; the reference alone where it has none."""
+        out = []
+        for listed, reference in zip(self.listed_answers, self.references, strict=True):
+            out.append(listed if reference in listed else (*listed, reference))
+        return out
+
+    @cached_property
+    def listed_answers(self) -> list[tuple[str, ...]]:
+        """Each sample's `answers` list as given, after normalisation (the reference alone
+        where it has none): what counts annotators (VQA accuracy) reads."""
         texts = [
             tuple(answers) if answers is not None else (as_text(reference),)
             for answers, reference in zip(self.raw_answers, self.raw_references, strict=True)

@@ -1,7 +1,8 @@
 """Document-VQA metrics: ANLS, VQA accuracy, relaxed accuracy and OCRBench's match.
 
 Each one reads a sample's acceptable answers (`Batch.answers`: the reference record's `answers`
-list, else its target alone) and follows its benchmark's official evaluation, quirks included,
+list, with the reference itself where the list lacks it; VQA accuracy, which counts annotators,
+reads the list alone) and follows its benchmark's official evaluation, quirks included,
 so a vlmkit number can be put beside a published one. Where a popular harness computes the
 metric differently, the difference is listed here (and in the README) and, where users compare
 against the harness, offered as a variant (`vlmkit score --variant METRIC=NAME`). Every metric
@@ -55,7 +56,13 @@ class _AnswersMetric(MeanMetric):
     def sample_scores(self, batch: Batch) -> list[float]:
         score = self.scorer()
         predictions = self.options.normalization.apply([as_text(p) for p in batch.raw_predictions])
-        return [score(p, answers) for p, answers in zip(predictions, batch.answers, strict=True)]
+        answers = self.answers_of(batch)
+        return [score(p, given) for p, given in zip(predictions, answers, strict=True)]
+
+    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
+        """The answers each prediction is scored against: any acceptable one (the reference
+        included)."""
+        return batch.answers
 
     def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
         """The per-sample score of the chosen variant."""
@@ -99,6 +106,10 @@ class VqaAccuracy(_AnswersMetric):
         "official": "GT-Vision-Lab/VQA: answers processed only where annotators disagree",
         "lmms-eval": "lmms-eval: the prediction always processed, answers as officially",
     }
+
+    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
+        # The annotators' answers as listed: adding the reference would add an annotator.
+        return batch.listed_answers
 
     def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
         if self.variant == "lmms-eval":
