@@ -50,38 +50,11 @@ ANLS_THRESHOLD = 0.5
 RELAXED_TOLERANCE = 0.05
 
 
-class _AnswersMetric(MeanMetric):
-    """A metric of a prediction against a sample's acceptable answers."""
-
-    def sample_scores(self, batch: Batch) -> list[float]:
-        score = self.scorer()
-        predictions = self.options.normalization.apply([as_text(p) for p in batch.raw_predictions])
-        answers = self.answers_of(batch)
-        return [score(p, given) for p, given in zip(predictions, answers, strict=True)]
-
-    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
-        """The answers each prediction is scored against: any acceptable one (the reference
-        included)."""
-        return batch.answers
-
-    def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
-        """The per-sample score of the chosen variant."""
-        raise NotImplementedError
+Score = Callable[[str, tuple[str, ...]], float]
+"""One question's score: (prediction, acceptable answers) -> value."""
 
 
-class Anls(_AnswersMetric):
-    name = "anls"
-    summary = "DocVQA's Average Normalised Levenshtein Similarity (best answer, 0 below 0.5)"
-    variants: ClassVar[dict[str, str]] = {
-        "official": "the RRC evaluation of DocVQA/InfographicVQA",
-        "lmms-eval": "the prediction stripped first (lmms-eval strips every answer)",
-    }
-
-    def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
-        return _stripped(anls) if self.variant == "lmms-eval" else anls
-
-
-def _stripped(score: Callable[[str, tuple[str, ...]], float]) -> Callable[..., float]:
+def _stripped(score: Score) -> Score:
     """`score` of the stripped prediction, as harnesses that strip every answer compute it."""
     return lambda prediction, answers: score(prediction.strip(), answers)
 
@@ -97,24 +70,6 @@ def anls(prediction: str, answers: tuple[str, ...]) -> float:
         distance = Levenshtein.distance(expected, seen)
         similarity = max(similarity, 1.0 - (distance / length if length else 0.0))
     return similarity if similarity >= ANLS_THRESHOLD else 0.0
-
-
-class VqaAccuracy(_AnswersMetric):
-    name = "vqa_accuracy"
-    summary = "VQAv2's soft accuracy: min(1, matching annotators / 3), leave-one-out mean"
-    variants: ClassVar[dict[str, str]] = {
-        "official": "GT-Vision-Lab/VQA: answers processed only where annotators disagree",
-        "lmms-eval": "lmms-eval: the prediction always processed, answers as officially",
-    }
-
-    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
-        # The annotators' answers as listed: adding the reference would add an annotator.
-        return batch.listed_answers
-
-    def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
-        if self.variant == "lmms-eval":
-            return lmms_eval_vqa_accuracy
-        return vqa_accuracy
 
 
 def vqa_accuracy(prediction: str, answers: tuple[str, ...]) -> float:
@@ -153,18 +108,6 @@ def _matching_others(seen: str, given: list[str]) -> list[int]:
     return [matches - (answer == seen) for answer in given]
 
 
-class RelaxedAccuracy(_AnswersMetric):
-    name = "relaxed_accuracy"
-    summary = "ChartQA's accuracy: numbers within 5 % of the answer, other texts equal"
-    variants: ClassVar[dict[str, str]] = {
-        "official": "pix2struct's relaxed_correctness, best over the answers",
-        "lmms-eval": "the prediction stripped first (lmms-eval and VLMEvalKit strip it)",
-    }
-
-    def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
-        return _stripped(relaxed_accuracy) if self.variant == "lmms-eval" else relaxed_accuracy
-
-
 def _number(text: str) -> float | None:
     try:
         if text.endswith("%"):
@@ -188,21 +131,6 @@ def relaxed_accuracy(prediction: str, answers: tuple[str, ...]) -> float:
     return 0.0
 
 
-class OcrBenchMatch(_AnswersMetric):
-    name = "ocrbench_match"
-    summary = "OCRBench's rule: an answer, lower-cased and stripped, within the prediction"
-    variants: ClassVar[dict[str, str]] = {
-        "official": "lower-cased, stripped, newlines as spaces",
-        "hme": "its handwritten-math rule: spaces and newlines removed, case kept",
-        "lmms-eval": "full-width ASCII folded to ASCII first (lmms-eval since July 2026)",
-    }
-
-    def scorer(self) -> Callable[[str, tuple[str, ...]], float]:
-        return {"hme": ocrbench_hme, "lmms-eval": _folded(ocrbench_match)}.get(
-            self.variant, ocrbench_match
-        )
-
-
 def ocrbench_match(prediction: str, answers: tuple[str, ...]) -> float:
     seen = prediction.lower().strip().replace("\n", " ")
     return float(any(answer.lower().strip().replace("\n", " ") in seen for answer in answers))
@@ -211,7 +139,7 @@ def ocrbench_match(prediction: str, answers: tuple[str, ...]) -> float:
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
-def _folded(score: Callable[[str, tuple[str, ...]], float]) -> Callable[..., float]:
+def _folded(score: Score) -> Score:
     """`score` with full-width ASCII (U+FF01-U+FF5E) and the ideographic space folded."""
     return lambda prediction, answers: score(
         prediction.translate(_FULL_WIDTH), tuple(a.translate(_FULL_WIDTH) for a in answers)
@@ -224,6 +152,79 @@ def ocrbench_hme(prediction: str, answers: tuple[str, ...]) -> float:
 
     seen = bare(prediction)
     return float(any(bare(answer) in seen for answer in answers))
+
+
+class _AnswersMetric(MeanMetric):
+    """A metric of a prediction against a sample's acceptable answers: one score function per
+    variant, in `scorers` (keys as in `variants`)."""
+
+    scorers: ClassVar[dict[str, Score]]
+
+    def sample_scores(self, batch: Batch) -> list[float]:
+        score = self.scorers[self.variant]
+        predictions = self.options.normalization.apply([as_text(p) for p in batch.raw_predictions])
+        answers = self.answers_of(batch)
+        return [score(p, given) for p, given in zip(predictions, answers, strict=True)]
+
+    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
+        """The answers each prediction is scored against: any acceptable one (the reference
+        included)."""
+        return batch.answers
+
+
+class Anls(_AnswersMetric):
+    name = "anls"
+    summary = "DocVQA's Average Normalised Levenshtein Similarity (best answer, 0 below 0.5)"
+    variants: ClassVar[dict[str, str]] = {
+        "official": "the RRC evaluation of DocVQA/InfographicVQA",
+        "lmms-eval": "the prediction stripped first (lmms-eval strips every answer)",
+    }
+    scorers: ClassVar[dict[str, Score]] = {"official": anls, "lmms-eval": _stripped(anls)}
+
+
+class VqaAccuracy(_AnswersMetric):
+    name = "vqa_accuracy"
+    summary = "VQAv2's soft accuracy: min(1, matching annotators / 3), leave-one-out mean"
+    variants: ClassVar[dict[str, str]] = {
+        "official": "GT-Vision-Lab/VQA: answers processed only where annotators disagree",
+        "lmms-eval": "lmms-eval: both sides always processed (with EvalAI's comma rule)",
+    }
+    scorers: ClassVar[dict[str, Score]] = {
+        "official": vqa_accuracy,
+        "lmms-eval": lmms_eval_vqa_accuracy,
+    }
+
+    def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
+        # The annotators' answers as listed: adding the reference would add an annotator.
+        return batch.listed_answers
+
+
+class RelaxedAccuracy(_AnswersMetric):
+    name = "relaxed_accuracy"
+    summary = "ChartQA's accuracy: numbers within 5 % of the answer, other texts equal"
+    variants: ClassVar[dict[str, str]] = {
+        "official": "pix2struct's relaxed_correctness, best over the answers",
+        "lmms-eval": "the prediction stripped first (lmms-eval and VLMEvalKit strip it)",
+    }
+    scorers: ClassVar[dict[str, Score]] = {
+        "official": relaxed_accuracy,
+        "lmms-eval": _stripped(relaxed_accuracy),
+    }
+
+
+class OcrBenchMatch(_AnswersMetric):
+    name = "ocrbench_match"
+    summary = "OCRBench's rule: an answer, lower-cased and stripped, within the prediction"
+    variants: ClassVar[dict[str, str]] = {
+        "official": "lower-cased, stripped, newlines as spaces",
+        "hme": "its handwritten-math rule: spaces and newlines removed, case kept",
+        "lmms-eval": "full-width ASCII folded to ASCII first (lmms-eval since July 2026)",
+    }
+    scorers: ClassVar[dict[str, Score]] = {
+        "official": ocrbench_match,
+        "hme": ocrbench_hme,
+        "lmms-eval": _folded(ocrbench_match),
+    }
 
 
 __all__ = [
