@@ -69,7 +69,8 @@ def finetune_command(
         ObjectiveChoice,  # type: ignore[valid-type]
         typer.Option(
             help="The training objective: sft learns each record's target; dpo learns from "
-            "preference pairs (records with chosen and rejected, from `vlmkit pairs`).",
+            "preference pairs (records with chosen and rejected, from `vlmkit pairs`); grpo "
+            "samples answers and learns from their --reward.",
             rich_help_panel=TRAINING,
         ),
     ] = DEFAULT_OBJECTIVE,
@@ -85,10 +86,32 @@ def finetune_command(
     beta: Annotated[
         float | None,
         typer.Option(
-            help="dpo: how far the model may move from the reference (larger: less).",
+            help="dpo, grpo: how far the model may move from the reference (larger: less).",
+            show_default="dpo 0.1, grpo 0 (no reference model)",
             rich_help_panel=TRAINING,
         ),
     ] = SETTING_DEFAULTS["beta"],
+    reward: Annotated[
+        str | None,
+        typer.Option(
+            help="grpo: the metrics that reward each sampled answer, as `vlmkit score "
+            "--per-sample` computes them: field_f1, or field_f1=1,format=0.2 (weighted sum; "
+            "format: the task's answer format). vlmkit metrics lists them.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = SETTING_DEFAULTS["reward"],
+    num_generations: Annotated[
+        int | None,
+        typer.Option(help="grpo: answers sampled per prompt.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["num_generations"],
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="grpo: sampling temperature.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["temperature"],
+    max_completion_length: Annotated[
+        int | None,
+        typer.Option(help="grpo: most tokens per sampled answer.", rich_help_panel=TRAINING),
+    ] = SETTING_DEFAULTS["max_completion_length"],
     dpo_loss: Annotated[
         str | None,
         typer.Option(
@@ -280,10 +303,12 @@ def finetune_command(
         ),
     ] = False,
 ) -> None:
-    """Fine-tune a LoRA or QLoRA adapter with TRL (SFT or DPO), for `vlmkit infer --adapter`.
+    """Fine-tune a LoRA or QLoRA adapter with TRL (SFT, DPO or GRPO), for `vlmkit infer --adapter`.
 
     `--objective sft` learns each record's target; `--objective dpo` learns from preference
-    pairs (`vlmkit pairs`), usually from an SFT adapter (`--init-adapter`). The prompts are
+    pairs (`vlmkit pairs`), usually from an SFT adapter (`--init-adapter`); `--objective grpo`
+    samples `--num-generations` answers per prompt and learns from their `--reward`, vlmkit's
+    own metrics against the target, usually from an SFT adapter too. The prompts are
     the ones `vlmkit infer` sends, the loss covers only the answers and their end token, no
     sample is cut into its image tokens, and the vision tower stays frozen unless
     `--train-vision`. With `--eval`, answers are generated and scored with vlmkit's
@@ -297,6 +322,8 @@ def finetune_command(
         vlmkit finetune data/cord --split train --model M -o runs/q --method qlora \\
             --eval data/cord --eval-split test --eval-every 100 --best-metric field_f1
         vlmkit finetune data/pairs --objective dpo --model M --init-adapter runs/lora -o runs/dpo
+        vlmkit finetune data/cord --split train --objective grpo --reward field_f1=1,format=0.2 \\
+            --model M --init-adapter runs/lora -o runs/grpo
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
     """
     from vlmkit.finetune.processes import current
@@ -308,6 +335,8 @@ def finetune_command(
         "objective": objective.value,
         "init_adapter": str(init_adapter) if init_adapter else None,
         "beta": beta, "dpo_loss": dpo_loss, "method": method.value if method else None,
+        "reward": reward, "num_generations": num_generations, "temperature": temperature,
+        "max_completion_length": max_completion_length,
         "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
         "target_modules": target_modules, "train_vision": train_vision,
         "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,

@@ -16,7 +16,7 @@ def report_command(
         typer.Argument(
             metavar="SCORES...",
             help="JSON files written by `vlmkit score --json` (several: systems side by side), "
-            "or one SWEEP_DIR of `vlmkit sweep`.",
+            "or one SWEEP_DIR of `vlmkit sweep`, or one RUN_DIR of `vlmkit finetune`.",
         ),
     ],
     out: Annotated[
@@ -58,6 +58,8 @@ def report_command(
         vlmkit report tuned.json other.json --out compare.html --png charts/
 
         vlmkit report sweeps/cord --out sweep.html
+
+        vlmkit report runs/grpo --out grpo.html
     """
     from vlmkit.errors import UsageError
     from vlmkit.outputs import refuse_overlaps
@@ -66,7 +68,7 @@ def report_command(
     from vlmkit.report.png import chart_path, write_pngs
 
     if len(scores) == 1 and scores[0].is_dir():
-        _sweep_report(scores[0], out, per_sample=per_sample, by=by, png=png)
+        _folder_report(scores[0], out, per_sample=per_sample, by=by, png=png)
         return
     options = ReportOptions(
         scores=tuple(scores), per_sample=per_sample, by=tuple(by or ()), worst=worst
@@ -108,31 +110,39 @@ def report_command(
     console.write_stdout(f"Wrote {out} ({', '.join(parts)})\n")
 
 
-def _sweep_report(
-    sweep_dir: Path, out: Path, *, per_sample: Path | None, by: list[str] | None, png: Path | None
+def _folder_report(
+    folder: Path, out: Path, *, per_sample: Path | None, by: list[str] | None, png: Path | None
 ) -> None:
-    """A sweep's page: ranking, the metric against each setting, importances, curves."""
+    """A sweep's page (ranking, the metric against each setting, importances, curves), or a
+    fine-tuning run's (loss, evaluations, GRPO's rewards)."""
     from vlmkit.errors import UsageError
     from vlmkit.outputs import refuse_overlaps
     from vlmkit.records import check_writable, write_text_atomic
     from vlmkit.report.sweep import SWEEP_FILE, is_sweep_dir, render_sweep_page
+    from vlmkit.report.training import LOG, is_training_dir, render_training_page
 
-    if not is_sweep_dir(sweep_dir):
+    if is_sweep_dir(folder):
+        render, what = render_sweep_page, "the sweep"
+    elif is_training_dir(folder):
+        render, what = render_training_page, "the fine-tuning run"
+    else:
         raise UsageError(
-            f"{sweep_dir} is a folder without {SWEEP_FILE}: not a sweep's",
-            hint="give the --out folder of `vlmkit sweep`, or scores files of `vlmkit score`",
+            f"{folder} is a folder with neither {SWEEP_FILE} nor a run's {LOG}: not a sweep's "
+            "or a fine-tuning run's",
+            hint="give the --out folder of `vlmkit sweep` or `vlmkit finetune`, or scores "
+            "files of `vlmkit score`",
         )
     given = [flag for flag, value in (("--per-sample", per_sample), ("--by", by), ("--png", png))
              if value]  # fmt: skip
     if given:
         raise UsageError(
             f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to scores files, "
-            "not to a sweep",
-            hint="leave them out for SWEEP_DIR",
+            f"not to {what}",
+            hint=f"leave them out for {folder}",
         )
     check_writable(out, "--out")
-    refuse_overlaps([("--out", out)], [("SWEEP_DIR", sweep_dir)])
-    html, charts = render_sweep_page(sweep_dir)
+    refuse_overlaps([("--out", out)], [("the folder", folder)])
+    html, charts = render(folder)
     write_text_atomic(out, html)
     plural = "" if charts == 1 else "s"
-    console.write_stdout(f"Wrote {out} (the sweep in {sweep_dir}: {charts} chart{plural})\n")
+    console.write_stdout(f"Wrote {out} ({what} in {folder}: {charts} chart{plural})\n")

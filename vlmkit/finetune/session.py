@@ -139,6 +139,7 @@ def check(request: FinetuneRequest, processes: Processes | None = None) -> Check
         )
     train = read_training_data(request.train, request.split, flag="TRAIN_DATASET")
     objective.check_data(train, "TRAIN_DATASET")
+    objective.check_settings(settings, train)
     eval_data = None
     if request.eval_dataset is not None:
         eval_data = read_training_data(request.eval_dataset, request.eval_split, flag="--eval")
@@ -156,6 +157,9 @@ def check(request: FinetuneRequest, processes: Processes | None = None) -> Check
     source = resolve_source(
         request.model, Path(init) if init else None, adapter_flag="--init-adapter"
     )
+    family = _family(source)
+    if family is not None:  # a local folder: known without loading anything
+        objective.check_family(family, "--model")
     return Checked(objective, settings, train, eval_data, source, notices)
 
 
@@ -198,6 +202,18 @@ def _execute(plan: Plan, hooks: Any) -> Any:
     write_json_atomic(work / ADAPTER_MANIFEST, manifest)
     finish_folder(work, plan.out)
     return report
+
+
+def _family(source: ModelSource) -> Any:
+    """The model's family from its folder's config.json, or None (a hub id, an unknown type)."""
+    from vlmkit.models.families import family_of
+
+    config = source.config or {}
+    if "model_type" not in config:
+        return None
+    text = config.get("text_config") or {}
+    return family_of(config["model_type"], text.get("model_type") if isinstance(text, dict)
+                     else None)  # fmt: skip
 
 
 def _checked_settings(request: FinetuneRequest) -> FinetuneSettings:

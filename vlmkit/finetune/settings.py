@@ -79,10 +79,20 @@ class FinetuneSettings:
     init_adapter: str | None = None
     """Start from this adapter's weights (its LoRA shape) instead of a new one: SFT then DPO
     (`--init-adapter`)."""
-    beta: float = 0.1
-    """dpo: how far the trained model may move from the reference (`--beta`)."""
+    beta: float | None = None
+    """dpo, grpo: how far the trained model may move from the reference (`--beta`); None: the
+    objective's default (dpo 0.1; grpo 0.0, TRL's: no reference model, no KL term)."""
     dpo_loss: str = "sigmoid"
     """dpo: TRL's loss type; `sigmoid` is the DPO paper's (`--dpo-loss`)."""
+    reward: str | None = None
+    """grpo: the metrics that reward each answer, `field_f1` or `field_f1=1,format=0.2`
+    (`--reward`)."""
+    num_generations: int = 8
+    """grpo: answers sampled per prompt, the group each is compared with (`--num-generations`)."""
+    temperature: float = 1.0
+    """grpo: sampling temperature of those answers (`--temperature`)."""
+    max_completion_length: int = 256
+    """grpo: most tokens per sampled answer (`--max-completion-length`)."""
 
     def _check_init_adapter(self) -> None:
         if self.init_adapter is None:
@@ -102,13 +112,22 @@ class FinetuneSettings:
     def _check_preference_settings(self) -> None:
         from vlmkit.finetune.objectives.dpo import LOSS_TYPES
 
-        if self.objective != "dpo" and (self.beta != 0.1 or self.dpo_loss != "sigmoid"):
+        if self.objective != "dpo" and self.dpo_loss != "sigmoid":
             raise UsageError(
-                "--beta and --dpo-loss apply to --objective dpo",
-                hint="add --objective dpo, or leave them out",
+                "--dpo-loss applies to --objective dpo", hint="add --objective dpo, or drop it"
             )
-        if not (self.beta > 0 and math.isfinite(self.beta)):
+        if self.objective not in ("dpo", "grpo") and self.beta is not None:
+            raise UsageError(
+                "--beta applies to --objective dpo and grpo",
+                hint="add --objective dpo or grpo, or leave it out",
+            )
+        if self.objective == "dpo" and not (self.dpo_beta > 0 and math.isfinite(self.dpo_beta)):
             raise UsageError(f"--beta must be above 0, got {self.beta}", hint="e.g. --beta 0.1")
+        if self.objective == "grpo" and not (self.grpo_beta >= 0 and math.isfinite(self.grpo_beta)):
+            raise UsageError(
+                f"--beta must be 0 or above, got {self.beta}",
+                hint="0 (the default) trains without a reference model; e.g. 0.04 adds a KL term",
+            )
         parts = [name.strip() for name in self.dpo_loss.split(",")]
         if "" in parts or len(set(parts)) < len(parts):
             raise UsageError(
@@ -124,6 +143,43 @@ class FinetuneSettings:
             )
 
     @property
+    def dpo_beta(self) -> float:
+        return 0.1 if self.beta is None else self.beta
+
+    @property
+    def grpo_beta(self) -> float:
+        return 0.0 if self.beta is None else self.beta
+
+    def _check_grpo_settings(self) -> None:
+        grpo = {"--reward": self.reward is not None, "--num-generations": self.num_generations != 8,
+                "--temperature": self.temperature != 1.0,
+                "--max-completion-length": self.max_completion_length != 256}  # fmt: skip
+        given = [flag for flag, differs in grpo.items() if differs]
+        if self.objective != "grpo" and given:
+            raise UsageError(
+                f"{', '.join(given)} apply to --objective grpo",
+                hint="add --objective grpo, or leave them out",
+            )
+        if self.reward is not None:
+            from vlmkit.finetune.rewards import parse_reward
+
+            parse_reward(self.reward)
+        if self.num_generations < 2:
+            raise UsageError(
+                f"--num-generations must be at least 2, got {self.num_generations}",
+                hint="GRPO compares each answer with the others of its group; 8 is TRL's default",
+            )
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise UsageError(
+                f"--temperature must be above 0, got {self.temperature}",
+                hint="the group's answers must differ: 1.0 (the default) samples as the model is",
+            )
+        if self.max_completion_length < 1:
+            raise UsageError(
+                f"--max-completion-length must be at least 1, got {self.max_completion_length}"
+            )
+
+    @property
     def dpo_losses(self) -> list[str]:
         """`--dpo-loss sigmoid,sft`: TRL sums the losses listed (RPO: DPO plus the chosen
         answer's likelihood)."""
@@ -134,6 +190,7 @@ class FinetuneSettings:
 
         objective_named(self.objective)  # a typo gets its did-you-mean
         self._check_preference_settings()
+        self._check_grpo_settings()
         self._check_init_adapter()
         if self.method not in METHODS:
             raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")

@@ -27,6 +27,7 @@ from vlmkit.errors import InputError, UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
+from vlmkit.finetune.objectives import objective_named
 from vlmkit.finetune.objectives.base import Objective
 from vlmkit.finetune.output import (
     BEST,
@@ -125,9 +126,9 @@ def build_trainer(
     Nothing is written before every check of this stage has passed (target modules, budget);
     then the run's folder is made (or reopened, for `--resume`).
     """
-    from datasets import Dataset
     from peft import LoraConfig
 
+    objective.check_family(loaded.family, "--model")  # a hub id's family is known only now
     collator = objective.collator(
         loaded.processor, loaded.family, settings.max_length or loaded.context_length
     )
@@ -176,11 +177,13 @@ def build_trainer(
         model=model,
         processor=loaded.processor,
         args=_common_args(settings, work, loaded.device),
-        dataset=Dataset.from_list(examples),
+        dataset=objective.dataset(examples),
         collator=collator,
         peft_config=lora,
         callbacks=callbacks,
         settings=settings,
+        work=work,
+        world_size=processes.world_size,
     )
     # vlmkit reports losses itself (progress line, log.jsonl); the trainer's printer would
     # write raw dicts to stdout, where results go.
@@ -339,7 +342,7 @@ def _within_budget(
     kept, too_long = [], []
     for example in objective.examples(train):
         try:
-            tokens = objective.longest(collator, example)
+            tokens = objective.longest(collator, example, settings)
         except (OSError, ValueError) as error:
             raise InputError(
                 f"{train.folder}: sample {example['id']!r} cannot be encoded: {error}",
@@ -379,6 +382,7 @@ def _manifest(
         "family": loaded.family.name,
         "prompt_format": loaded.prompt_format.to_json(),
         "objective": settings.objective,
+        **objective_named(settings.objective).manifest_fields(settings),
         "method": settings.method,
         "settings": settings.to_json(),
         "train_data": train.fingerprint(),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 OBJECTIVES: dict[str, str] = {
     "sft": "vlmkit.finetune.objectives.sft:SupervisedFineTuning",
     "dpo": "vlmkit.finetune.objectives.dpo:DirectPreferenceOptimisation",
+    "grpo": "vlmkit.finetune.objectives.grpo:GroupRelativePolicyOptimisation",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -24,6 +25,16 @@ class Objective:
         """Refuse a dataset whose records do not carry this objective's fields, naming them."""
         raise NotImplementedError
 
+    def check_settings(self, settings: Any, data: TrainingData) -> None:
+        """Refuse settings this objective cannot train with on `data` (before any model)."""
+
+    def check_family(self, family: Any, flag: str) -> None:
+        """Refuse a model family this objective cannot train, saying why."""
+
+    def manifest_fields(self, settings: Any) -> dict[str, Any]:
+        """What this objective adds to the adapter's manifest (GRPO: its reward)."""
+        return {}
+
     def collator(self, processor: Any, family: Any, max_length: int | None) -> Any:
         """Builds a training batch from `examples` rows; also measures one (`lengths`)."""
         raise NotImplementedError
@@ -32,13 +43,19 @@ class Objective:
         """The rows of the trainer's dataset (images stay paths: the collator opens them)."""
         raise NotImplementedError
 
-    def longest(self, collator: Any, example: dict[str, Any]) -> int:
+    def dataset(self, examples: list[dict[str, Any]]) -> Any:
+        """The trainer's `datasets.Dataset` of `examples`."""
+        from datasets import Dataset
+
+        return Dataset.from_list(examples)
+
+    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
         """The most tokens `example` makes in one training sequence (for the token budget)."""
         raise NotImplementedError
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
-        peft_config: Any, callbacks: list[Any], settings: Any,
+        peft_config: Any, callbacks: list[Any], settings: Any, work: Path, world_size: int,
     ) -> Any:  # fmt: skip
         """The TRL trainer, its config built from `args` (what every objective shares) and this
         objective's own settings."""

@@ -12,6 +12,7 @@ with `--init-adapter`, a frozen copy of the starting adapter.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.errors import InputError
@@ -90,18 +91,18 @@ class DirectPreferenceOptimisation(Objective):
             for r in data.records
         ]  # fmt: skip
 
-    def longest(self, collator: Any, example: dict[str, Any]) -> int:
+    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
         return collator.lengths(example)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
-        peft_config: Any, callbacks: list[Any], settings: Any,
+        peft_config: Any, callbacks: list[Any], settings: Any, work: Path, world_size: int,
     ) -> Any:  # fmt: skip
         from trl import DPOConfig, DPOTrainer
 
         config = DPOConfig(
             **args,
-            beta=settings.beta,
+            beta=settings.dpo_beta,
             loss_type=settings.dpo_losses,
             # vlmkit's collator encodes whole sequences and checks the token budget before
             # training: TRL's truncation (1024 by default) would cut into image tokens.

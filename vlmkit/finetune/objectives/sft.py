@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.errors import InputError
@@ -42,12 +43,12 @@ class SupervisedFineTuning(Objective):
             for r in data.records
         ]  # fmt: skip
 
-    def longest(self, collator: Any, example: dict[str, Any]) -> int:
+    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
         return collator.lengths(example).total
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
-        peft_config: Any, callbacks: list[Any], settings: Any,
+        peft_config: Any, callbacks: list[Any], settings: Any, work: Path, world_size: int,
     ) -> Any:  # fmt: skip
         from trl import SFTConfig, SFTTrainer
 

@@ -1,0 +1,141 @@
+"""`grpo`: Group Relative Policy Optimisation with TRL's GRPOTrainer, rewarded by vlmkit's metrics.
+
+For each prompt the model samples `--num-generations` answers; each is rewarded by vlmkit's own
+metric code against the record's target (`vlmkit.finetune.rewards`), and the policy moves
+towards the answers that scored above their group's mean. The prompt is the conversation
+`vlmkit infer` formats (one user turn, the image first, then the record's prompt); TRL applies
+the processor's chat template to it, which gives the same tokens (checked by a test per
+family). Generation uses vLLM in colocate mode where vLLM is installed and the run is on a GPU,
+else transformers' `generate`.
+
+Families: those TRL's GRPOTrainer trains with images (Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL,
+Gemma 3, LLaVA). PaliGemma and Llama 3.2 Vision are refused before any weight loads: TRL builds
+their inputs wrong (PaliGemma has no chat template, and the completion would be scored under
+the prefix's bidirectional attention, as its `token_type_ids` are not extended over it; Mllama's
+cross-attention mask and aspect-ratio inputs are not carried through generation).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlmkit.errors import InputError, UsageError
+from vlmkit.finetune.data import TrainingData
+from vlmkit.finetune.objectives.base import Objective
+from vlmkit.finetune.rewards import RewardFunctions, check_task, parse_reward
+from vlmkit.prompts import user_turn
+
+COMPLETIONS_LOG = "completions.jsonl"
+"""Beside log.jsonl: every sampled completion, its reward components and its reward."""
+
+UNSUPPORTED = {
+    "paligemma": "PaliGemma has no chat template for TRL to format prompts with, and TRL "
+    "would score its completions under the prefix's bidirectional attention",
+    "paligemma2": "PaliGemma 2 has no chat template for TRL to format prompts with, and TRL "
+    "would score its completions under the prefix's bidirectional attention",
+    "mllama": "TRL's GRPOTrainer does not carry Llama 3.2 Vision's cross-attention mask and "
+    "aspect-ratio inputs through generation",
+}
+"""Families GRPO refuses, and why (measured with TRL 1.16)."""
+
+
+class GroupRelativePolicyOptimisation(Objective):
+    name: ClassVar[str] = "grpo"
+    record_fields: ClassVar[tuple[str, ...]] = ("target",)
+
+    def check_data(self, data: TrainingData, flag: str) -> None:
+        for number, record in enumerate(data.records, start=1):
+            if record.target is None or not record.target.strip():
+                what = "a preference pair" if record.target is None else "an empty target"
+                raise InputError(
+                    f"{data.metadata}:{number}: {record.id!r} has {what}: --objective grpo "
+                    "rewards answers against each record's target",
+                    hint=f"give every record of {flag} a target (vlmkit convert writes them)",
+                )
+
+    def check_settings(self, settings: Any, data: TrainingData) -> None:
+        if settings.reward is None:
+            raise UsageError(
+                "--objective grpo needs --reward: the metric that rewards each answer",
+                hint="e.g. --reward field_f1, or --reward letter_accuracy,format=0.2 "
+                "(vlmkit metrics lists the rewards)",
+            )
+        check_task(parse_reward(settings.reward), {record.task for record in data.records})
+
+    def check_family(self, family: Any, flag: str) -> None:
+        if family.name in UNSUPPORTED:
+            raise UsageError(
+                f"{flag}: --objective grpo cannot train {family.title}: {UNSUPPORTED[family.name]}",
+                hint="use sft or dpo for this family, or GRPO with Idefics3/SmolVLM, Qwen2-VL, "
+                "Qwen2.5-VL, Gemma 3 or LLaVA",
+            )
+
+    def manifest_fields(self, settings: Any) -> dict[str, Any]:
+        components = parse_reward(settings.reward)
+        return {"reward": {
+            "components": [c.to_json() for c in components],
+            "sum": "reward = " + " + ".join(f"{c.weight:g} * {c.name}" for c in components),
+            "num_generations": settings.num_generations, "temperature": settings.temperature,
+            "max_completion_length": settings.max_completion_length, "beta": settings.grpo_beta,
+        }}  # fmt: skip
+
+    def collator(self, processor: Any, family: Any, max_length: int | None) -> Any:
+        # Not the trainer's (it formats and generates itself): measures prompts for the budget.
+        from vlmkit.finetune.collate import TrainingCollator
+
+        return TrainingCollator(processor, family, max_length=max_length)
+
+    def examples(self, data: TrainingData) -> list[dict[str, Any]]:
+        with_answers = any(r.answers is not None for r in data.records)
+        return [
+            {"id": r.id, "image": str(data.folder / r.file_name), "text": r.prompt,
+             "prompt": user_turn(r.prompt), "target": r.target, "task": r.task,
+             **({"answers": list(r.answers) if r.answers else None} if with_answers else {})}
+            for r in data.records
+        ]  # fmt: skip
+
+    def dataset(self, examples: list[dict[str, Any]]) -> Any:
+        from datasets import Dataset, Image
+
+        # The trainer hands its rows to the processor as they are: images decoded, RGB as
+        # inference opens them.
+        return Dataset.from_list(examples).cast_column("image", Image(mode="RGB"))
+
+    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
+        # The prompt with its image tokens, and the longest completion it may be given.
+        prompt = collator.lengths({**example, "prompt": example["text"]}).prompt
+        return prompt + settings.max_completion_length
+
+    def trainer(
+        self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
+        peft_config: Any, callbacks: list[Any], settings: Any, work: Path, world_size: int,
+    ) -> Any:  # fmt: skip
+        from trl import GRPOConfig, GRPOTrainer
+
+        rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS_LOG)
+        per_generation = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"]
+        config = GRPOConfig(
+            **args,
+            num_generations=settings.num_generations,
+            # Every generation batch holds whole groups and whole device batches.
+            generation_batch_size=math.lcm(per_generation * world_size, settings.num_generations),
+            temperature=settings.temperature,
+            max_completion_length=settings.max_completion_length,
+            beta=settings.grpo_beta,
+            reward_weights=rewards.weights,
+            use_vllm=use_vllm(args),
+            vllm_mode="colocate",
+        )
+        return GRPOTrainer(
+            model=model, reward_funcs=rewards.functions(), args=config, train_dataset=dataset,
+            processing_class=processor, peft_config=peft_config, callbacks=callbacks,
+        )  # fmt: skip
+
+
+def use_vllm(args: dict[str, Any]) -> bool:
+    """vLLM generates where it is installed and the run is on a GPU; transformers elsewhere."""
+    import importlib.util
+
+    return not args.get("use_cpu") and importlib.util.find_spec("vllm") is not None
