@@ -534,6 +534,7 @@ def metrics_command() -> None:
     """
     from rich.table import Table
 
+    from vlmkit.finetune.rewards import FORMAT, TASK_REWARDS, reward_rule
     from vlmkit.metrics import ANNOTATED_ANSWERS, METRICS, TASK_DEFAULTS, metric_class
     from vlmkit.normalize import describe_presets
 
@@ -552,6 +553,17 @@ def metrics_command() -> None:
         for variant, definition in metric_class(name).variants.items():
             variants.add_row(name, variant, definition)
     console.stdout.print(variants)
+    rewards = Table(title="rewards (finetune --objective grpo --reward NAME[=WEIGHT],...)",
+                    title_justify="left")  # fmt: skip
+    for column in ("reward", "from the per-sample value", "tasks"):
+        rewards.add_column(column)
+    for name in [*METRICS, FORMAT]:
+        tasks_of = [task for task, names in TASK_REWARDS.items() if name in names]
+        if name != FORMAT and metric_class(name).corpus_only:
+            rewards.add_row(name, "no: a corpus-level figure, no per-sample value", "-")
+        else:
+            rewards.add_row(name, reward_rule(name), ", ".join(tasks_of))
+    console.stdout.print(rewards)
     tasks = Table(title="defaults by task", title_justify="left")
     tasks.add_column("task")
     tasks.add_column("metrics")

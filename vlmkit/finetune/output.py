@@ -31,6 +31,8 @@ RUN_FILE = TRAINING_RECORD
 """Written when training starts: the settings a `--resume` must share."""
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
+COMPLETIONS = "completions.jsonl"
+"""GRPO's sampled completions, each with its reward components and reward, by step."""
 BEST = "best"
 MERGED = "merged"
 SAVED = (

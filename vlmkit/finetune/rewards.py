@@ -19,6 +19,7 @@ per-sample value and cannot be rewards; a metric that the dataset's task does no
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -56,7 +57,7 @@ class Component:
 
 def parse_reward(spec: str, flag: str = "--reward") -> tuple[Component, ...]:
     """`field_f1` or `field_f1=1,json_valid=0.2` as components, every name and weight checked."""
-    from vlmkit.metrics import METRICS, metric_class, resolve_metric_names
+    from vlmkit.metrics import METRICS, metric_class
 
     components: list[Component] = []
     for part in spec.split(","):
@@ -67,16 +68,20 @@ def parse_reward(spec: str, flag: str = "--reward") -> tuple[Component, ...]:
                 hint='e.g. --reward field_f1, or --reward "field_f1=1,json_valid=0.2"',
             )
         weight = _weight(raw_weight, raw_name, spec, flag) if sep else 1.0
-        if raw_name.lower() == FORMAT:
-            name = FORMAT
-        else:
-            [name] = resolve_metric_names(raw_name, flag=flag)
-            if metric_class(name).corpus_only:
-                usable = [n for n in METRICS if not metric_class(n).corpus_only]
-                raise UsageError(
-                    f"{flag} {name}: it is a corpus-level figure, with no value per completion",
-                    hint=f"rewards are per-sample metrics: {', '.join(usable)}, or format",
-                )
+        name = raw_name.lower()
+        if name not in METRICS and name != FORMAT:
+            close = difflib.get_close_matches(name, [*METRICS, FORMAT], n=1)
+            raise UsageError(
+                f"{flag} {raw_name!r}: not a metric vlmkit has"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"rewards: the per-sample metrics of vlmkit metrics, or {FORMAT}",
+            )
+        if name != FORMAT and metric_class(name).corpus_only:
+            usable = [n for n in METRICS if not metric_class(n).corpus_only]
+            raise UsageError(
+                f"{flag} {name}: it is a corpus-level figure, with no value per completion",
+                hint=f"rewards are per-sample metrics: {', '.join(usable)}, or format",
+            )
         if any(c.name == name for c in components):
             raise UsageError(f"{flag} {spec!r}: {name} is named twice", hint="name it once")
         components.append(Component(name, weight))
@@ -121,7 +126,7 @@ def check_task(components: Sequence[Component], tasks: set[str], flag: str = "--
     for component in components:
         if component.name not in produced:
             raise UsageError(
-                f"{flag} {component.name}: a {task} task does not produce it",
+                f"{flag} {component.name}: the {task} task does not produce it",
                 hint=f"rewards for {task}: {', '.join(produced)}",
             )
 

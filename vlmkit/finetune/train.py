@@ -32,6 +32,7 @@ from vlmkit.finetune.objectives.base import Objective
 from vlmkit.finetune.output import (
     BEST,
     CHECKPOINTS,
+    COMPLETIONS,
     LOG,
     MERGED,
     RUN_FILE,
@@ -158,7 +159,9 @@ def build_trainer(
         else:
             start_folder(work)
             write_json_atomic(work / RUN_FILE, run_record(settings, loaded.source, train))
-    callbacks: list[Any] = [TrainingLog(work / LOG, hooks, resumed=resume)]
+    callbacks: list[Any] = [
+        TrainingLog(work / LOG, hooks, resumed=resume, also=(work / COMPLETIONS,))
+    ]
     evaluator = None
     if eval_data is not None:
         evaluator = GenerationEvalCallback(

@@ -31,13 +31,18 @@ class Hooks:
 class TrainingLog(TrainerCallback):
     """Losses (and the trainer's other logs) to `path`, one JSON line each, and to `hooks`."""
 
-    def __init__(self, path: Path, hooks: Hooks, *, resumed: bool) -> None:
+    def __init__(
+        self, path: Path, hooks: Hooks, *, resumed: bool, also: tuple[Path, ...] = ()
+    ) -> None:
         self.path, self.hooks, self.resumed, self.loss = path, hooks, resumed, None
+        self.also = also
+        """Other per-step logs a resume cuts back the same way (GRPO's completions)."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         # The trainer has restored the checkpoint's state by now: its step is where we are.
         if self.resumed and state.is_world_process_zero:
-            keep_until(self.path, state.global_step)
+            for path in (self.path, *self.also):
+                keep_until(path, state.global_step)
         self.hooks.on_start(state.max_steps)
 
     def on_log(self, args, state, control, logs=None, **kwargs):

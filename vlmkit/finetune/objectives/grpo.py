@@ -24,11 +24,9 @@ from typing import Any, ClassVar
 from vlmkit.errors import InputError, UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.objectives.base import Objective
+from vlmkit.finetune.output import COMPLETIONS
 from vlmkit.finetune.rewards import RewardFunctions, check_task, parse_reward
 from vlmkit.prompts import user_turn
-
-COMPLETIONS_LOG = "completions.jsonl"
-"""Beside log.jsonl: every sampled completion, its reward components and its reward."""
 
 UNSUPPORTED = {
     "paligemma": "PaliGemma has no chat template for TRL to format prompts with, and TRL "
@@ -114,7 +112,7 @@ class GroupRelativePolicyOptimisation(Objective):
     ) -> Any:  # fmt: skip
         from trl import GRPOConfig, GRPOTrainer
 
-        rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS_LOG)
+        rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS)
         per_generation = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"]
         config = GRPOConfig(
             **args,
