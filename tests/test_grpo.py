@@ -123,19 +123,56 @@ def test_the_logged_reward_is_the_per_sample_score(setup, tmp_path: Path):
         )
 
 
-@pytest.mark.parametrize("family", GRPO_FAMILIES)
-def test_grpo_trains_each_family_trl_handles(setup, tmp_path: Path, family: str):
+@pytest.mark.parametrize(
+    ("family", "method"), [*((family, "lora") for family in GRPO_FAMILIES), ("idefics3", "qlora")]
+)
+def test_grpo_trains_each_family_trl_handles(setup, tmp_path: Path, family: str, method: str):
     _, letters = setup
     model = tmp_path / family
     assert vlmkit("tiny-model", model, "--family", family).exit_code == 0
+    _same_prompt_tokens_as_infer(model, letters / "train")
     out = tmp_path / "grpo"
     result = _grpo(letters / "train", model, out, "--reward", "letter_accuracy,format=0.2",
                    "--max-steps", "2", "--logging-steps", "1", "--num-generations", "4",
-                   "--batch-size", "4")  # fmt: skip
+                   "--batch-size", "4", "--method", method)  # fmt: skip
     assert result.exit_code == 0, result.output
     log = read_jsonl(out / "log.jsonl")
     assert any("rewards/format/mean" in row and "frac_reward_zero_std" in row for row in log)
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def _same_prompt_tokens_as_infer(model: Path, data: Path) -> None:
+    """TRL's own prompt tokenisation (GRPOTrainer._tokenize_prompts, run on the rows vlmkit
+    gives it) yields the tokens of the prompt `vlmkit infer` sends with the same image."""
+    from types import SimpleNamespace
+
+    from trl import GRPOTrainer
+    from trl.data_utils import prepare_multimodal_messages
+
+    from vlmkit.finetune.data import read_training_data
+    from vlmkit.finetune.objectives import objective_named
+    from vlmkit.images import open_rgb
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+    from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument
+
+    loaded = load_model(resolve_source(str(model), None), LoadOptions())
+    processor, family = loaded.processor, loaded.family
+    grpo = objective_named("grpo")
+    examples = grpo.examples(read_training_data(data, None, flag="D"))
+    row = grpo.dataset(examples)[0]  # as the trainer reads it: through Arrow, image decoded
+    example, image = examples[0], open_rgb(examples[0]["image"])
+    assert row["image"].tobytes() == image.tobytes()
+    trainer = SimpleNamespace(processing_class=processor, _is_vlm=True, chat_template=None,
+                              environment_factories=None, tools=None,
+                              chat_template_kwargs={})  # fmt: skip
+    prompt = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
+    trl_ids, _, _ = GRPOTrainer._tokenize_prompts(trainer, [prompt])
+    text = format_prompt(processor, family, example["text"])
+    ours = processor(text=[text], images=images_argument(family, [image]),
+                     add_special_tokens=adds_special_tokens(processor, text))  # fmt: skip
+    assert list(trl_ids[0]) == list(ours["input_ids"][0])
 
 
 def test_resume_cuts_the_completions_back_to_its_checkpoint(setup, tmp_path: Path):
