@@ -232,3 +232,38 @@ def test_grpo_refuses_what_it_cannot_train(setup, tmp_path: Path):
     assert result.exit_code == 2
     assert "--objective grpo cannot train PaliGemma 2" in " ".join(result.stderr.split())
     assert not (tmp_path / "c").exists()
+
+
+def test_trl_would_score_paligemma_completions_seeing_their_future(tmp_path: Path):
+    """Why GRPO refuses PaliGemma even with a chat template attached (with one, TRL trains
+    without an error): TRL extends `token_type_ids` with zeros over the completion, and
+    PaliGemma reads 0 as its bidirectional prefix, so each completion token would be scored
+    seeing the tokens after it. Generation extends them with ones (causal), as training must."""
+    import torch
+
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+
+    model_dir = tmp_path / "paligemma2"
+    assert vlmkit("tiny-model", model_dir, "--family", "paligemma2").exit_code == 0
+    loaded = load_model(resolve_source(str(model_dir), None), LoadOptions())
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 64), "white")
+    prompt = loaded.processor(text=["<image>Which letter?"], images=[image],
+                              return_tensors="pt")  # fmt: skip
+    first = {}
+    for last in (5, 9):  # two completions that differ in their second token only
+        completion = torch.tensor([[7, last]])
+        ids = torch.cat([prompt["input_ids"], completion], dim=1)
+        for extension in ("zeros", "ones"):
+            new = getattr(completion, f"new_{extension}")(completion.shape)
+            types = torch.cat([prompt["token_type_ids"], new], dim=1)
+            with torch.no_grad():
+                logits = loaded.model(input_ids=ids, pixel_values=prompt["pixel_values"],
+                                      token_type_ids=types).logits  # fmt: skip
+            # The logits after the completion's first token: they must not see the second.
+            first[extension, last] = logits[0, prompt["input_ids"].shape[1]]
+    assert not torch.allclose(first["zeros", 5], first["zeros", 9])  # TRL's: the future leaks
+    assert torch.allclose(first["ones", 5], first["ones", 9])  # causal: it does not

@@ -10,9 +10,10 @@ else transformers' `generate`.
 
 Families: those TRL's GRPOTrainer trains with images (Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL,
 Gemma 3, LLaVA). PaliGemma and Llama 3.2 Vision are refused before any weight loads: TRL builds
-their inputs wrong (PaliGemma has no chat template, and the completion would be scored under
-the prefix's bidirectional attention, as its `token_type_ids` are not extended over it; Mllama's
-cross-attention mask and aspect-ratio inputs are not carried through generation).
+their inputs wrong. PaliGemma has no chat template; given one, TRL trains, but it extends
+`token_type_ids` with zeros over the completion, which PaliGemma reads as its bidirectional
+prefix, so every completion token is scored seeing the tokens after it (a test shows it).
+Mllama's cross-attention mask and aspect-ratio inputs are not carried through generation.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from vlmkit.finetune.output import COMPLETIONS
 from vlmkit.finetune.rewards import RewardFunctions, check_task, parse_reward
 from vlmkit.prompts import user_turn
 
+_PALIGEMMA = (
+    "it has no chat template for TRL to format prompts with, and with one TRL marks the "
+    "completion as prefix (token_type_ids 0), so each completion token would be scored seeing "
+    "the tokens after it"
+)
 UNSUPPORTED = {
-    "paligemma": "PaliGemma has no chat template for TRL to format prompts with, and TRL "
-    "would score its completions under the prefix's bidirectional attention",
-    "paligemma2": "PaliGemma 2 has no chat template for TRL to format prompts with, and TRL "
-    "would score its completions under the prefix's bidirectional attention",
+    "paligemma": _PALIGEMMA,
+    "paligemma2": _PALIGEMMA,
     "mllama": "TRL's GRPOTrainer does not carry Llama 3.2 Vision's cross-attention mask and "
     "aspect-ratio inputs through generation",
 }
