@@ -175,6 +175,23 @@ def _same_prompt_tokens_as_infer(model: Path, data: Path) -> None:
     assert list(trl_ids[0]) == list(ours["input_ids"][0])
 
 
+def test_a_resumed_run_samples_the_prompts_an_uninterrupted_one_does(setup, tmp_path: Path):
+    """Across an epoch boundary (16 prompts, 2 per step: 8 steps an epoch)."""
+    model, letters = setup
+    args = ("--reward", "letter_accuracy", "--num-generations", "4", "--batch-size", "8",
+            "--save-every", "2")  # fmt: skip
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert _grpo(letters / "train", model, whole, *args, "--max-steps", "12").exit_code == 0
+    assert _grpo(letters / "train", model, parts, *args, "--max-steps", "10").exit_code == 0
+    result = _grpo(letters / "train", model, parts, *args, "--max-steps", "12", "--resume")
+    assert result.exit_code == 0, result.output
+
+    def prompts(out: Path) -> list[tuple[int, str]]:
+        return [(row["step"], row["id"]) for row in read_jsonl(out / "completions.jsonl")]
+
+    assert prompts(parts) == prompts(whole)
+
+
 def test_resume_cuts_the_completions_back_to_its_checkpoint(setup, tmp_path: Path):
     model, letters = setup
     out = tmp_path / "grpo"
@@ -197,6 +214,19 @@ def test_resume_cuts_the_completions_back_to_its_checkpoint(setup, tmp_path: Pat
         (("--reward", "hf_bleu"), "hf_bleu: it is a corpus-level figure"),
         (("--reward", "cer", "--num-generations", "1"), "--num-generations must be at least 2"),
         (("--reward", "cer", "--temperature", "0"), "--temperature must be above 0"),
+        (
+            (
+                "--reward",
+                "letter_accuracy",
+                "--batch-size",
+                "4",
+                "--num-generations",
+                "8",
+                "--save-every",
+                "3",
+            ),
+            "serves 2 steps of --batch-size 4",
+        ),
     ],
 )
 def test_bad_grpo_settings_stop_before_the_model_loads(setup, tmp_path, args, said):
@@ -223,7 +253,7 @@ def test_grpo_refuses_what_it_cannot_train(setup, tmp_path: Path):
     assert result.exit_code == 1 and "has a preference pair" in result.stderr
     result = vlmkit("finetune", letters / "train", "--model", model, "-o", tmp_path / "b",
                     "--reward", "letter_accuracy")  # fmt: skip
-    assert result.exit_code == 2 and "--reward apply to --objective grpo" in result.stderr
+    assert result.exit_code == 2 and "--reward applies to --objective grpo" in result.stderr
     paligemma = tmp_path / "paligemma"
     assert vlmkit("tiny-model", paligemma, "--family", "paligemma2").exit_code == 0
     (paligemma / "model.safetensors").unlink()  # refused from its config alone

@@ -39,8 +39,10 @@ def test_a_spec_becomes_weighted_components():
 @pytest.mark.parametrize(
     ("spec", "said"),
     [
-        ("field_f1=high", "the weight of field_f1 is 'high', not a number"),
-        ("field_f1=nan", "not a number"),
+        ("field_f1=high", "the weight of field_f1 is 'high', not a finite number"),
+        ("field_f1=nan", "not a finite number"),
+        ("field_f1=-1", "the weight of field_f1 is -1; weights are from 0 to 1000"),
+        ("field_f1=1e308,cer=1e308", "weights are from 0 to 1000"),
         ("hf_bleu", "hf_bleu: it is a corpus-level figure"),
         ("feild_f1", "did you mean 'field_f1'"),
         ("cer,cer=2", "cer is named twice"),
@@ -84,9 +86,21 @@ def test_each_reward_is_the_per_sample_score(tmp_path: Path, metric: str):
     rewards = component_values(metric, COMPLETIONS, [r["target"] for r in REFS], ["json"] * 3)
     scale = 100.0 if metric in ("bleu", "ter") else 1.0
     lower_better = metric in ("cer", "ter")
-    expected = [1 - min(v / scale, 1) if lower_better else v / scale for v in scored]
+    expected = [min(max(1 - min(v / scale, 1) if lower_better else v / scale, 0), 1)
+                for v in scored]  # fmt: skip
     assert rewards == expected
     assert all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_a_spec_is_written_one_way_for_resume():
+    from vlmkit.finetune.rewards import canonical_reward
+
+    assert canonical_reward("Letter_Accuracy, format=0.20") == "letter_accuracy=1,format=0.2"
+
+
+def test_rewards_stay_within_zero_and_one():
+    assert component_values("bleu", ["abc def"], ["abc def"], ["ocr"]) == [1.0]
+    assert component_values("cer", ["x" * 50], ["ab"], ["ocr"]) == [0.0]
 
 
 def test_format_rewards_the_tasks_form():

@@ -169,7 +169,9 @@ def test_bad_dpo_settings(small, tmp_path):
     _refused(vlmkit(*args, "--beta", "0"), 2, "--beta must be above 0")
     _refused(vlmkit(*args, "--dpo-loss", "sigmod"), 2, "sigmod is not one of TRL's DPO losses")
     _refused(vlmkit("finetune", data, "--model", model, "-o", tmp_path / "a", "--beta", "0.5"),
-             2, "--beta and --dpo-loss apply to --objective dpo")  # fmt: skip
+             2, "--beta applies to --objective dpo and grpo")  # fmt: skip
+    _refused(vlmkit("finetune", data, "--model", model, "-o", tmp_path / "a",
+                    "--dpo-loss", "ipo"), 2, "--dpo-loss applies to --objective dpo")  # fmt: skip
     other = tmp_path / "other"
     assert vlmkit("tiny-model", other, "--family", "qwen2-vl").exit_code == 0
     adapter = tmp_path / "qwen-sft"

@@ -157,6 +157,21 @@ def iter_jsonl_lenient(path: Path) -> Iterator[Line | LineError]:
             yield error
 
 
+def read_run_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of a log a run appends to (log.jsonl, trials.jsonl), none when it is absent.
+
+    A run killed while writing leaves its last line cut short: that line is left out, as a
+    resumed run drops it. A bad line before the last is still an error naming it.
+    """
+    if not path.is_file():
+        return []
+    lines = list(iter_jsonl_lenient(path))
+    for line in lines[:-1]:
+        if isinstance(line, LineError):
+            raise InputError(f"{line.where}: {line.reason}", hint="the log was edited by hand?")
+    return [line.data for line in lines if isinstance(line, Line)]
+
+
 def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
         handle = path.open("rb")

@@ -8,7 +8,10 @@ target (and `answers`), computed by the metric's own code: the number `vlmkit sc
 
 - a metric on the 0-100 scale (BLEU, chrF, TER) is divided by 100;
 - a lower-is-better metric becomes 1 - min(value, 1): CER 0.25 is a reward of 0.75, and a CER
-  above 1 (an answer longer than twice its target) is 0, not negative.
+  above 1 (an answer longer than twice its target) is 0, not negative;
+- the result is clipped to [0, 1] (sentence BLEU can exceed 100 by a rounding error).
+
+Weights go from 0 to 1000: every component already rises with quality.
 
 `format` rewards the task's answer format: a whole answer that is one JSON object or array
 (json task, as `json_strict`), or a letter in curly brackets, `{x}` (letter task, as
@@ -31,6 +34,9 @@ from vlmkit.errors import UsageError
 
 FORMAT = "format"
 """The format reward's name in `--reward`."""
+
+MAX_WEIGHT = 1000.0
+"""Weights are relative: above this they only risk overflowing the reward."""
 
 TEXT_METRICS = ("cer", "wer", "bleu", "chrf", "ter", "exact_match")
 """Metrics any text answer has (a JSON or VQA answer is text too)."""
@@ -90,6 +96,12 @@ def parse_reward(spec: str, flag: str = "--reward") -> tuple[Component, ...]:
     return tuple(components)
 
 
+def canonical_reward(spec: str) -> str:
+    """`spec` written one way (`Letter_Accuracy, format=0.20` -> `letter_accuracy=1,format=0.2`),
+    so a resume compares rewards, not spellings."""
+    return ",".join(f"{c.name}={c.weight:g}" for c in parse_reward(spec))
+
+
 def _weight(raw: str, name: str, spec: str, flag: str) -> float:
     try:
         weight = float(raw)
@@ -97,8 +109,15 @@ def _weight(raw: str, name: str, spec: str, flag: str) -> float:
         weight = math.nan
     if not math.isfinite(weight):
         raise UsageError(
-            f"{flag} {spec!r}: the weight of {name} is {raw!r}, not a number",
+            f"{flag} {spec!r}: the weight of {name} is {raw!r}, not a finite number",
             hint=f'e.g. --reward "{name}=1"',
+        )
+    if not 0 <= weight <= MAX_WEIGHT:
+        raise UsageError(
+            f"{flag} {spec!r}: the weight of {name} is {weight:g}; weights are from 0 to "
+            f"{MAX_WEIGHT:g}",
+            hint="every component is already 'higher is better' in [0, 1]: weigh what matters "
+            "more higher, not the rest below 0",
         )
     return weight
 
@@ -112,6 +131,33 @@ def reward_rule(name: str) -> str:
     cls = metric_class(name)
     value = "value / 100" if cls.scale == "0-100" else "value"
     return value if cls.higher_is_better else f"1 - min({value}, 1)"
+
+
+def check_targets(components: Sequence[Component], data: Any, flag: str = "--reward") -> None:
+    """Refuse records a reward cannot be computed against: VQA accuracy without annotators'
+    answers, JSON rewards against a target that is not JSON (every answer would match it)."""
+    names = {c.name for c in components}
+    for number, record in enumerate(data.records, start=1):
+        where = f"{data.metadata}:{number}"
+        if "vqa_accuracy" in names and not record.answers:
+            raise UsageError(
+                f"{flag} vqa_accuracy: {where} has no 'answers' list; it counts agreeing "
+                "annotators, so one target would reward every answer 0",
+                hint="use anls or exact_match, or records with the annotators' answers",
+            )
+        json_rewards = names & {"field_f1", "ted_accuracy"}
+        if json_rewards and _unreadable_json(record.target):
+            raise UsageError(
+                f"{flag} {', '.join(sorted(json_rewards))}: the target of {where} is not a JSON "
+                "object or array, so any answer would match its empty reading",
+                hint="fix that target, or reward it with cer / exact_match",
+            )
+
+
+def _unreadable_json(target: str | None) -> bool:
+    from vlmkit.structured import parse_structured
+
+    return parse_structured(target or "").value is None
 
 
 def check_task(components: Sequence[Component], tasks: set[str], flag: str = "--reward") -> None:
@@ -138,7 +184,8 @@ def as_reward(name: str, value: float) -> float:
     cls = metric_class(name)
     if cls.scale == "0-100":
         value /= 100.0
-    return value if cls.higher_is_better else 1.0 - min(value, 1.0)
+    reward = value if cls.higher_is_better else 1.0 - min(value, 1.0)
+    return min(max(reward, 0.0), 1.0)  # sentence BLEU can end a rounding error above 100
 
 
 def component_values(
@@ -185,9 +232,13 @@ class RewardFunctions:
     """The reward as TRL's reward functions, one per component (TRL logs each one's mean and
     spread, and weighs them), recording every completion's components to `completions.jsonl`."""
 
-    def __init__(self, components: Sequence[Component], log_path: Path | None) -> None:
+    def __init__(
+        self, components: Sequence[Component], log_path: Path | None, steps: int = 1
+    ) -> None:
         self.components = tuple(components)
         self.log_path = log_path
+        self.steps = steps
+        """Optimizer steps each generation serves: its rows name the first and the last."""
         self._pending: dict[str, list[float]] = {}
 
     @property
@@ -217,12 +268,15 @@ class RewardFunctions:
         state = columns.get("trainer_state")
         if self.log_path is None or (state is not None and not state.is_world_process_zero):
             return
+        # A generation serves `steps` steps; TRL shuffles its rows between them, so a row is
+        # labelled with the steps its generation trained: `step` (the first) to `last_step`.
         step = state.global_step + 1 if state is not None else None
+        span = {"last_step": step + self.steps - 1} if step is not None and self.steps > 1 else {}
         rows = []
         for i, text in enumerate(texts):
             parts = {c.name: pending[c.name][i] for c in self.components}
             total = sum(c.weight * parts[c.name] for c in self.components)
-            rows.append({"step": step, "id": columns["id"][i], "completion": text,
+            rows.append({"step": step, **span, "id": columns["id"][i], "completion": text,
                          "rewards": parts, "reward": total})  # fmt: skip
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

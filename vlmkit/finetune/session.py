@@ -228,6 +228,10 @@ def _checked_settings(request: FinetuneRequest) -> FinetuneSettings:
         (name,) = resolve_metric_names(settings.best_metric, flag="--best-metric")
         settings = replace(settings, best_metric=name)
     check_report_to(settings.report_to)
+    if settings.reward:
+        from vlmkit.finetune.rewards import canonical_reward
+
+        settings = replace(settings, reward=canonical_reward(settings.reward))
     if settings.init_adapter:  # recorded absolute: a resume from elsewhere finds the same one
         settings = replace(settings, init_adapter=str(Path(settings.init_adapter).resolve()))
     return settings

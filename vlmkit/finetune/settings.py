@@ -157,8 +157,9 @@ class FinetuneSettings:
         given = [flag for flag, differs in grpo.items() if differs]
         if self.objective != "grpo" and given:
             raise UsageError(
-                f"{', '.join(given)} apply to --objective grpo",
-                hint="add --objective grpo, or leave them out",
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --objective "
+                "grpo",
+                hint=f"add --objective grpo, or leave {'it' if len(given) == 1 else 'them'} out",
             )
         if self.reward is not None:
             from vlmkit.finetune.rewards import parse_reward

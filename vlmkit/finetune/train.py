@@ -360,11 +360,11 @@ def _within_budget(
         raise InputError(
             f"{len(too_long)} training samples exceed {limit} tokens with their image tokens: "
             f"{ids}{'...' if len(too_long) > 3 else ''}",
-            hint="raise --max-length (up to the model's context), shrink the images, or pass "
-            "--skip-long to leave them out (counted)",
+            hint=objective.budget_hint,
         )
     if not kept:
-        raise InputError(f"every training sample exceeds {limit} tokens", hint="raise --max-length")
+        raise InputError(f"every training sample exceeds {limit} tokens",
+                         hint=objective.budget_hint)  # fmt: skip
     return kept, [i for i, _ in too_long]
 
 

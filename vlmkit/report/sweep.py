@@ -16,7 +16,7 @@ from typing import Any
 
 from vlmkit import __version__
 from vlmkit.errors import InputError
-from vlmkit.records import iter_jsonl
+from vlmkit.records import read_run_log
 from vlmkit.report.charts import SYSTEM_COLOURS, Bar, BarChart
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
@@ -42,8 +42,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """A JSONL file the sweep wrote (none yet: no rows), read with vlmkit's own reader."""
-    return [line.data for line in iter_jsonl(path)] if path.is_file() else []
+    """A JSONL file the sweep wrote (none yet: no rows; a last line cut by a kill: left out)."""
+    return read_run_log(path)
 
 
 def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from vlmkit import __version__
 from vlmkit.errors import InputError
-from vlmkit.records import iter_jsonl
+from vlmkit.records import read_run_log
 from vlmkit.report.charts import SYSTEM_COLOURS
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
@@ -38,7 +38,7 @@ def is_training_dir(path: Path) -> bool:
 def render_training_page(run_dir: Path) -> tuple[str, int]:
     """The page, and how many charts it holds."""
     manifest = _read_json(run_dir / MANIFEST) or _read_json(run_dir / RUN_FILE) or {}
-    rows = [line.data for line in iter_jsonl(run_dir / LOG)]
+    rows = read_run_log(run_dir / LOG)
     charts = [render_xy(chart) for chart in training_charts(rows)]
     settings = manifest.get("settings", {})
     objective = manifest.get("objective", settings.get("objective", "?"))

@@ -20,6 +20,11 @@ class Objective:
     """The value of `--objective`, recorded in the manifest."""
     record_fields: ClassVar[tuple[str, ...]]
     """The fields each training record carries besides id, file_name, prompt, task, meta."""
+    budget_hint: ClassVar[str] = (
+        "raise --max-length (up to the model's context), shrink the images, or pass "
+        "--skip-long to leave them out (counted)"
+    )
+    """What to do when samples exceed the token budget."""
 
     def check_data(self, data: TrainingData, flag: str) -> None:
         """Refuse a dataset whose records do not carry this objective's fields, naming them."""

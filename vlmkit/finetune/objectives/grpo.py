@@ -26,7 +26,7 @@ from vlmkit.errors import InputError, UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.objectives.base import Objective
 from vlmkit.finetune.output import COMPLETIONS
-from vlmkit.finetune.rewards import RewardFunctions, check_task, parse_reward
+from vlmkit.finetune.rewards import RewardFunctions, check_targets, check_task, parse_reward
 from vlmkit.prompts import user_turn
 
 _PALIGEMMA = (
@@ -46,6 +46,11 @@ UNSUPPORTED = {
 class GroupRelativePolicyOptimisation(Objective):
     name: ClassVar[str] = "grpo"
     record_fields: ClassVar[tuple[str, ...]] = ("target",)
+    budget_hint: ClassVar[str] = (
+        "each sample's budget is its prompt with image tokens plus --max-completion-length: "
+        "lower --max-completion-length, raise --max-length (up to the model's context), or "
+        "pass --skip-long to leave the long ones out (counted)"
+    )
 
     def check_data(self, data: TrainingData, flag: str) -> None:
         for number, record in enumerate(data.records, start=1):
@@ -54,7 +59,9 @@ class GroupRelativePolicyOptimisation(Objective):
                 raise InputError(
                     f"{data.metadata}:{number}: {record.id!r} has {what}: --objective grpo "
                     "rewards answers against each record's target",
-                    hint=f"give every record of {flag} a target (vlmkit convert writes them)",
+                    hint="train preference pairs with --objective dpo"
+                    if record.target is None
+                    else f"give every record of {flag} a target, or drop that record",
                 )
 
     def check_settings(self, settings: Any, data: TrainingData) -> None:
@@ -64,7 +71,18 @@ class GroupRelativePolicyOptimisation(Objective):
                 hint="e.g. --reward field_f1, or --reward letter_accuracy,format=0.2 "
                 "(vlmkit metrics lists the rewards)",
             )
-        check_task(parse_reward(settings.reward), {record.task for record in data.records})
+        components = parse_reward(settings.reward)
+        check_task(components, {record.task for record in data.records})
+        check_targets(components, data)
+        steps = generation_steps(settings, 1)
+        if settings.save_every and settings.save_every % steps:
+            raise UsageError(
+                f"--save-every {settings.save_every}: one generation of "
+                f"{steps * settings.batch_size} answers (groups of {settings.num_generations}) "
+                f"serves {steps} steps of --batch-size {settings.batch_size}, and a checkpoint "
+                "inside one would resume from answers it never saved",
+                hint=f"save every multiple of {steps} steps (e.g. --save-every {steps * 10})",
+            )
 
     def check_family(self, family: Any, flag: str) -> None:
         if family.name in UNSUPPORTED:
@@ -114,15 +132,14 @@ class GroupRelativePolicyOptimisation(Objective):
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
         peft_config: Any, callbacks: list[Any], settings: Any, work: Path, world_size: int,
     ) -> Any:  # fmt: skip
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOConfig
 
-        rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS)
-        per_generation = args["per_device_train_batch_size"] * args["gradient_accumulation_steps"]
+        steps = generation_steps(settings, world_size)
+        rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS, steps)
         config = GRPOConfig(
             **args,
             num_generations=settings.num_generations,
-            # Every generation batch holds whole groups and whole device batches.
-            generation_batch_size=math.lcm(per_generation * world_size, settings.num_generations),
+            generation_batch_size=steps * settings.batch_size * world_size,
             temperature=settings.temperature,
             max_completion_length=settings.max_completion_length,
             beta=settings.grpo_beta,
@@ -130,10 +147,40 @@ class GroupRelativePolicyOptimisation(Objective):
             use_vllm=use_vllm(args),
             vllm_mode="colocate",
         )
-        return GRPOTrainer(
+        return _trainer_class()(
             model=model, reward_funcs=rewards.functions(), args=config, train_dataset=dataset,
             processing_class=processor, peft_config=peft_config, callbacks=callbacks,
         )  # fmt: skip
+
+
+def generation_steps(settings: Any, world_size: int) -> int:
+    """Optimizer steps one generation serves: the fewest batches of --batch-size (on every
+    process) that hold whole groups of --num-generations, and at least --grad-accum of them."""
+    per_step = settings.batch_size * world_size
+    batch = math.lcm(per_step * settings.grad_accum, settings.num_generations)
+    return batch // per_step
+
+
+def _trainer_class() -> type:
+    """TRL's GRPOTrainer with one change: each epoch's prompt order is drawn from the seed and
+    the epoch number. TRL's sampler draws every epoch from one generator, which a resumed run
+    creates afresh: it replayed the first epoch's order where the run had stopped in a later one.
+    """
+    from trl import GRPOTrainer
+    from trl.trainer.utils import RepeatSampler
+
+    class EpochSeededSampler(RepeatSampler):
+        def set_epoch(self, epoch: int) -> None:  # the trainer calls it before each epoch
+            if self.shuffle:
+                self.generator.manual_seed((self.seed or 0) + epoch)
+
+    class Trainer(GRPOTrainer):
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
+            base = super()._get_train_sampler(dataset)
+            return EpochSeededSampler(base.data_source, base.mini_repeat_count, base.batch_size,
+                                      base.repeat_count, base.shuffle, base.seed)  # fmt: skip
+
+    return Trainer
 
 
 def use_vllm(args: dict[str, Any]) -> bool:
