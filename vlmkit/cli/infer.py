@@ -291,34 +291,35 @@ def infer_command(
             image_detail=image_detail.lower() if image_detail else None,
         ),
     )  # fmt: skip
-    work = plan(request)
-    counts = work.counts
-    if work.finished:
-        work.journal.release()
-        console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")
-        errors = sum("error" in line for line in work.done.values())
-        if errors:
-            console.note(f"{errors:,} of them hold an error: --retry-errors asks those again.")
-        return
-    if counts.already_done:
-        console.note(
-            f"Resuming {work.journal.existing_file()}: {counts.already_done:,} of "
-            f"{counts.selected:,} samples already answered."
-        )
     from vlmkit.cli.progress import progress_bar
 
     def loaded(described: dict[str, Any]) -> None:
         console.note(_loaded_line(described))
         interruption.answering = True
 
+    # Ctrl-C is handled from the checks on: the run holds OUT's lock from then.
     with (
         _interruptible() as interruption,
         console.interrupted_means(lambda: _kept(out, interruption)),
-        progress_bar("Answering", counts.todo, "samples") as advance,
     ):
-        counts = execute(
-            work, advance=advance, stop_requested=interruption.requested, on_loaded=loaded
-        )
+        work = plan(request)
+        counts = work.counts
+        if work.finished:
+            work.journal.release()
+            console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")
+            errors = sum("error" in line for line in work.done.values())
+            if errors:
+                console.note(f"{errors:,} of them hold an error: --retry-errors asks those again.")
+            return
+        if counts.already_done:
+            console.note(
+                f"Resuming {work.journal.existing_file()}: {counts.already_done:,} of "
+                f"{counts.selected:,} samples already answered."
+            )
+        with progress_bar("Answering", counts.todo, "samples") as advance:
+            counts = execute(
+                work, advance=advance, stop_requested=interruption.requested, on_loaded=loaded
+            )
     _report(out, counts, work.journal.sidecar)
 
 
