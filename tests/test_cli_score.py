@@ -342,10 +342,12 @@ def test_every_registered_metric_resolves_to_its_class():
         ("prediction", True, "true/false"),
         ("target", None, "null"),
         ("target", 5, "a number"),
+        ("target", ["the", "cat"], "a list"),  # in a json record: not a list of answers
     ],
 )
 def test_answers_that_are_not_text_are_a_line_error(tmp_path: Path, side, value, kind):
-    refs = [{"id": "a", "target": "the cat sat"}, {"id": "b", "target": "on the mat"}]
+    refs = [{"id": "a", "target": "the cat sat", "task": "ocr"},
+            {"id": "b", "target": "on the mat", "task": "ocr"}]  # fmt: skip
     preds = [{"id": "a", "prediction": "the cat sat"}, {"id": "b", "prediction": "on a mat"}]
     rows = refs if side == "target" else preds
     rows[1][side] = value

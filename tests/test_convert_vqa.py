@@ -87,6 +87,8 @@ def test_docvqa_parquet_with_a_hidden_test_split(tmp_path: Path):
     assert first["task"] == "vqa" and first["prompt"] == "What is the date?"
     assert first["answers"] == ["1/8/93", "1/8/1993"] and first["target"] == "1/8/93"
     assert first["meta"]["question_types"] == ["form"] and first["meta"]["docId"] == 279
+    # DocVQA's own `data_split` column is kept; vlmkit's `split` is the folder's.
+    assert first["meta"]["split"] == "validation" and first["meta"]["data_split"] == "val"
     # Two questions about the same page share one image file.
     assert rows[0]["file_name"] == rows[2]["file_name"] != rows[1]["file_name"]
     assert len(list((tmp_path / "out" / "validation" / "images").iterdir())) == 2
@@ -153,7 +155,9 @@ def test_imagefolder_with_question_and_answers_columns(tmp_path: Path):
     split = tmp_path / "src" / "train"
     split.mkdir(parents=True)
     (split / "page.png").write_bytes(png(7))
-    lines = [{"file_name": "page.png", "question": "Title?", "answers": ["Annual report"]},
+    lines = [{"file_name": "page.png", "question": "Title?",
+              "answers": [{"answer": "Annual report", "answer_id": 1}, " ",
+                          {"answer": "annual report", "answer_id": 2}]},
              {"file_name": "page.png", "question": "Year?", "answers": ["2019", "2019."]},
              {"file_name": "page.png", "question": "Pages?", "answers": [3, "three"]},
              {"file_name": "page.png", "question": "", "answers": ["x"]},
@@ -163,6 +167,8 @@ def test_imagefolder_with_question_and_answers_columns(tmp_path: Path):
     assert summaries["train"].written == 3
     assert dict(summaries["train"].skipped) == {"bad question": 1, "bad answers": 1}
     rows = records(tmp_path / "out" / "train")
+    # VQAv2's annotator entries become their answers; a blank answer is dropped.
+    assert rows[0]["answers"] == ["Annual report", "annual report"]
     assert rows[2]["answers"] == ["3", "three"]  # a number answer becomes its text
     assert len({r["file_name"] for r in rows}) == 1
     skipped = (tmp_path / "out" / "skipped.jsonl").read_text()
@@ -205,8 +211,12 @@ def test_the_hubs_converted_layout_of_split_folders(tmp_path: Path):
     for split in ("validation", "test"):
         (tmp_path / "src" / split).mkdir(parents=True)
         docvqa(split).to_parquet(str(tmp_path / "src" / split / "0000.parquet"))
+        # Split folders whose shards are named after the split too.
+        (tmp_path / "named" / split).mkdir(parents=True)
+        docvqa(split).to_parquet(str(tmp_path / "named" / split / f"{split}-00000.parquet"))
     summaries = run(tmp_path / "src", tmp_path / "out")
     assert set(summaries) == {"validation", "test"}
+    assert set(run(tmp_path / "named", tmp_path / "out-named")) == {"validation", "test"}
     (tmp_path / "odd" / "a").mkdir(parents=True)
     (tmp_path / "odd" / "b").mkdir(parents=True)
     docvqa("x").to_parquet(str(tmp_path / "odd" / "a" / "0000.parquet"))

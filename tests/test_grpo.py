@@ -198,9 +198,15 @@ def test_resume_cuts_the_completions_back_to_its_checkpoint(setup, tmp_path: Pat
     args = ("--reward", "letter_accuracy", "--save-every", "2", "--num-generations", "4",
             "--batch-size", "4")  # fmt: skip
     assert _grpo(letters / "train", model, out, *args, "--max-steps", "2").exit_code == 0
+    # A kill after the checkpoint at step 2 leaves step 3's rows (and a torn line) behind.
+    killed = {"step": 3, "id": "left-by-a-kill", "completion": "x", "rewards": {}, "reward": 0}
+    with open(out / "completions.jsonl", "a", encoding="utf-8") as log:
+        log.write(json.dumps(killed) + "\n" + '{"step": 3, "id": "torn')
     result = _grpo(letters / "train", model, out, *args, "--max-steps", "4", "--resume")
     assert result.exit_code == 0, result.output
-    steps = [row["step"] for row in read_jsonl(out / "completions.jsonl")]
+    rows = read_jsonl(out / "completions.jsonl")
+    assert "left-by-a-kill" not in {row["id"] for row in rows}
+    steps = [row["step"] for row in rows]
     assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4}
     assert steps.count(3) == 4  # one group of four for step 3, none left over from a kill
 
@@ -225,7 +231,7 @@ def test_resume_cuts_the_completions_back_to_its_checkpoint(setup, tmp_path: Pat
                 "--save-every",
                 "3",
             ),
-            "serves 2 steps of --batch-size 4",
+            "serves 2 optimizer steps (--batch-size 4, --grad-accum 1)",
         ),
     ],
 )
@@ -297,3 +303,26 @@ def test_trl_would_score_paligemma_completions_seeing_their_future(tmp_path: Pat
             first[extension, last] = logits[0, prompt["input_ids"].shape[1]]
     assert not torch.allclose(first["zeros", 5], first["zeros", 9])  # TRL's: the future leaks
     assert torch.allclose(first["ones", 5], first["ones", 9])  # causal: it does not
+
+
+def test_completions_name_the_optimizer_steps_their_generation_trained(setup, tmp_path: Path):
+    """With --grad-accum 2 and one group of 4 per batch of 4: a generation of 8 answers
+    (two groups) is one optimizer step's two batches."""
+    model, letters = setup
+    out = tmp_path / "grpo"
+    result = _grpo(letters / "train", model, out, "--reward", "letter_accuracy",
+                   "--max-steps", "2", "--batch-size", "4", "--num-generations", "4",
+                   "--grad-accum", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out / "completions.jsonl")
+    assert [row["step"] for row in rows] == [1] * 8 + [2] * 8
+    assert all("last_step" not in row for row in rows)
+
+
+def test_a_vqa_best_metric_without_answers_stops_before_training(setup, tmp_path: Path):
+    model, letters = setup
+    result = vlmkit("finetune", letters / "train", "--model", model, "-o", tmp_path / "o",
+                    "--max-steps", "2", "--eval", letters / "test",
+                    "--best-metric", "vqa_accuracy")  # fmt: skip
+    assert result.exit_code == 2 and "vqa_accuracy: " in result.stderr
+    assert "has no 'answers' list" in result.stderr and not (tmp_path / "o").exists()

@@ -15,7 +15,7 @@ runner = CliRunner()
 def _run_dir(folder: Path, *, torn: bool = False) -> Path:
     folder.mkdir()
     (folder / "finetune-run.json").write_text(json.dumps(
-        {"settings": {"objective": "grpo", "reward": "letter_accuracy=1"}}))  # fmt: skip
+        {"settings": {"objective": "grpo", "reward": "letter_accuracy=1,format=0.2"}}))  # fmt: skip
     rows = []
     for step in range(1, 5):
         rows.append({"step": step, "loss": 0.1 * step, "reward": step / 4,
@@ -38,6 +38,8 @@ def test_a_grpo_run_is_drawn_with_its_reward_curves(tmp_path: Path):
                   "share of groups that teach nothing", "completion length"):  # fmt: skip
         assert title in html
     assert "unfinished" in html  # no manifest yet
+    # The reward, from the unfinished run's settings.
+    assert "reward = 1 * letter_accuracy + 0.2 * format" in html and "<td>format</td>" in html
 
 
 def test_a_killed_runs_torn_last_line_is_left_out_and_others_are_errors(tmp_path: Path):

@@ -114,6 +114,7 @@ def test_a_peer_file_with_answer_lists_is_scored_as_vqa(tmp_path: Path):
         ([], "'answers' is an empty list"),
         (["42", 42], "'answers' holds a number (42)"),
         ([{"text": "42"}], "'answers' holds an object"),
+        (["42", " "], "'answers' holds an empty answer"),
     ],
 )
 def test_answers_that_are_not_a_list_of_strings(tmp_path: Path, answers, said):
@@ -144,7 +145,7 @@ def test_a_vqa_metric_on_references_without_answers(tmp_path: Path):
         [{"id": "a", "target": {"total": "7"}}, {"id": "b", "target": {"total": "8"}}],
     )
     error = _error(run("score", preds, json_refs, "-m", "anls"), code=2)
-    assert "json.jsonl:1 is a JSON object, not a text answer" in error
+    assert "json.jsonl:1 is a JSON target, not a text answer" in error
 
 
 def test_few_annotators_warn_for_vqa_accuracy(docvqa):
@@ -209,8 +210,16 @@ def test_some_references_with_answer_lists_are_named_in_the_note(tmp_path: Path)
 
 def test_several_variants_in_one_flag_are_refused(docvqa):
     refs, tuned, _ = docvqa
-    error = _error(run("score", tuned, refs, "--variant", "anls=lmms-eval,ocrbench_match=hme"),
-                   code=2)  # fmt: skip
-    assert "one METRIC=VARIANT per --variant" in error
+    for spec in ("anls=lmms-eval,ocrbench_match=hme", "anls,cer=official"):
+        error = _error(run("score", tuned, refs, "--variant", spec), code=2)
+        assert "one METRIC=VARIANT per --variant" in error
     error = _error(run("score", tuned, refs, "--variant", "=lmms-eval"), code=2)
     assert "expected METRIC=VARIANT" in error
+
+
+def test_a_list_target_of_a_json_record_is_not_answers(tmp_path: Path):
+    refs = write_jsonl(tmp_path / "refs.jsonl", [{"id": "a", "task": "json",
+                                                  "target": ["tea", "cake"]}])  # fmt: skip
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "a", "prediction": '["tea", "cake"]'}])
+    error = _error(run("score", preds, refs))
+    assert "refs.jsonl:1: reference field 'target' is a list, not text" in error

@@ -363,6 +363,11 @@ def acceptable_answers(line: Line, field: str = ANSWERS_FIELD) -> tuple[str, ...
     if value is None:
         return None
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        if any(not item.strip() for item in value):
+            raise InputError(
+                f"{line.where}: {field!r} holds an empty answer",
+                hint="drop it: an empty answer is in every prediction (OCRBench's rule)",
+            )
         return tuple(value)
     if isinstance(value, list) and value:
         bad = next(item for item in value if not isinstance(item, str))

@@ -181,10 +181,13 @@ def load_references(path: Path, config: ScoreConfig) -> tuple[Path, list[Referen
 
 def _reference_answers(line: Line, ref_field: str) -> tuple[Any, tuple[str, ...] | None]:
     """(the reference, its acceptable answers): a references field that is a list of strings
-    is the answers, its first the reference text; else the field, with the record's `answers`
-    list beside it when it has one."""
+    (in a vqa record, or one without a task) is the answers, its first the reference text; else
+    the field, with the record's `answers` list beside it when it has one."""
     require_field(line, ref_field, flag="--ref-field")
-    if isinstance(field_value(line.data, ref_field), list):
+    # A list is a question's acceptable answers (a peer's `answers`, lmms-eval's list target);
+    # a record of another task keeps its old meaning: not text, an error naming the line.
+    task = line.data.get("task")
+    if isinstance(field_value(line.data, ref_field), list) and task in (None, "vqa"):
         answers = acceptable_answers(line, ref_field)
         assert answers is not None  # a list is either answers or an error
         return answers[0], answers
@@ -368,34 +371,11 @@ def choose_metrics(joined: Joined, config: ScoreConfig) -> tuple[str, list[str]]
     return task, names
 
 
-VQA_METRICS = ("anls", "vqa_accuracy", "relaxed_accuracy", "ocrbench_match")
-"""The metrics that score a text answer against a list of acceptable answers."""
-
-
 def _check_answer_metrics(joined: Joined, names: list[str]) -> None:
-    """A VQA metric needs text answers, and vqa_accuracy annotators' answers: say so before
-    computing a number that means nothing."""
-    asked = [name for name in names if name in VQA_METRICS]
-    if not asked:
+    """`check_answer_metrics`, and a note where vqa_accuracy has fewer annotators than ten."""
+    check_answer_metrics(joined.references, names)
+    if "vqa_accuracy" not in names:
         return
-    for ref in joined.references:
-        if isinstance(ref.value, dict):
-            raise UsageError(
-                f"{', '.join(asked)}: {ref.where} is a JSON object, not a text answer",
-                hint="these metrics score short answers (task vqa); JSON extraction is scored "
-                "with field_f1 and ted_accuracy",
-            )
-    if "vqa_accuracy" not in asked:
-        return
-    alone = [ref for ref in joined.references if ref.answers is None]
-    if alone:
-        raise UsageError(
-            f"vqa_accuracy: {alone[0].where} has no {ANSWERS_FIELD!r} list (nor "
-            f"{len(alone) - 1:,} other references); it counts agreeing annotators, so one "
-            "reference would always score 0",
-            hint="score against references with the annotators' answers (vlmkit convert vqa "
-            "keeps them), or use anls / exact_match",
-        )
     few = sum(len(ref.answers or ()) < ANNOTATED_ANSWERS for ref in joined.references)
     note = (
         f"vqa_accuracy: {few} of {len(joined.references)} references have fewer than "
@@ -404,6 +384,36 @@ def _check_answer_metrics(joined: Joined, names: list[str]) -> None:
     )
     if few and note not in joined.notes:
         joined.notes.append(note)
+
+
+def check_answer_metrics(references: list[Reference], names: list[str]) -> None:
+    """A VQA metric needs text answers, and vqa_accuracy annotators' answers: say so before
+    computing a number that means nothing (finetune asks it of --eval before training)."""
+    asked = [name for name in names if metric_class(name).scores_answers]
+    if not asked:
+        return
+    for ref in references:
+        if isinstance(ref.value, dict) or ref.task == "json":
+            raise UsageError(
+                f"{', '.join(asked)}: {ref.where} is a JSON target, not a text answer",
+                hint="these metrics score short answers (task vqa); JSON extraction is scored "
+                "with field_f1 and ted_accuracy",
+            )
+    if "vqa_accuracy" not in asked:
+        return
+    alone = [ref for ref in references if ref.answers is None]
+    if alone:
+        raise UsageError(
+            f"vqa_accuracy: {alone[0].where} has no {ANSWERS_FIELD!r} list"
+            + (
+                f", and {len(alone) - 1:,} other references have none either"
+                if len(alone) > 1
+                else ""
+            )
+            + "; it counts agreeing annotators, so one reference would always score 0",
+            hint="score against references with the annotators' answers (vlmkit convert vqa "
+            "keeps them), or use anls / exact_match",
+        )
 
 
 def inferred_task(references: list[Reference]) -> tuple[str, str]:

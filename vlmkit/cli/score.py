@@ -54,7 +54,7 @@ def parse_variant(spec: str) -> tuple[str, str]:
 
     name, sep, variant = (part.strip() for part in spec.partition("="))
     with_variants = [n for n in _metric_names() if metric_class(n).variants]
-    if "," in variant:
+    if "," in spec:
         raise UsageError(
             f"--variant {spec!r}: one METRIC=VARIANT per --variant",
             hint="repeat the flag: --variant anls=lmms-eval --variant ocrbench_match=hme",

@@ -123,7 +123,8 @@ def number_key(stem: str) -> str:
 
 def open_table(root: Path, columns: Columns = DONUT_COLUMNS) -> Table | None:
     """The layout of `root`, or None when it is none of `layouts(columns)`."""
-    for finder in (_find_parquet, _find_save_to_disk, _find_imagefolder):
+    # Shards one folder down last: a save_to_disk or imagefolder layout is never mistaken.
+    for finder in (_find_parquet, _find_save_to_disk, _find_imagefolder, _sub_folder_shards):
         table = finder(root)
         if table is not None:
             table.columns = columns
@@ -145,7 +146,7 @@ def describe_folder(root: Path) -> str:
 def _find_parquet(root: Path) -> Table | None:
     shards = sorted((root / "data").glob("*.parquet")) or sorted(root.glob("*.parquet"))
     if not shards:
-        return _sub_folder_shards(root)
+        return None
     splits: dict[str, list[Path]] = {}
     for shard in shards:
         splits.setdefault(shard.name.split("-", 1)[0].split(".", 1)[0], []).append(shard)
@@ -168,10 +169,10 @@ def _sub_folder_shards(root: Path) -> Table | None:
     folders = {name: shards for name, shards in folders.items() if shards}
     if not folders:
         return None
+    if all(name in SPLIT_NAMES for name in folders):
+        return Table(root, "parquet", folders)
     named_by_split = all(shard.name.startswith(SPLIT_NAMES)
                          for shards in folders.values() for shard in shards)  # fmt: skip
-    if all(name in SPLIT_NAMES for name in folders) and not named_by_split:
-        return Table(root, "parquet", folders)
     kind = "several configurations" if named_by_split else "several folders"
     raise InputError(
         f"{root}: holds the parquet shards of {kind} ({', '.join(folders)})",

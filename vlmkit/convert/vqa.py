@@ -6,8 +6,9 @@ DocVQA/ and InfographicVQA/) is pointed at one of them. Each row needs an image,
 its answers, under the names the hub's copies use:
 - question: `question` (DocVQA, InfographicVQA, TextVQA, lmms-lab/ChartQA) or `query`
   (HuggingFaceM4/ChartQA);
-- answers: `answers`, a list (DocVQA, InfographicVQA, TextVQA's ten), `label`, a list
-  (HuggingFaceM4/ChartQA), or `answer`, one string (lmms-lab/ChartQA).
+- answers: `answers`, a list (DocVQA, InfographicVQA, TextVQA's ten; VQAv2's
+  `{"answer": ...}` entries too), `label`, a list (HuggingFaceM4/ChartQA), or `answer`, one
+  string (lmms-lab/ChartQA). Blank answers are dropped.
 
 Each record has task `vqa`, the question as its prompt (`--prompt` may wrap it:
 "{question} Answer with a single word."), every answer in `answers` as given (duplicates kept:
@@ -37,7 +38,7 @@ from vlmkit.errors import UsageError
 
 QUESTION_COLUMNS = ("question", "query")
 ANSWER_COLUMNS = ("answers", "label", "answer")
-ID_COLUMNS = ("questionId", "question_id", "id")
+ID_COLUMNS = ("questionId", "question_id")
 VQA_COLUMNS = Columns(
     (QUESTION_COLUMNS, ANSWER_COLUMNS),
     "A VQA dataset has an image, a question (question or query) and its answers (answers, "
@@ -45,6 +46,10 @@ VQA_COLUMNS = Columns(
 )
 QUESTION = "{question}"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+RESERVED_META = frozenset(
+    {"source", "split", "row", "source_file", "image_sha256", "original_size", "max_side"}
+)
+"""What vlmkit writes into `meta` itself (converter, split, row, the image's origin)."""
 _META_TEXT = 200
 _META_LIST = 20
 
@@ -92,14 +97,13 @@ def vqa_row(raw: TableRow) -> SourceRow | BadRow:
     values = raw.values
     question = _first(values, QUESTION_COLUMNS)
     if not isinstance(question, str):
-        return BadRow(raw.where, f"the question is {json.dumps(question)[:40]}, not text",
-                      "bad question")  # fmt: skip
+        return BadRow(raw.where, f"the question is {_shown(question)}, not text", "bad question")
     if not question.strip():
         return BadRow(raw.where, "the question is empty", "bad question")
     answers = _answers(_first(values, ANSWER_COLUMNS))
     if isinstance(answers, BadAnswers):
         return BadRow(raw.where, answers.reason, answers.category)
-    meta: dict[str, Any] = {"row": raw.index, **_short_columns(values)}
+    meta: dict[str, Any] = {**_short_columns(values), "row": raw.index}
     if raw.source_file:
         meta["source_file"] = raw.source_file
     key = _key(values, raw)
@@ -116,8 +120,17 @@ class BadAnswers:
     category: str
 
 
+def _shown(value: Any) -> str:
+    """A source value in a message: JSON where it is JSON, else its repr (bytes), short."""
+    try:
+        return json.dumps(value, ensure_ascii=False)[:40]
+    except (TypeError, ValueError):
+        return repr(value)[:40]
+
+
 def _answers(value: Any) -> tuple[str, ...] | BadAnswers:
-    """The answers as a tuple of strings (a number as its text), or why they are not."""
+    """The answers as a tuple of strings (a number as its text; VQAv2's `{"answer": ...}`
+    entries as their answer; blank ones dropped), or why they are not."""
     if isinstance(value, str):
         value = [value]
     if value is None or value == []:
@@ -127,15 +140,18 @@ def _answers(value: Any) -> tuple[str, ...] | BadAnswers:
                           "bad answers")  # fmt: skip
     texts = []
     for item in value:
+        if isinstance(item, dict) and "answer" in item:  # lmms-lab/VQAv2's annotator entries
+            item = item["answer"]
         number = isinstance(item, (int, float)) and not isinstance(item, bool)
         if number and math.isfinite(item):
             texts.append(str(item))
         elif isinstance(item, str):
             texts.append(item)
         else:
-            return BadAnswers(f"the answers hold {json.dumps(item)[:40]}, not only strings",
-                              "bad answers")  # fmt: skip
-    if not any(text.strip() for text in texts):
+            return BadAnswers(f"the answers hold {_shown(item)}, not only strings", "bad answers")
+    # A blank answer would be in every prediction (OCRBench's substring rule): not an answer.
+    texts = [text for text in texts if text.strip()]
+    if not texts:
         return BadAnswers("every answer is empty", "no answers")
     return tuple(texts)
 
@@ -163,7 +179,9 @@ def _short_columns(values: dict[str, Any]) -> dict[str, Any]:
     """The columns worth keeping for analysis: scalars and short lists of scalars, not the
     question, answers, image bytes or OCR token lists."""
     skip = {*QUESTION_COLUMNS, *ANSWER_COLUMNS}
-    return {name: value for name, value in values.items()
+    # A column named like one of vlmkit's own meta keys keeps its value under another name.
+    return {(f"source_{name}" if name in RESERVED_META else name): value
+            for name, value in values.items()
             if name not in skip and _worth_keeping(value)}  # fmt: skip
 
 
@@ -174,6 +192,7 @@ def _worth_keeping(value: Any) -> bool:
         return len(value) <= _META_TEXT
     if isinstance(value, list):
         return len(value) <= _META_LIST and all(
-            isinstance(v, (str, int, float, bool)) for v in value
+            isinstance(v, (str, int, bool)) or (isinstance(v, float) and math.isfinite(v))
+            for v in value
         )
     return isinstance(value, (bool, int))

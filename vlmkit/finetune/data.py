@@ -61,6 +61,16 @@ class TrainingData:
                 hint=f"tasks vlmkit scores: {', '.join(TASK_DEFAULTS)}",
             )
 
+    def check_metric(self, name: str) -> None:
+        """Refuse a metric these records cannot be scored with (a VQA metric without answers)."""
+        from vlmkit.scoring import Reference, check_answer_metrics
+
+        references = [
+            Reference(r.id, r.target, r.task, r.to_json(), f"{self.metadata}:{number}", r.answers)
+            for number, r in enumerate(self.records, start=1)
+        ]
+        check_answer_metrics(references, [name])
+
     def shared_with(self, other: TrainingData) -> int:
         """How many of these samples are also in `other` (the same id or the same image)."""
         ids = {r.id for r in other.records}

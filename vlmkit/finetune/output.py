@@ -43,7 +43,7 @@ SAVED = (
 ).split()
 """What the trainer saves beside the adapter: the adapter, its model card and the processor."""
 IN_PROGRESS = re.compile(
-    rf"{re.escape(RUN_FILE)}|{re.escape(LOG)}|{CHECKPOINTS}/(checkpoint-\d+/.+|README\.md|runs/.+)"
+    rf"{re.escape(RUN_FILE)}|{re.escape(LOG)}|{re.escape(COMPLETIONS)}|{CHECKPOINTS}/(checkpoint-\d+/.+|README\.md|runs/.+)"
     rf"|({BEST}|{MERGED}|\.{BEST}\.partial|\.{BEST}\.old|\.{MERGED}\.partial)/.+"
     rf"|{'|'.join(map(re.escape, SAVED))}|{re.escape(ADAPTER_MANIFEST)}"
 )

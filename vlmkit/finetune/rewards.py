@@ -35,6 +35,9 @@ from vlmkit.errors import UsageError
 FORMAT = "format"
 """The format reward's name in `--reward`."""
 
+MIN_ANNOTATORS = 4
+"""VQA accuracy reaches 1 when three other annotators agree: a reward needs four answers."""
+
 MAX_WEIGHT = 1000.0
 """Weights are relative: above this they only risk overflowing the reward."""
 
@@ -99,7 +102,18 @@ def parse_reward(spec: str, flag: str = "--reward") -> tuple[Component, ...]:
 def canonical_reward(spec: str) -> str:
     """`spec` written one way (`Letter_Accuracy, format=0.20` -> `letter_accuracy=1,format=0.2`),
     so a resume compares rewards, not spellings."""
-    return ",".join(f"{c.name}={c.weight:g}" for c in parse_reward(spec))
+    return ",".join(f"{c.name}={_exact(c.weight)}" for c in parse_reward(spec))
+
+
+def reward_sum(components: Sequence[Component]) -> str:
+    """The reward as a formula: `reward = 1 * field_f1 + 0.2 * format`."""
+    return "reward = " + " + ".join(f"{_exact(c.weight)} * {c.name}" for c in components)
+
+
+def _exact(weight: float) -> str:
+    """The weight's shortest exact text: 1, 0.2, 0.1234567 (never rounded, as `:g` would)."""
+    text = repr(weight)
+    return text.removesuffix(".0")
 
 
 def _weight(raw: str, name: str, spec: str, flag: str) -> float:
@@ -139,11 +153,13 @@ def check_targets(components: Sequence[Component], data: Any, flag: str = "--rew
     names = {c.name for c in components}
     for number, record in enumerate(data.records, start=1):
         where = f"{data.metadata}:{number}"
-        if "vqa_accuracy" in names and not record.answers:
+        if "vqa_accuracy" in names and len(record.answers or ()) < MIN_ANNOTATORS:
             raise UsageError(
-                f"{flag} vqa_accuracy: {where} has no 'answers' list; it counts agreeing "
-                "annotators, so one target would reward every answer 0",
-                hint="use anls or exact_match, or records with the annotators' answers",
+                f"{flag} vqa_accuracy: {where} has {len(record.answers or ())} answers; it "
+                f"counts agreeing annotators, and below {MIN_ANNOTATORS} no answer can earn 1 "
+                "(with one, every answer earns 0)",
+                hint="use anls or exact_match, or records with the annotators' answers (VQAv2, "
+                "TextVQA: ten)",
             )
         json_rewards = names & {"field_f1", "ted_accuracy"}
         if json_rewards and _unreadable_json(record.target):

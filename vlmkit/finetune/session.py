@@ -144,6 +144,8 @@ def check(request: FinetuneRequest, processes: Processes | None = None) -> Check
     if request.eval_dataset is not None:
         eval_data = read_training_data(request.eval_dataset, request.eval_split, flag="--eval")
         eval_data.check_scorable()
+        if settings.best_metric:  # as evaluation will ask, but before any training
+            eval_data.check_metric(settings.best_metric)
     read = [data for data in (train, eval_data) if data is not None]
     refuse_overlaps(  # the images themselves, where links take them outside the datasets
         [("--out", out), *work_folders(out)],

@@ -177,7 +177,8 @@ class FinetuneSettings:
             )
         if self.max_completion_length < 1:
             raise UsageError(
-                f"--max-completion-length must be at least 1, got {self.max_completion_length}"
+                f"--max-completion-length must be at least 1, got {self.max_completion_length}",
+                hint="the most tokens each sampled answer may take, e.g. 256 (the default)",
             )
 
     @property

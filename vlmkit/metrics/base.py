@@ -103,11 +103,6 @@ class Batch:
         return self.options.normalization.apply(texts)
 
     @cached_property
-    def has_answers(self) -> list[bool]:
-        """Whether each sample carries its own list of acceptable answers."""
-        return [answers is not None for answers in self.raw_answers]
-
-    @cached_property
     def answers(self) -> list[tuple[str, ...]]:
         """Each sample's acceptable answers after normalisation: its `answers` list, with the
         reference added where the list lacks it; the reference alone where it has none."""
@@ -179,6 +174,8 @@ class Metric(ABC):
     """True where the reported value is a library's corpus-level dict (hf_*): no `mean`."""
     always_mean: ClassVar[bool] = False
     """True where the corpus value is by definition the mean of sample values (accuracies)."""
+    scores_answers: ClassVar[bool] = False
+    """True for the VQA metrics: a text answer scored against a list of acceptable answers."""
     variants: ClassVar[dict[str, str]] = {}
     """Named definitions of this metric (the first is the default) and what each one is; empty
     where there is only one."""

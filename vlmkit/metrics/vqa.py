@@ -159,6 +159,7 @@ class _AnswersMetric(MeanMetric):
     variant, in `scorers` (keys as in `variants`)."""
 
     scorers: ClassVar[dict[str, Score]]
+    scores_answers = True
 
     def sample_scores(self, batch: Batch) -> list[float]:
         score = self.scorers[self.variant]
@@ -187,7 +188,7 @@ class VqaAccuracy(_AnswersMetric):
     summary = "VQAv2's soft accuracy: min(1, matching annotators / 3), leave-one-out mean"
     variants: ClassVar[dict[str, str]] = {
         "official": "GT-Vision-Lab/VQA: answers processed only where annotators disagree",
-        "lmms-eval": "lmms-eval: both sides always processed (with EvalAI's comma rule)",
+        "lmms-eval": "lmms-eval's VQAv2 task (75571cf): both sides always processed",
     }
     scorers: ClassVar[dict[str, Score]] = {
         "official": vqa_accuracy,

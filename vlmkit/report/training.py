@@ -17,14 +17,14 @@ from typing import Any
 
 from vlmkit import __version__
 from vlmkit.errors import InputError
+from vlmkit.finetune.output import LOG, RUN_FILE
+from vlmkit.models.sources import ADAPTER_MANIFEST
 from vlmkit.records import read_run_log
 from vlmkit.report.charts import SYSTEM_COLOURS
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
 
-MANIFEST = "vlmkit-adapter.json"
-RUN_FILE = "finetune-run.json"
-LOG = "log.jsonl"
+MANIFEST = ADAPTER_MANIFEST
 
 
 def is_training_dir(path: Path) -> bool:
@@ -47,7 +47,7 @@ def render_training_page(run_dir: Path) -> tuple[str, int]:
     finished = "finished" if (run_dir / MANIFEST).is_file() else "unfinished (no manifest yet)"
     steps = max((row["step"] for row in rows if isinstance(row.get("step"), int)), default=0)
     boxes = "".join(f'<div class="chart-box">{chart}</div>' for chart in charts)
-    reward = manifest.get("reward")
+    reward = manifest.get("reward") or _reward_of(settings)
     html = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -86,7 +86,7 @@ def training_charts(rows: list[dict[str, Any]]) -> list[XYChart]:
         series = [_series(rows, "reward", "reward (weighted sum)", 0)]
         for i, name in enumerate(components, start=1):
             series.extend(_band(rows, f"rewards/{name}", name, i))
-        charts.append(XYChart("reward per step (mean; dashed: mean ± std)", "step", "reward",
+        charts.append(XYChart("reward per step (mean; rings: mean ± std)", "step", "reward",
                               tuple(s for s in series if s.points)))  # fmt: skip
         zero = _series(rows, "frac_reward_zero_std", "groups with one reward for all", 0)
         charts.append(XYChart("share of groups that teach nothing", "step", "share", (zero,)))
@@ -115,6 +115,20 @@ def _band(rows: list[dict[str, Any]], prefix: str, label: str, index: int) -> li
     low = tuple((step, value - spread.get(step, 0.0)) for step, value in mean.points)
     return [mean, Series(f"{label} + std", high, colour, hollow=True),
             Series(f"{label} - std", low, colour, hollow=True)]  # fmt: skip
+
+
+def _reward_of(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """An unfinished run's reward, from its settings (the manifest comes at the end)."""
+    from vlmkit.errors import VlmkitError
+    from vlmkit.finetune.rewards import parse_reward, reward_sum
+
+    if not settings.get("reward"):
+        return None
+    try:
+        components = parse_reward(str(settings["reward"]))
+    except VlmkitError:
+        return None
+    return {"components": [c.to_json() for c in components], "sum": reward_sum(components)}
 
 
 def _reward_section(reward: dict[str, Any]) -> str:
@@ -146,4 +160,7 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        raise InputError(f"{path} cannot be read ({error})") from None
+        raise InputError(
+            f"{path} cannot be read ({error})",
+            hint="the run's own file: was it edited, or is the run still writing it?",
+        ) from None

@@ -26,7 +26,13 @@ from vlmkit.errors import InputError, UsageError
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.objectives.base import Objective
 from vlmkit.finetune.output import COMPLETIONS
-from vlmkit.finetune.rewards import RewardFunctions, check_targets, check_task, parse_reward
+from vlmkit.finetune.rewards import (
+    RewardFunctions,
+    check_targets,
+    check_task,
+    parse_reward,
+    reward_sum,
+)
 from vlmkit.prompts import user_turn
 
 _PALIGEMMA = (
@@ -74,13 +80,16 @@ class GroupRelativePolicyOptimisation(Objective):
         components = parse_reward(settings.reward)
         check_task(components, {record.task for record in data.records})
         check_targets(components, data)
+        # On one process: a launch on several needs fewer steps per generation, of which
+        # these are a multiple.
         steps = generation_steps(settings, 1)
         if settings.save_every and settings.save_every % steps:
+            answers = generation_batches(settings, 1) * settings.batch_size
             raise UsageError(
-                f"--save-every {settings.save_every}: one generation of "
-                f"{steps * settings.batch_size} answers (groups of {settings.num_generations}) "
-                f"serves {steps} steps of --batch-size {settings.batch_size}, and a checkpoint "
-                "inside one would resume from answers it never saved",
+                f"--save-every {settings.save_every}: one generation of {answers} answers "
+                f"(groups of {settings.num_generations}) serves {steps} optimizer steps "
+                f"(--batch-size {settings.batch_size}, --grad-accum {settings.grad_accum}), and a "
+                "checkpoint inside one would resume from answers it never saved",
                 hint=f"save every multiple of {steps} steps (e.g. --save-every {steps * 10})",
             )
 
@@ -96,7 +105,7 @@ class GroupRelativePolicyOptimisation(Objective):
         components = parse_reward(settings.reward)
         return {"reward": {
             "components": [c.to_json() for c in components],
-            "sum": "reward = " + " + ".join(f"{c.weight:g} * {c.name}" for c in components),
+            "sum": reward_sum(components),
             "num_generations": settings.num_generations, "temperature": settings.temperature,
             "max_completion_length": settings.max_completion_length, "beta": settings.grpo_beta,
         }}  # fmt: skip
@@ -136,10 +145,11 @@ class GroupRelativePolicyOptimisation(Objective):
 
         steps = generation_steps(settings, world_size)
         rewards = RewardFunctions(parse_reward(settings.reward), work / COMPLETIONS, steps)
+        batches = generation_batches(settings, world_size)
         config = GRPOConfig(
             **args,
             num_generations=settings.num_generations,
-            generation_batch_size=steps * settings.batch_size * world_size,
+            generation_batch_size=batches * settings.batch_size * world_size,
             temperature=settings.temperature,
             max_completion_length=settings.max_completion_length,
             beta=settings.grpo_beta,
@@ -153,12 +163,17 @@ class GroupRelativePolicyOptimisation(Objective):
         )  # fmt: skip
 
 
+def generation_batches(settings: Any, world_size: int) -> int:
+    """Batches of --batch-size (on every process) one generation fills: the fewest that hold
+    whole groups of --num-generations and whole optimizer steps (--grad-accum batches each).
+    TRL calls them its steps per generation."""
+    per_batch = settings.batch_size * world_size
+    return math.lcm(per_batch * settings.grad_accum, settings.num_generations) // per_batch
+
+
 def generation_steps(settings: Any, world_size: int) -> int:
-    """Optimizer steps one generation serves: the fewest batches of --batch-size (on every
-    process) that hold whole groups of --num-generations, and at least --grad-accum of them."""
-    per_step = settings.batch_size * world_size
-    batch = math.lcm(per_step * settings.grad_accum, settings.num_generations)
-    return batch // per_step
+    """Optimizer steps one generation serves."""
+    return generation_batches(settings, world_size) // settings.grad_accum
 
 
 def _trainer_class() -> type:
