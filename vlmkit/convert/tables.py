@@ -121,14 +121,17 @@ def number_key(stem: str) -> str:
     return f"{int(match.group(1)):06d}" if match else stem
 
 
+Found = tuple[str, dict[str, list[Path]]]
+"""A layout a finder recognised, and each split's files."""
+
+
 def open_table(root: Path, columns: Columns = DONUT_COLUMNS) -> Table | None:
     """The layout of `root`, or None when it is none of `layouts(columns)`."""
     # Shards one folder down last: a save_to_disk or imagefolder layout is never mistaken.
     for finder in (_find_parquet, _find_save_to_disk, _find_imagefolder, _sub_folder_shards):
-        table = finder(root)
-        if table is not None:
-            table.columns = columns
-            return table
+        found = finder(root)
+        if found is not None:
+            return Table(root, *found, columns)
     return None
 
 
@@ -143,21 +146,21 @@ def describe_folder(root: Path) -> str:
     return f"found: {shown}" if names else "the folder is empty"
 
 
-def _find_parquet(root: Path) -> Table | None:
+def _find_parquet(root: Path) -> Found | None:
     shards = sorted((root / "data").glob("*.parquet")) or sorted(root.glob("*.parquet"))
     if not shards:
         return None
     splits: dict[str, list[Path]] = {}
     for shard in shards:
         splits.setdefault(shard.name.split("-", 1)[0].split(".", 1)[0], []).append(shard)
-    return Table(root, "parquet", splits)
+    return "parquet", splits
 
 
 SPLIT_NAMES = ("train", "validation", "val", "test", "dev", "eval")
 """Words a split folder or a shard's name starts with."""
 
 
-def _sub_folder_shards(root: Path) -> Table | None:
+def _sub_folder_shards(root: Path) -> Found | None:
     """Parquet shards one folder down: the hub's converted layout `{split}/0000.parquet` (a
     table), or a repository with several configurations, each in its own folder with
     `{split}-*.parquet` shards (lmms-lab/DocVQA: DocVQA/, InfographicVQA/), which one is the
@@ -170,7 +173,7 @@ def _sub_folder_shards(root: Path) -> Table | None:
     if not folders:
         return None
     if all(name in SPLIT_NAMES for name in folders):
-        return Table(root, "parquet", folders)
+        return "parquet", folders
     named_by_split = all(shard.name.startswith(SPLIT_NAMES)
                          for shards in folders.values() for shard in shards)  # fmt: skip
     kind = "several configurations" if named_by_split else "several folders"
@@ -180,7 +183,7 @@ def _sub_folder_shards(root: Path) -> Table | None:
     )
 
 
-def _find_save_to_disk(root: Path) -> Table | None:
+def _find_save_to_disk(root: Path) -> Found | None:
     if (root / "dataset_dict.json").is_file():
         names = _read_json_file(root / "dataset_dict.json").get("splits", [])
         folders = {name: root / name for name in names}
@@ -197,20 +200,20 @@ def _find_save_to_disk(root: Path) -> Table | None:
             if not file.is_file():
                 raise InputError(f"{file}: listed in {folder / 'state.json'} but missing")
         splits[name] = files
-    return Table(root, "save_to_disk", splits)
+    return "save_to_disk", splits
 
 
-def _find_imagefolder(root: Path) -> Table | None:
+def _find_imagefolder(root: Path) -> Found | None:
     if not root.is_dir():
         return None
     if (root / "metadata.jsonl").is_file():
-        return Table(root, "imagefolder", {"train": [root / "metadata.jsonl"]})
+        return "imagefolder", {"train": [root / "metadata.jsonl"]}
     splits = {
         sub.name: [sub / "metadata.jsonl"]
         for sub in sorted(root.iterdir())
         if sub.is_dir() and (sub / "metadata.jsonl").is_file()
     }
-    return Table(root, "imagefolder", splits) if splits else None
+    return ("imagefolder", splits) if splits else None
 
 
 def _read_json_file(path: Path) -> dict[str, Any]:
