@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peak_memory import run_measured  # bench/ is on sys.path: scripts run from there
+from trainer_race import print_race, race, save_timing  # bench/ is on sys.path
 
 
 def plain_trl(data: Path, model_dir: Path, out: Path, args: argparse.Namespace) -> None:
@@ -71,7 +71,7 @@ def plain_trl(data: Path, model_dir: Path, out: Path, args: argparse.Namespace) 
                           peft_config=lora)  # fmt: skip
     result = trainer.train()
     trainer.save_model(str(out))
-    (out / "timing.json").write_text(json.dumps({"seconds": result.metrics["train_runtime"]}))
+    save_timing(out, result)
 
 
 def main() -> None:
@@ -96,32 +96,21 @@ def main() -> None:
              "128", "--max-length", "6", "-o", root / "data"],
         ):  # fmt: skip
             subprocess.run([*vlmkit, *map(str, step)], check=True, capture_output=True)
-        rows = []
         command = [*vlmkit, "finetune", str(root / "data"), "--objective", "grpo",
                    "--reward", "letter_accuracy_strict", "--model", str(root / "model"),
                    "-o", str(root / "vlmkit"), "--max-steps", str(args.steps),
                    "--batch-size", str(args.batch_size), "--num-generations",
                    str(args.generations), "--max-completion-length",
                    str(args.completion_length)]  # fmt: skip
-        seconds, peak, _ = run_measured(command)
-        training = json.loads((root / "vlmkit" / "vlmkit-adapter.json").read_text())["training"]
-        rows.append(("vlmkit", args.steps / training["seconds"], seconds, peak))
-        command = [sys.executable, __file__, "--steps", str(args.steps), "--batch-size",
-                   str(args.batch_size), "--generations", str(args.generations),
-                   "--completion-length", str(args.completion_length), "--worker",
-                   str(root / "data"), str(root / "model"), str(root / "plain")]  # fmt: skip
-        seconds, peak, _ = run_measured(command)
-        timing = json.loads((root / "plain" / "timing.json").read_text())
-        rows.append(("plain TRL", args.steps / timing["seconds"], seconds, peak))
+        plain = [sys.executable, __file__, "--steps", str(args.steps), "--batch-size",
+                 str(args.batch_size), "--generations", str(args.generations),
+                 "--completion-length", str(args.completion_length), "--worker",
+                 str(root / "data"), str(root / "model"), str(root / "plain")]  # fmt: skip
+        rows = race(args.steps, command, root / "vlmkit", plain, root / "plain")
     threads = os.environ.get("OMP_NUM_THREADS", "all")
-    print(f"{args.family} tiny model, 64 prompts, {args.steps} GRPO steps of batch "
-          f"{args.batch_size}, {args.generations} generations of up to {args.completion_length} "
-          f"tokens, CPU (threads: {threads})")  # fmt: skip
-    print(f"{'':10} {'steps/s':>8} {'process s':>10} {'peak MB':>8}")
-    for name, rate, seconds, peak in rows:
-        print(f"{name:10} {rate:8.2f} {seconds:10.1f} {peak:8.0f}")
-    print(f"vlmkit step time / plain TRL step time: {rows[1][1] / rows[0][1]:.2f}x")
-    print(f"vlmkit peak memory / plain TRL peak memory: {rows[0][3] / rows[1][3]:.2f}x")
+    print_race(f"{args.family} tiny model, 64 prompts, {args.steps} GRPO steps of batch "
+               f"{args.batch_size}, {args.generations} generations of up to "
+               f"{args.completion_length} tokens, CPU (threads: {threads})", rows)  # fmt: skip
 
 
 if __name__ == "__main__":

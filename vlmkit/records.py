@@ -157,6 +157,19 @@ def iter_jsonl_lenient(path: Path) -> Iterator[Line | LineError]:
             yield error
 
 
+def read_run_json(path: Path) -> Any:
+    """A JSON file a run wrote (a manifest, a study's record), None when it is not there yet."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"{path} cannot be read ({error})",
+            hint="the run's own file: was it edited, or is the run still writing it?",
+        ) from None
+
+
 def read_run_log(path: Path) -> list[dict[str, Any]]:
     """The rows of a log a run appends to (log.jsonl, trials.jsonl), none when it is absent.
 

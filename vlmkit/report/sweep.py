@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit import __version__
-from vlmkit.errors import InputError
-from vlmkit.records import read_run_log
+from vlmkit.records import read_run_json, read_run_log
 from vlmkit.report.charts import SYSTEM_COLOURS, Bar, BarChart
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
@@ -32,15 +31,6 @@ def is_sweep_dir(path: Path) -> bool:
     return path.is_dir() and (path / SWEEP_FILE).is_file()
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path} cannot be read ({error})") from None
-
-
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """A JSONL file the sweep wrote (none yet: no rows; a last line cut by a kill: left out)."""
     return read_run_log(path)
@@ -48,11 +38,11 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def render_sweep_page(sweep_dir: Path) -> tuple[str, int]:
     """The page, and how many charts it holds."""
-    meta = _read_json(sweep_dir / SWEEP_FILE) or {}
+    meta = read_run_json(sweep_dir / SWEEP_FILE) or {}
     identity = meta.get("identity", {})
     metric, direction = identity.get("metric", "?"), identity.get("direction", "maximize")
     rows = _read_rows(sweep_dir / "trials.jsonl")
-    importances = (_read_json(sweep_dir / "importances.json") or {}).get("importances", {})
+    importances = (read_run_json(sweep_dir / "importances.json") or {}).get("importances", {})
     params = list(identity.get("search", {})) or sorted({k for r in rows for k in r["params"]})
     ranked_rows = ranked(rows, direction)
     charts = [render_xy(c) for c in _param_charts(rows, params, identity, metric)]

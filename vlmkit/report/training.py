@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit import __version__
-from vlmkit.errors import InputError
 from vlmkit.finetune.output import LOG, RUN_FILE
 from vlmkit.models.sources import ADAPTER_MANIFEST
-from vlmkit.records import read_run_log
+from vlmkit.records import read_run_json, read_run_log
 from vlmkit.report.charts import SYSTEM_COLOURS
 from vlmkit.report.plots import Series, XYChart, render_xy
 from vlmkit.report.style import CSS
@@ -37,7 +36,7 @@ def is_training_dir(path: Path) -> bool:
 
 def render_training_page(run_dir: Path) -> tuple[str, int]:
     """The page, and how many charts it holds."""
-    manifest = _read_json(run_dir / MANIFEST) or _read_json(run_dir / RUN_FILE) or {}
+    manifest = read_run_json(run_dir / MANIFEST) or read_run_json(run_dir / RUN_FILE) or {}
     rows = read_run_log(run_dir / LOG)
     charts = [render_xy(chart) for chart in training_charts(rows)]
     settings = manifest.get("settings", {})
@@ -152,15 +151,3 @@ def _settings_section(settings: dict[str, Any]) -> str:
         for k, v in sorted(settings.items())
     )
     return f'<section id="settings"><h2>Settings</h2><table>{rows}</table></section>'
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise InputError(
-            f"{path} cannot be read ({error})",
-            hint="the run's own file: was it edited, or is the run still writing it?",
-        ) from None
