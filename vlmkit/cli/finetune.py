@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from vlmkit.cli import console
-from vlmkit.cli.options import given
+from vlmkit.cli.options import (
+    ImageLongestEdge,
+    ImageMaxPixels,
+    ImageMinPixels,
+    ImageSplitting,
+    MaxImageTiles,
+    MaxImageTokens,
+    given,
+)
 from vlmkit.finetune.objectives import OBJECTIVES
 from vlmkit.finetune.settings import SETTING_DEFAULTS
 
@@ -91,6 +99,12 @@ def finetune_command(
             rich_help_panel=TRAINING,
         ),
     ] = SETTING_DEFAULTS["beta"],
+    max_image_tokens: MaxImageTokens = None,
+    image_max_pixels: ImageMaxPixels = None,
+    image_min_pixels: ImageMinPixels = None,
+    image_longest_edge: ImageLongestEdge = None,
+    image_splitting: ImageSplitting = None,
+    max_image_tiles: MaxImageTiles = None,
     reward: Annotated[
         str | None,
         typer.Option(
@@ -335,6 +349,9 @@ def finetune_command(
         "objective": objective.value,
         "init_adapter": str(init_adapter) if init_adapter else None,
         "beta": beta, "dpo_loss": dpo_loss, "method": method.value if method else None,
+        "max_image_tokens": max_image_tokens, "image_max_pixels": image_max_pixels,
+        "image_min_pixels": image_min_pixels, "image_longest_edge": image_longest_edge,
+        "image_splitting": image_splitting, "max_image_tiles": max_image_tiles,
         "reward": reward, "num_generations": num_generations, "temperature": temperature,
         "max_completion_length": max_completion_length,
         "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,

@@ -12,6 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from vlmkit.cli import console
+from vlmkit.cli.options import (
+    ImageLongestEdge,
+    ImageMaxPixels,
+    ImageMinPixels,
+    ImageSplitting,
+    MaxImageTiles,
+    MaxImageTokens,
+)
 from vlmkit.errors import VlmkitError
 from vlmkit.infer.backends import BACKENDS
 
@@ -80,6 +88,12 @@ def infer_command(
             rich_help_panel=LOADING,
         ),
     ] = DType.auto,
+    max_image_tokens: MaxImageTokens = None,
+    image_max_pixels: ImageMaxPixels = None,
+    image_min_pixels: ImageMinPixels = None,
+    image_longest_edge: ImageLongestEdge = None,
+    image_splitting: ImageSplitting = None,
+    max_image_tiles: MaxImageTiles = None,
     load_in_4bit: Annotated[
         bool,
         typer.Option(
@@ -254,6 +268,7 @@ def infer_command(
     from vlmkit.infer.session import InferRequest, execute, plan
     from vlmkit.infer.settings import GenerationSettings, RemoteOptions, RunOptions, Shard
     from vlmkit.models.options import LoadOptions
+    from vlmkit.models.resolution import ImageSettings
 
     request = InferRequest(
         dataset=dataset,
@@ -266,6 +281,11 @@ def infer_command(
             dtype=dtype.value,
             load_in_4bit=load_in_4bit,
             trust_remote_code=trust_remote_code,
+            image=ImageSettings(
+                max_image_tokens=max_image_tokens, image_max_pixels=image_max_pixels,
+                image_min_pixels=image_min_pixels, image_longest_edge=image_longest_edge,
+                image_splitting=image_splitting, max_image_tiles=max_image_tiles,
+            ),
         ),
         generation=GenerationSettings(
             max_new_tokens=max_new_tokens,
@@ -304,6 +324,10 @@ def infer_command(
     ):
         work = plan(request)
         counts = work.counts
+        for note in work.notes:
+            console.note(note)
+        for warning in work.warnings:
+            console.warn(warning)
         if work.finished:
             work.journal.release()
             console.note(f"{out}: all {counts.selected:,} samples already answered; nothing to do.")

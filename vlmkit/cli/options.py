@@ -76,3 +76,41 @@ def given(ctx: typer.Context, name: str) -> bool:
     an option show its real default in `--help` and still give way to a preset or a file."""
     source = ctx.get_parameter_source(name)  # an enum of the click copy typer ships
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+IMAGE_PANEL = "Image resolution"
+MaxImageTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--max-image-tokens",
+        help="Most tokens one image may take, set on the family's own knob: Qwen's max pixels, "
+        "Idefics3's longest edge in tiles, Mllama's tiles. PaliGemma, LLaVA, Gemma 3: fixed.",
+        rich_help_panel=IMAGE_PANEL,
+    ),
+]
+ImageMaxPixels = Annotated[
+    int | None,
+    typer.Option(help="Qwen2-VL, Qwen2.5-VL: the largest image, in pixels.",
+                 rich_help_panel=IMAGE_PANEL),
+]  # fmt: skip
+ImageMinPixels = Annotated[
+    int | None,
+    typer.Option(help="Qwen2-VL, Qwen2.5-VL: the smallest image, in pixels.",
+                 rich_help_panel=IMAGE_PANEL),
+]  # fmt: skip
+ImageLongestEdge = Annotated[
+    int | None,
+    typer.Option(help="Idefics3 / SmolVLM: the longest edge images are resized to, in pixels.",
+                 rich_help_panel=IMAGE_PANEL),
+]  # fmt: skip
+ImageSplitting = Annotated[
+    bool | None,
+    typer.Option("--image-splitting/--no-image-splitting",
+                 help="Idefics3 / SmolVLM: split large images into tiles.",
+                 rich_help_panel=IMAGE_PANEL, show_default="the processor's"),
+]  # fmt: skip
+MaxImageTiles = Annotated[
+    int | None,
+    typer.Option(help="Llama 3.2 Vision: the most tiles an image is cut into.",
+                 rich_help_panel=IMAGE_PANEL),
+]  # fmt: skip

@@ -76,6 +76,28 @@ def parse_variant(spec: str) -> tuple[str, str]:
     return name, variant
 
 
+def _warn_other_preprocessing(preds: Path, baseline: Path) -> None:
+    """Two runs whose images were preprocessed differently (another resolution, tiles) are
+    compared as asked, but never unknowingly: their sidecars say how each was made."""
+    from vlmkit.infer.journal import sidecar_path
+
+    def preprocessing(path: Path) -> Any:
+        try:
+            record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+            return (record.get("model") or {}).get("image_preprocessing")
+        except (OSError, ValueError, AttributeError):
+            return None  # no sidecar (another tool's file): nothing to compare
+
+    ours, theirs = preprocessing(preds), preprocessing(baseline)
+    if ours and theirs and ours.get("effective") != theirs.get("effective"):
+        default = "the processor's own"
+        mine, other = ours.get("settings") or default, theirs.get("settings") or default
+        console.warn(
+            f"PREDS and --baseline preprocessed images differently ({mine} against {other}; "
+            "see their .run.json): the comparison mixes resolution with whatever else differs"
+        )
+
+
 def _variants(specs: list[str]) -> tuple[tuple[str, str], ...]:
     chosen: dict[str, str] = {}
     for spec in specs:
@@ -422,6 +444,7 @@ def score(
                 join_by=base_layout.join_by if base_layout else "id",
             )  # fmt: skip
         base_joined = join(baseline, refs, base_config, flag="--baseline")
+        _warn_other_preprocessing(preds[0], baseline)
     with console.stderr.status("scoring…"):
         evaluation = evaluate(joined, config)
         comparisons = None

@@ -84,6 +84,18 @@ class FinetuneSettings:
     objective's default (dpo 0.1; grpo 0.0, TRL's: no reference model, no KL term)."""
     dpo_loss: str = "sigmoid"
     """dpo: TRL's loss type; `sigmoid` is the DPO paper's (`--dpo-loss`)."""
+    max_image_tokens: int | None = None
+    """Most tokens one image may take (`--max-image-tokens`); None: the processor's."""
+    image_max_pixels: int | None = None
+    """Qwen: the largest image, in pixels (`--image-max-pixels`)."""
+    image_min_pixels: int | None = None
+    """Qwen: the smallest image, in pixels (`--image-min-pixels`)."""
+    image_longest_edge: int | None = None
+    """Idefics3: the longest edge images are resized to (`--image-longest-edge`)."""
+    image_splitting: bool | None = None
+    """Idefics3: split large images into tiles (`--image-splitting/--no-image-splitting`)."""
+    max_image_tiles: int | None = None
+    """Mllama: the most tiles an image is cut into (`--max-image-tiles`)."""
     reward: str | None = None
     """grpo: the metrics that reward each answer, `field_f1` or `field_f1=1,format=0.2`
     (`--reward`)."""
@@ -143,6 +155,17 @@ class FinetuneSettings:
             )
 
     @property
+    def image(self) -> Any:
+        """The image settings (`vlmkit.models.resolution.ImageSettings`), checked."""
+        from vlmkit.models.resolution import ImageSettings
+
+        return ImageSettings(
+            max_image_tokens=self.max_image_tokens, image_max_pixels=self.image_max_pixels,
+            image_min_pixels=self.image_min_pixels, image_longest_edge=self.image_longest_edge,
+            image_splitting=self.image_splitting, max_image_tiles=self.max_image_tiles,
+        )  # fmt: skip
+
+    @property
     def dpo_beta(self) -> float:
         return 0.1 if self.beta is None else self.beta
 
@@ -194,6 +217,7 @@ class FinetuneSettings:
         self._check_preference_settings()
         self._check_grpo_settings()
         self._check_init_adapter()
+        _ = self.image  # each value checked, naming its flag
         if self.method not in METHODS:
             raise UsageError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
         positive = {

@@ -96,6 +96,7 @@ def load_for_training(
             dtype=str(dtype).removeprefix("torch."),
             load_in_4bit=settings.method == "qlora",
             trust_remote_code=settings.trust_remote_code,
+            image=settings.image,
         ),
         device_map=_ddp_device_map(device, processes),
     )
@@ -384,6 +385,7 @@ def _manifest(
         "base_config": loaded.model.config.to_dict() if source.config is None else source.config,
         "family": loaded.family.name,
         "prompt_format": loaded.prompt_format.to_json(),
+        "image_preprocessing": loaded.image_preprocessing,
         "objective": settings.objective,
         **objective_named(settings.objective).manifest_fields(settings),
         "method": settings.method,

@@ -11,7 +11,7 @@ import hashlib
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ class Plan:
     done: dict[str, dict[str, Any]]
     todo: list[Sample]
     counts: RunCounts
+    notes: list[str] = field(default_factory=list)
+    """What the user should hear before the run (the adapter's image settings, used)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the user should be warned of (image settings other than the adapter's)."""
 
     @property
     def finished(self) -> bool:
@@ -76,6 +80,15 @@ def plan(request: InferRequest) -> Plan:
     backend.check(request)  # what this backend cannot do, before anything heavy loads
     if not backend.remote:
         _check_remote_flags(request)
+    if request.load.image.given() and request.backend != "transformers":
+        from vlmkit.models.resolution import FLAGS
+
+        flags = ", ".join(FLAGS[name] for name in request.load.image.given())
+        raise UsageError(
+            f"{flags}: image settings apply to --backend transformers; vLLM and served models "
+            "resize images with their own processor settings",
+            hint="drop them, or answer with --backend transformers",
+        )
     if request.max_model_len is not None and request.backend != "vllm":
         raise UsageError("--max-model-len is for --backend vllm", hint="drop it")
     if request.max_model_len is not None and request.max_model_len < 1:
@@ -93,6 +106,7 @@ def plan(request: InferRequest) -> Plan:
         if backend.remote
         else resolve_source(request.model, request.adapter)
     )
+    request, notes, warnings = _trained_image_settings(request, source)
     refuse_overlaps(
         [("--out", journal.out), ("--out's sidecar", journal.sidecar),
          ("--out's partial file", journal.partial)],
@@ -117,7 +131,37 @@ def plan(request: InferRequest) -> Plan:
         already_done=len(selection.samples) - len(todo),
         todo=len(todo),
     )
-    return Plan(request, selection, source, journal, key, done, todo, counts)
+    return Plan(request, selection, source, journal, key, done, todo, counts, notes, warnings)
+
+
+def _trained_image_settings(
+    request: InferRequest, source: ModelSource
+) -> tuple[InferRequest, list[str], list[str]]:
+    """An adapter answers best at the resolution it was trained at: without image flags, its
+    manifest's settings are used (and said); with others, they are used and warned of."""
+    from vlmkit.models.resolution import ImageSettings
+
+    recorded = (source.manifest or {}).get("image_preprocessing")
+    if not isinstance(recorded, dict):
+        return request, [], []  # no adapter, or one from before vlmkit recorded them
+    trained = ImageSettings.from_json(recorded.get("settings"))
+    asked = request.load.image
+    shown = trained.given() or "the processor's own"
+    if not asked.given():
+        if not trained.given():
+            return request, [], []
+        used = replace(request, load=replace(request.load, image=trained))
+        return used, [f"images preprocessed as the adapter was trained: {shown}"], []
+    if asked == trained:
+        return request, [], []
+    return (
+        request,
+        [],
+        [
+            f"the adapter was trained with image settings {shown}; answering with {asked.given()} "
+            "as asked: another resolution can lower its scores"
+        ],
+    )
 
 
 def execute(
@@ -196,6 +240,12 @@ def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
         require_model_libraries("vlmkit infer")
     backend = chosen.load(plan.source, request)
     described = backend.describe().to_json()
+    loaded = getattr(backend, "loaded", None)
+    if loaded is not None:  # a local model: how many tokens this run's images take
+        from vlmkit.models.resolution import image_token_stats
+
+        images = [sample.image for sample in plan.selection.samples]
+        described["image_tokens"] = image_token_stats(loaded.processor, images)
     if described["prompt_format"] is not None:
         _check_trained_prompt_format(plan.source, described["prompt_format"])
     loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
@@ -239,6 +289,7 @@ def _settings_key(
         "shard": str(request.options.shard),
         "generation": request.generation.to_json(),
         "load_in_4bit": request.load.load_in_4bit,
+        "image": request.load.image.given(),
         "backend": request.backend,
         **remote,  # a served model is its server and its name (no local digests)
     }

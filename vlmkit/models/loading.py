@@ -17,6 +17,7 @@ from vlmkit.errors import InputError, UsageError
 from vlmkit.models.families import Family
 from vlmkit.models.four_bit import four_bit_config, packed_kernel_misfits
 from vlmkit.models.options import LoadOptions
+from vlmkit.models.resolution import apply_image_settings
 from vlmkit.models.sources import ModelSource, model_family
 from vlmkit.prompts import PromptFormat, prompt_format
 
@@ -38,6 +39,8 @@ class LoadedModel:
     dtype: str
     context_length: int | None
     """Most tokens (prompt + answer) the language model takes, when its config says."""
+    image_preprocessing: dict[str, Any] | None = None
+    """How images are resized and split (`vlmkit.models.resolution`): asked and in effect."""
 
     def describe(self) -> dict[str, Any]:
         """What a run sidecar records about the model."""
@@ -50,6 +53,7 @@ class LoadedModel:
             "device": self.device,
             "dtype": self.dtype,
             "context_length": self.context_length,
+            "image_preprocessing": self.image_preprocessing,
         }
 
 
@@ -74,6 +78,7 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
     family = model_family(config.to_dict(), source.model)
     processor = load_processor(source, family, options)
     formats = prompt_format(processor, family, source.model)  # no template: fail before weights
+    preprocessing = apply_image_settings(processor, family, options.image, config.to_dict())
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_code_policy(options)}
     if options.load_in_4bit:
         kwargs["quantization_config"] = four_bit_config(dtype)
@@ -100,6 +105,7 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         context_length=_context_length(config),
+        image_preprocessing=preprocessing,
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vlmkit.errors import UsageError
+from vlmkit.models.resolution import ImageSettings
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -31,6 +32,8 @@ class LoadOptions:
     """Quantise the weights to 4-bit NF4 with bitsandbytes while loading (`--load-in-4bit`)."""
     trust_remote_code: bool = False
     """Run Python code shipped with the checkpoint (`--trust-remote-code`)."""
+    image: ImageSettings = field(default_factory=ImageSettings)
+    """Image resolution, set on the processor (`--max-image-tokens` and the family's knobs)."""
 
     def __post_init__(self) -> None:
         check_device_and_dtype(self.device, self.dtype)

@@ -39,6 +39,8 @@ class ModelDescription:
     """The server's URL, for a served model."""
     api_key: str | None = None
     """Where a served model's API key came from (the variable's name, never its value)."""
+    image_preprocessing: dict[str, Any] | None = None
+    """How images were resized and split (local models; a server's are its own)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
