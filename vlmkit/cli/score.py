@@ -50,10 +50,10 @@ def parse_gate(spec: str, flag: str) -> tuple[str, float]:
 
 def parse_variant(spec: str) -> tuple[str, str]:
     """`anls=lmms-eval` -> ("anls", "lmms-eval"): a metric that has that variant."""
-    from vlmkit.metrics import metric_class, resolve_metric_names
+    from vlmkit.metrics import METRICS, metric_class, resolve_metric_names
 
     name, sep, variant = (part.strip() for part in spec.partition("="))
-    with_variants = [n for n in _metric_names() if metric_class(n).variants]
+    with_variants = [n for n in METRICS if metric_class(n).variants]
     if "," in spec:
         raise UsageError(
             f"--variant {spec!r}: one METRIC=VARIANT per --variant",
@@ -109,12 +109,6 @@ def _variants(specs: list[str]) -> tuple[tuple[str, str], ...]:
             )
         chosen[name] = variant
     return tuple(chosen.items())
-
-
-def _metric_names() -> list[str]:
-    from vlmkit.metrics import METRICS
-
-    return list(METRICS)
 
 
 def check_gate_names(

@@ -36,16 +36,17 @@ class SplitImages:
         data = _read(image)
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self._written:
-            self._written[digest] = write_image(data, self.folder, stem, self.max_side, image)
+            self._written[digest] = write_image(data, digest, self.folder, stem, self.max_side,
+                                                image)  # fmt: skip
         name, meta = self._written[digest]
         return name, dict(meta)
 
 
 def write_image(
-    data: bytes, folder: Path, stem: str, max_side: int | None, image: ImageRef
+    data: bytes, digest: str, folder: Path, stem: str, max_side: int | None, image: ImageRef
 ) -> tuple[str, dict[str, Any]]:
-    """Write the bytes of `image` as `folder/images/<stem>.<ext>`; return its relative name and
-    its meta."""
+    """Write the bytes of `image` (`digest`: their SHA-256) as `folder/images/<stem>.<ext>`;
+    return its relative name and its meta."""
     try:
         # Decoded in full: verify() checks little beyond a PNG's checksums, and a truncated
         # JPEG would pass it and only fail in a training run.
@@ -53,7 +54,7 @@ def write_image(
     except UnreadableImage as error:
         raise ImageError(str(error).removeprefix("the image is ")) from None
     suffix = SUFFIXES.get(decoded.format or "", _original_suffix(image))
-    meta: dict[str, Any] = {"image_sha256": hashlib.sha256(data).hexdigest()}
+    meta: dict[str, Any] = {"image_sha256": digest}
     if max_side is not None and max(decoded.size) > max_side:
         meta.update(original_size=list(decoded.size), max_side=max_side)
         data = _downsized(decoded, max_side)

@@ -63,13 +63,17 @@ class TrainingData:
 
     def check_metric(self, name: str) -> None:
         """Refuse a metric these records cannot be scored with (a VQA metric without answers)."""
-        from vlmkit.scoring import Reference, check_answer_metrics
+        from vlmkit.scoring import check_answer_metrics
 
-        references = [
-            Reference(r.id, r.target, r.task, r.to_json(), f"{self.metadata}:{number}", r.answers)
-            for number, r in enumerate(self.records, start=1)
-        ]
-        check_answer_metrics(references, [name])
+        check_answer_metrics(self.references(self.records), [name])
+
+    def references(self, records: list[DatasetRecord]) -> list[Any]:
+        """`records` (some of these) as `vlmkit.scoring.Reference`s, each naming its line."""
+        from vlmkit.scoring import Reference
+
+        lines = {record.id: number for number, record in enumerate(self.records, start=1)}
+        return [Reference(r.id, r.target, r.task, r.to_json(), f"{self.metadata}:{lines[r.id]}",
+                          r.answers) for r in records]  # fmt: skip
 
     def shared_with(self, other: TrainingData) -> int:
         """How many of these samples are also in `other` (the same id or the same image)."""

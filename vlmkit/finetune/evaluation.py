@@ -24,7 +24,7 @@ from vlmkit.infer.selection import Sample
 from vlmkit.infer.settings import GenerationSettings
 from vlmkit.metrics import metric_class
 from vlmkit.models.loading import LoadedModel
-from vlmkit.scoring import Joined, Reference, ScoreConfig, choose_metrics, evaluate
+from vlmkit.scoring import Joined, ScoreConfig, choose_metrics, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,7 @@ def generation_scores(
     questions = [Sample(r.id, data.folder / r.file_name, r.prompt) for r in records]
     answers = predictor.predict(questions)
     joined = Joined(
-        references=[
-            Reference(r.id, r.target, r.task, r.to_json(), f"{data.folder}:{r.id}", r.answers)
-            for r in records
-        ],
+        references=data.references(records),
         predictions=[a.prediction if a.error is None else "" for a in answers],
         prediction_records=[a.to_json() for a in answers],
         missing=[],

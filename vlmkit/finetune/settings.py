@@ -157,13 +157,10 @@ class FinetuneSettings:
     @property
     def image(self) -> Any:
         """The image settings (`vlmkit.models.resolution.ImageSettings`), checked."""
-        from vlmkit.models.resolution import ImageSettings
+        from vlmkit.models.resolution import FLAGS, ImageSettings
 
-        return ImageSettings(
-            max_image_tokens=self.max_image_tokens, image_max_pixels=self.image_max_pixels,
-            image_min_pixels=self.image_min_pixels, image_longest_edge=self.image_longest_edge,
-            image_splitting=self.image_splitting, max_image_tiles=self.max_image_tiles,
-        )  # fmt: skip
+        # The fields carry the knobs' own names, so config files and sweeps set them too.
+        return ImageSettings(**{name: getattr(self, name) for name in FLAGS})
 
     @property
     def dpo_beta(self) -> float:

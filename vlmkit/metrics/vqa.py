@@ -44,7 +44,7 @@ from typing import ClassVar
 from rapidfuzz.distance import Levenshtein
 
 from vlmkit.metrics import vqa_answers
-from vlmkit.metrics.base import Batch, MeanMetric, as_text
+from vlmkit.metrics.base import Batch, MeanMetric
 
 ANLS_THRESHOLD = 0.5
 RELAXED_TOLERANCE = 0.05
@@ -163,9 +163,8 @@ class _AnswersMetric(MeanMetric):
 
     def sample_scores(self, batch: Batch) -> list[float]:
         score = self.scorers[self.variant]
-        predictions = self.options.normalization.apply([as_text(p) for p in batch.raw_predictions])
         answers = self.answers_of(batch)
-        return [score(p, given) for p, given in zip(predictions, answers, strict=True)]
+        return [score(p, given) for p, given in zip(batch.predictions, answers, strict=True)]
 
     def answers_of(self, batch: Batch) -> list[tuple[str, ...]]:
         """The answers each prediction is scored against: any acceptable one (the reference
