@@ -208,7 +208,7 @@ def _budget(model: Path, data: Path) -> int:
     sft = objective_named("sft")
     collator = sft.collator(loaded.processor, loaded.family, None)
     training = read_training_data(data, None, flag="D")
-    lengths = [sft.longest(collator, example, None) for example in sft.examples(training)]
+    lengths = [sft.measure(collator, example, None).total for example in sft.examples(training)]
     assert lengths[0] > max(lengths[1:])
     return max(lengths[1:])
 

@@ -316,6 +316,14 @@ def finetune_command(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the run, encode every sample and estimate its peak memory from the "
+            "processor and config alone: no weight loads, nothing is written.",
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune a LoRA or QLoRA adapter with TRL (SFT, DPO or GRPO), for `vlmkit infer --adapter`.
 
@@ -339,6 +347,7 @@ def finetune_command(
         vlmkit finetune data/cord --split train --objective grpo --reward field_f1=1,format=0.2 \\
             --model M --init-adapter runs/lora -o runs/grpo
         torchrun --nproc_per_node 4 -m vlmkit finetune data/cord --split train --model M -o r/ddp
+        vlmkit finetune data/cord --split train --model M -o runs/q --method qlora --dry-run
     """
     from vlmkit.finetune.processes import current
     from vlmkit.finetune.session import FinetuneRequest, plan
@@ -393,6 +402,12 @@ def finetune_command(
             f"--{name.replace('_', '-')}" for name in eval_flags if flags[name] is not None
         ),
     )
+    if dry_run:
+        from vlmkit.cli.dry_run import print_training_estimate
+        from vlmkit.finetune.dry_run import dry_run as estimate
+
+        print_training_estimate(estimate(request), str(train))
+        return
     work = plan(request, processes)
     for notice in work.notices:
         console.warn(notice)

@@ -24,6 +24,7 @@ from transformers import PrinterCallback
 
 from vlmkit import __version__
 from vlmkit.errors import InputError, UsageError
+from vlmkit.finetune.budget import within_budget
 from vlmkit.finetune.data import TrainingData
 from vlmkit.finetune.evaluation import GenerationEvalCallback
 from vlmkit.finetune.modules import target_modules
@@ -91,23 +92,49 @@ def load_for_training(
     torch.manual_seed(settings.seed)
     loaded = load_model(
         dataclasses.replace(source, adapter=None),
-        LoadOptions(
-            device=device,
-            dtype=str(dtype).removeprefix("torch."),
-            load_in_4bit=settings.method == "qlora",
-            trust_remote_code=settings.trust_remote_code,
-            image=settings.image,
-        ),
+        load_options(settings, device, dtype),
         device_map=_ddp_device_map(device, processes),
     )
+    check_init_adapter(source, loaded.prompt_format)
+    return dataclasses.replace(loaded, source=source)
+
+
+def load_options(settings: FinetuneSettings, device: str, dtype: torch.dtype) -> LoadOptions:
+    """How training loads its base model (a dry run reads the same processor settings)."""
+    return LoadOptions(
+        device=device,
+        dtype=str(dtype).removeprefix("torch."),
+        load_in_4bit=settings.method == "qlora",
+        trust_remote_code=settings.trust_remote_code,
+        image=settings.image,
+    )
+
+
+def check_init_adapter(source: ModelSource, formats: Any) -> None:
+    """An --init-adapter goes on with the prompt format it was trained with."""
     trained = (source.manifest or {}).get("prompt_format")
-    if source.adapter is not None and trained and trained != loaded.prompt_format.to_json():
+    if source.adapter is not None and trained and trained != formats.to_json():
         raise UsageError(
             f"--init-adapter {source.adapter} was trained with prompt format {trained}, but "
-            f"{source.model} now formats prompts as {loaded.prompt_format.to_json()}",
+            f"{source.model} now formats prompts as {formats.to_json()}",
             hint="train on the base model (and chat template) the adapter was trained with",
         )
-    return dataclasses.replace(loaded, source=source)
+
+
+def lora_config(model: Any, settings: FinetuneSettings) -> Any:
+    """A new adapter's shape: the LoRA flags, on the layers `modules.target_modules` resolves."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=target_modules(
+            model, settings.target_modules, train_vision=settings.train_vision
+        ),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
 
 
 def build_trainer(
@@ -128,13 +155,11 @@ def build_trainer(
     Nothing is written before every check of this stage has passed (target modules, budget);
     then the run's folder is made (or reopened, for `--resume`).
     """
-    from peft import LoraConfig
-
     objective.check_family(loaded.family, "--model")  # a hub id's family is known only now
     collator = objective.collator(
         loaded.processor, loaded.family, settings.max_length or loaded.context_length
     )
-    examples, skipped = _within_budget(objective, train, collator, settings)
+    examples, skipped = within_budget(objective, train, collator, settings)
     model, lora = loaded.model, None
     if loaded.source.adapter is not None:
         # Training goes on from the adapter's weights (its shape: the LoRA flags do not apply);
@@ -143,16 +168,7 @@ def build_trainer(
 
         model = PeftModel.from_pretrained(model, str(loaded.source.adapter), is_trainable=True)
     else:
-        lora = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=target_modules(
-                loaded.model, settings.target_modules, train_vision=settings.train_vision
-            ),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        lora = lora_config(loaded.model, settings)
     if processes.main:
         if resume:
             drop_unfinished_checkpoints(work)
@@ -335,38 +351,6 @@ def _ddp_device_map(device: str, processes: Processes) -> Any:
     if device == "cuda" and processes.several:
         return {"": processes.local_rank}
     return None
-
-
-def _within_budget(
-    objective: Objective, train: TrainingData, collator: Any, settings: FinetuneSettings
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The examples that fit `max_length` whole (cutting one would cut into its image
-    tokens), and the ids of those skipped (`--skip-long`)."""
-    limit = collator.max_length
-    kept, too_long = [], []
-    for example in objective.examples(train):
-        try:
-            tokens = objective.longest(collator, example, settings)
-        except (OSError, ValueError) as error:
-            raise InputError(
-                f"{train.folder}: sample {example['id']!r} cannot be encoded: {error}",
-                hint="check its image and prompt",
-            ) from None
-        if limit is not None and tokens > limit:
-            too_long.append((example["id"], tokens))
-        else:
-            kept.append(example)
-    if too_long and not settings.skip_long:
-        ids = ", ".join(f"{i} ({n} tokens)" for i, n in too_long[:3])
-        raise InputError(
-            f"{len(too_long)} training samples exceed {limit} tokens with their image tokens: "
-            f"{ids}{'...' if len(too_long) > 3 else ''}",
-            hint=objective.budget_hint,
-        )
-    if not kept:
-        raise InputError(f"every training sample exceeds {limit} tokens",
-                         hint=objective.budget_hint)  # fmt: skip
-    return kept, [i for i, _ in too_long]
 
 
 def _manifest(

@@ -63,22 +63,15 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
     `device_map` overrides the default placement (`auto` on CUDA): a data-parallel training
     process puts the whole model on its own GPU.
     """
-    from transformers import AutoConfig, AutoModelForImageTextToText
+    from transformers import AutoModelForImageTextToText
     from transformers.utils import logging as transformers_logging
 
     # The command draws its own progress bar; transformers' loading bars would interleave.
     transformers_logging.disable_progress_bar()
     device = choose_device(options.device)
     dtype = choose_dtype(options.dtype, device)
-    config = _hub_error_as_input(
-        source,
-        lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options)),
-        needs="a config.json",
-    )
-    family = model_family(config.to_dict(), source.model)
-    processor = load_processor(source, family, options)
-    formats = prompt_format(processor, family, source.model)  # no template: fail before weights
-    preprocessing = apply_image_settings(processor, family, options.image, config.to_dict())
+    parts = load_parts(source, options)
+    family, processor = parts.family, parts.processor
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_code_policy(options)}
     if options.load_in_4bit:
         kwargs["quantization_config"] = four_bit_config(dtype)
@@ -100,13 +93,59 @@ def load_model(source: ModelSource, options: LoadOptions, *, device_map: Any = N
         model=model,
         processor=processor,
         family=family,
-        prompt_format=formats,
+        prompt_format=parts.prompt_format,
         source=source,
         device=device,
         dtype=str(dtype).removeprefix("torch."),
-        context_length=_context_length(config),
-        image_preprocessing=preprocessing,
+        context_length=parts.context_length,
+        image_preprocessing=parts.image_preprocessing,
     )
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """Everything of a model but its weights: what a dry run reads, and what loading checks
+    before the weights (a folder without a chat template fails in milliseconds)."""
+
+    config: Any
+    family: Family
+    processor: Any
+    prompt_format: PromptFormat
+    image_preprocessing: dict[str, Any] | None
+    context_length: int | None
+
+
+def load_parts(source: ModelSource, options: LoadOptions) -> ModelParts:
+    """The config, the processor (with the image settings applied) and the prompt format."""
+    from transformers import AutoConfig
+
+    config = _hub_error_as_input(
+        source,
+        lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options)),
+        needs="a config.json",
+    )
+    family = model_family(config.to_dict(), source.model)
+    processor = load_processor(source, family, options)
+    formats = prompt_format(processor, family, source.model)  # no template: fail before weights
+    preprocessing = apply_image_settings(processor, family, options.image, config.to_dict())
+    return ModelParts(config, family, processor, formats, preprocessing, _context_length(config))
+
+
+def empty_model(parts: ModelParts, dtype: torch.dtype, options: LoadOptions) -> Any:
+    """The model built from its config on the meta device: every parameter's shape and dtype,
+    no memory taken and no weight read (what a dry run counts and traces)."""
+    from transformers import AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        return AutoModelForImageTextToText.from_config(
+            parts.config, dtype=dtype, **_code_policy(options)
+        )
+
+
+def planned_device(requested: str) -> str:
+    """The device a run asked for will use; `cuda` is taken as asked even without a GPU here
+    (a dry run on a laptop plans a GPU run)."""
+    return requested if requested == "cuda" else choose_device(requested)
 
 
 def choose_device(requested: str) -> str:
@@ -117,6 +156,14 @@ def choose_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if has_cuda else "cpu"
     return requested
+
+
+def planned_dtype(requested: str, device: str) -> torch.dtype:
+    """The dtype a run on `device` will use; a planned CUDA run without a GPU here is taken to
+    have bf16 (every GPU since Ampere)."""
+    if device == "cuda" and requested == "auto" and not torch.cuda.is_available():
+        return torch.bfloat16
+    return choose_dtype(requested, device)
 
 
 def choose_dtype(requested: str, device: str) -> torch.dtype:

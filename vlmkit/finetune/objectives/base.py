@@ -54,9 +54,14 @@ class Objective:
 
         return Dataset.from_list(examples)
 
-    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
-        """The most tokens `example` makes in one training sequence (for the token budget)."""
+    def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
+        """The tokens of `example`'s longest training sequence, encoded as the collator encodes
+        it: `collate.EncodedLengths` (its total is what the token budget checks)."""
         raise NotImplementedError
+
+    def rows(self, settings: Any) -> int:
+        """Sequences one training forward holds per device (the memory estimate's batch)."""
+        return int(settings.batch_size)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

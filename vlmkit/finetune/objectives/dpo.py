@@ -33,10 +33,10 @@ class PreferenceCollator:
         self.supervised = collator
         self.max_length = collator.max_length
 
-    def lengths(self, example: dict[str, Any]) -> int:
+    def lengths(self, example: dict[str, Any]) -> Any:
         """Tokens of the longer of the two sequences a pair makes."""
         sides = self._sides([example])
-        return max(self.supervised.lengths(side).total for side in sides)
+        return max((self.supervised.lengths(side) for side in sides), key=lambda n: n.total)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -91,8 +91,11 @@ class DirectPreferenceOptimisation(Objective):
             for r in data.records
         ]  # fmt: skip
 
-    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
+    def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
         return collator.lengths(example)
+
+    def rows(self, settings: Any) -> int:
+        return 2 * int(settings.batch_size)  # chosen and rejected in one forward
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

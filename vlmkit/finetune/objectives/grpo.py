@@ -132,10 +132,13 @@ class GroupRelativePolicyOptimisation(Objective):
         # inference opens them.
         return Dataset.from_list(examples).cast_column("image", Image(mode="RGB"))
 
-    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
+    def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
+        from vlmkit.finetune.collate import EncodedLengths
+
         # The prompt with its image tokens, and the longest completion it may be given.
         prompt = collator.lengths({**example, "prompt": example["text"]}).prompt
-        return prompt + settings.max_completion_length
+        answer = settings.max_completion_length
+        return EncodedLengths(prompt + answer, prompt, answer)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

@@ -43,8 +43,8 @@ class SupervisedFineTuning(Objective):
             for r in data.records
         ]  # fmt: skip
 
-    def longest(self, collator: Any, example: dict[str, Any], settings: Any) -> int:
-        return collator.lengths(example).total
+    def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
+        return collator.lengths(example)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

@@ -1,0 +1,157 @@
+"""`vlmkit finetune --dry-run`: its time against an epoch's data loading, and its memory estimate
+against the measured peak.
+
+1. Time: `--dry-run` on 1,000 CORD-sized samples (the CORD v2 receipts of examples/, repeated,
+   their JSON targets) against what a user otherwise learns the token counts from, an epoch
+   of the trainer's data loading (a `DataLoader` over the same samples with vlmkit's training
+   collator, batch 4). Both in this process, the processor loaded once before either.
+2. Memory: the estimate for a small random Idefics3 (8 layers of 512, a 32,000-token
+   vocabulary; the processor's tiles raised so that receipts take ~1,000 tokens) against the
+   peak resident memory of the run itself, two training steps of batch 2 in a process of its
+   own, above that process's baseline (`measure_training_peak.py`), glibc told to map every
+   large block so that the resident set follows the tensors alive. That is a CPU proxy: no
+   GPU was lent to measure `torch.cuda.max_memory_allocated`.
+
+    python bench/bench_dry_run.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORD = REPO / "examples" / "cord-v2-sample"
+SAMPLES = 1000
+LONGEST_EDGE = 384
+"""Idefics3's resize target for the receipts: tiles of 32 pixels, ~1,000 tokens a receipt."""
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = cord_samples(root / "cord", SAMPLES)
+        model = small_idefics3(root)
+        timing(data, model, root)
+        estimates(root, model)
+
+
+def cord_samples(folder: Path, count: int) -> Path:
+    """`count` training samples cycling over the CORD receipts (ids made distinct)."""
+    shutil.copytree(CORD / "images", folder / "images")
+    records = [json.loads(line) for line in (CORD / "metadata.jsonl").read_text().splitlines()]
+    with (folder / "metadata.jsonl").open("w") as lines:
+        for index in range(count):
+            record = dict(records[index % len(records)], id=f"cord-{index:04d}")
+            lines.write(json.dumps(record) + "\n")
+    return folder
+
+
+def small_idefics3(root: Path) -> Path:
+    """A random Idefics3 big enough for its memory to stand out of a process's noise."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    tiny = root / "tiny"
+    subprocess.run([sys.executable, "-m", "vlmkit", "tiny-model", tiny, "--family", "idefics3"],
+                   check=True, capture_output=True)  # fmt: skip
+    config = AutoConfig.from_pretrained(tiny)
+    config.text_config.update({"hidden_size": 512, "intermediate_size": 1536,
+                               "num_hidden_layers": 8, "num_attention_heads": 8,
+                               "num_key_value_heads": 4, "vocab_size": 32000})  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(config)
+    small = root / "small"
+    model.save_pretrained(small)
+    for path in tiny.iterdir():
+        if not path.name.startswith(("model", "config")):
+            shutil.copy(path, small / path.name)
+    return small
+
+
+def timing(data: Path, model: Path, root: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from vlmkit.finetune.dry_run import dry_run
+    from vlmkit.finetune.objectives import objective_named
+    from vlmkit.finetune.session import FinetuneRequest, check
+    from vlmkit.finetune.settings import settings_from
+    from vlmkit.models.loading import load_parts
+
+    settings = settings_from(None, {"image_longest_edge": LONGEST_EDGE, "batch_size": 4})
+    request = FinetuneRequest(train=data, model=str(model), out=root / "run", settings=settings)
+    checked = check(request)
+    parts = load_parts(checked.source, _options(settings))
+    objective = objective_named("sft")
+    collator = objective.collator(parts.processor, parts.family, parts.context_length)
+    started = time.perf_counter()
+    report = dry_run(request)
+    dry = time.perf_counter() - started
+    started = time.perf_counter()
+    loader = DataLoader(objective.examples(checked.train), batch_size=4, collate_fn=collator)
+    batches = sum(1 for _ in loader)
+    epoch = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vlmkit", "finetune", str(data), "--model", str(model),
+                    "-o", str(root / "run"), "--image-longest-edge", str(LONGEST_EDGE),
+                    "--dry-run"], check=True, capture_output=True)  # fmt: skip
+    process = time.perf_counter() - started
+    stats = report.stats()["total"]
+    print(f"{SAMPLES:,} CORD receipts, tokens per sample {stats.minimum:,}-{stats.maximum:,} "
+          f"(median {stats.median:,g}); x86_64, {os.cpu_count()} cores")  # fmt: skip
+    print(f"--dry-run (in process)        {dry:7.2f} s")
+    print(f"an epoch's data loading       {epoch:7.2f} s ({batches} batches of 4)")
+    print(f"--dry-run / epoch's loading:  {dry / epoch:.2f}x")
+    print(f"--dry-run, whole process      {process:7.2f} s")
+
+
+def estimates(root: Path, model: Path) -> None:
+    from vlmkit.finetune.dry_run import dry_run
+    from vlmkit.finetune.session import FinetuneRequest
+    from vlmkit.finetune.settings import settings_from
+
+    data = cord_samples(root / "cord-small", 4)
+    print("\nestimate vs measured peak (CPU proxy: peak RSS above the run's baseline), "
+          "2 steps, fp32, 1,574 tokens a sample")  # fmt: skip
+    print(f"{'run':34} {'estimate MB':>12} {'measured MB':>12} {'error':>7}")
+    # glibc keeps freed blocks for reuse; mapping every large block makes the resident set
+    # follow the tensors alive, as the CUDA allocator's max_memory_allocated does.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    for name, flags in (
+        ("lora, batch 1", {"batch_size": 1}),
+        ("lora, batch 2", {}),
+        ("lora, batch 2, checkpointing", {"gradient_checkpointing": True}),
+        ("lora r 64, batch 2", {"lora_r": 64}),
+        ("qlora, batch 2", {"method": "qlora"}),
+    ):
+        flags = {"image_longest_edge": LONGEST_EDGE, "batch_size": 2, "max_steps": 2, **flags}
+        out = root / f"run-{name.replace(' ', '').replace(',', '-')}"
+        request = FinetuneRequest(train=data, model=str(model), out=out,
+                                  settings=settings_from(None, flags))  # fmt: skip
+        estimate = dry_run(request).memory.total
+        result = subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "measure_training_peak.py"), str(data),
+             str(model), str(out), json.dumps(flags)],
+            check=True, capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        measured = json.loads(result.stdout.strip().splitlines()[-1])["measured"]
+        error = (estimate - measured) / measured
+        print(f"{name:34} {estimate / 2**20:12.0f} {measured / 2**20:12.0f} {error:+7.1%}")
+
+
+def _options(settings):  # type: ignore[no-untyped-def]
+    from vlmkit.finetune.train import load_options
+    from vlmkit.models.loading import choose_device, choose_dtype
+
+    device = choose_device(settings.device)
+    return load_options(settings, device, choose_dtype(settings.dtype, device))
+
+
+if __name__ == "__main__":
+    main()

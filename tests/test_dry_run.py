@@ -1,0 +1,249 @@
+"""`vlmkit finetune --dry-run`: token counts equal the collator's, parameters equal the loaded
+model's, the activation trace equals a real forward's saved tensors, and nothing loads or is
+written (tiny models of each family)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from model_helpers import letters_dataset, read_jsonl, vlmkit
+
+from vlmkit.errors import UsageError
+from vlmkit.finetune.dry_run import dry_run
+from vlmkit.finetune.session import FinetuneRequest
+from vlmkit.finetune.settings import settings_from
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+FAMILIES = ("idefics3", "qwen2-vl", "paligemma2", "llava", "gemma3", "mllama")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dry-run")
+    for family in FAMILIES:
+        assert vlmkit("tiny-model", root / family, "--family", family).exit_code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def letters(tmp_path_factory) -> Path:
+    return letters_dataset(tmp_path_factory.mktemp("letters") / "data", n=6)
+
+
+def _request(data: Path, model: Path, out: Path, **flags) -> FinetuneRequest:
+    return FinetuneRequest(train=data, model=str(model), out=out,
+                           settings=settings_from(None, flags))  # fmt: skip
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_token_counts_equal_the_collators(models, letters, tmp_path, family):
+    from vlmkit.finetune.objectives import objective_named
+    from vlmkit.finetune.session import check
+    from vlmkit.models.loading import load_parts
+    from vlmkit.models.options import LoadOptions
+
+    request = _request(letters, models / family, tmp_path / "out")
+    report = dry_run(request)
+    parts = load_parts(check(request).source, LoadOptions())
+    sft = objective_named("sft")
+    collator = sft.collator(parts.processor, parts.family, None)
+    examples = sft.examples(check(request).train)
+    assert [s.id for s in report.samples] == [e["id"] for e in examples]
+    for sample, example in zip(report.samples, examples, strict=True):
+        batch = collator([example])
+        assert sample.total == int(batch["attention_mask"].sum())
+        assert sample.answer == int((batch["labels"] != -100).sum())
+        assert sample.prompt + (sample.image or 0) == sample.total - sample.answer
+        image_id = parts.processor.image_token_id
+        if family in ("qwen2-vl", "paligemma2", "llava"):  # one placeholder per image token
+            assert sample.image == int((batch["input_ids"] == image_id).sum())
+    if family == "mllama":  # images are cross-attention states, outside the sequence
+        assert report.stats()["image"] is None
+    assert report.length == max(s.total for s in report.samples)
+
+
+def test_nothing_loads_but_the_processor_and_config_and_nothing_is_written(
+    models, letters, tmp_path
+):
+    model = tmp_path / "no-weights"
+    shutil.copytree(models / "idefics3", model)
+    for weights in model.glob("*.safetensors"):
+        weights.unlink()  # a run would fail here: the dry run must not need them
+    out = tmp_path / "out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = vlmkit("finetune", letters, "--model", model, "-o", out, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Tokens per sample" in result.output and "activations" in result.output
+    assert "no weight was loaded and nothing was written" in result.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == before
+    refused = vlmkit("finetune", letters, "--model", model, "-o", out, "--max-steps", "1")
+    assert refused.exit_code != 0 and "safetensors" in refused.output
+
+
+@pytest.mark.parametrize("family", ["idefics3", "qwen2-vl", "gemma3"])
+def test_parameters_equal_the_loaded_models(models, letters, tmp_path, family):
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from vlmkit.finetune.train import lora_config
+
+    settings = {"lora_r": 4, "target_modules": "q_proj,v_proj"}
+    report = dry_run(_request(letters, models / family, tmp_path / "out", **settings))
+    model = AutoModelForImageTextToText.from_pretrained(models / family)
+    total = sum(p.numel() for p in model.parameters())
+    adapted = get_peft_model(model, lora_config(model, settings_from(None, settings)))
+    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+    assert (report.parameters.total, report.parameters.trainable) == (total, trainable)
+
+
+def test_quantised_parameters_are_those_bitsandbytes_quantises(models, letters, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    from vlmkit.models.four_bit import four_bit_config
+
+    report = dry_run(_request(letters, models / "idefics3", tmp_path / "out", method="qlora"))
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        models / "idefics3", quantization_config=four_bit_config(torch.float32)
+    )
+    quantised = sum(m.in_features * m.out_features for m in model.modules()
+                    if isinstance(m, bnb.nn.Linear4bit))  # fmt: skip
+    assert quantised and report.parameters.quantised == quantised
+    lora = dry_run(_request(letters, models / "idefics3", tmp_path / "out"))
+    assert report.memory.weights < lora.memory.weights
+
+
+@pytest.mark.parametrize("family", ["idefics3", "qwen2-vl", "paligemma2", "gemma3"])
+@pytest.mark.parametrize("rows", [1, 2])
+def test_the_traced_step_saves_what_a_real_step_saves(models, family, rows):
+    """The meta-device trace against the same count on real tensors: a real forward of the
+    language model with its LoRA layers and TRL's loss, on CPU (whose SDPA keeps what the fused
+    kernels keep). Exact for one row; a padded batch's mask differs in its dtype alone."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from vlmkit.finetune.modules import target_modules
+    from vlmkit.finetune.step_memory import saved_tensors, step_loss, trace_step
+
+    def adapted(model):
+        layers = target_modules(model, None, train_vision=False)
+        config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=layers)
+        return get_peft_model(model, config, autocast_adapter_dtype=False).train()
+
+    length = 96
+    real = adapted(AutoModelForImageTextToText.from_pretrained(models / family))
+    language_model, head = real.get_decoder(), real.get_output_embeddings()
+    mask = torch.ones(rows, length, dtype=torch.long)
+    mask[1:, -10:] = 0  # the second row is padded
+    with saved_tensors(real) as saved:
+        states = language_model(inputs_embeds=torch.randn(rows, length, head.in_features),
+                                attention_mask=mask, use_cache=False).last_hidden_state  # fmt: skip
+        step_loss(states, head, 0, "cpu").backward()
+    with torch.device("meta"):
+        meta = AutoModelForImageTextToText.from_config(real.get_base_model().config)
+    traced = trace_step(adapted(meta), rows=rows, length=length, answer_tokens=0,
+                        dtype=torch.float32, device="cpu", checkpointing=False)  # fmt: skip
+    if rows == 1:
+        assert traced.saved == sum(saved.values())
+    else:
+        assert traced.saved == pytest.approx(sum(saved.values()), rel=0.02)
+    assert traced.saved <= traced.held <= traced.peak
+
+
+def test_live_tensors_follow_creation_views_and_frees():
+    from vlmkit.finetune.step_memory import LiveTensors
+
+    with LiveTensors() as live:
+        first = torch.empty(1000, 250, device="meta")  # 1 MB
+        second = first * 2
+        view = second.t()  # no new memory
+        second.mul_(3)  # nor in place
+        del second, view
+        third = first + 1
+    assert (live.now, live.peak) == (2_000_000, 2_000_000)
+    del first, third
+    assert live.now == 0
+
+
+def test_checkpointing_and_the_gpus_loss_take_less(models, letters, tmp_path):
+    def memory(**flags):
+        return dry_run(_request(letters, models / "qwen2-vl", tmp_path / "o", **flags)).memory
+
+    plain, checkpointed = memory(), memory(gradient_checkpointing=True)
+    assert checkpointed.activations < plain.activations
+    # On a GPU TRL's loss scores the answer's positions alone, in place, in bf16.
+    assert memory(device="cuda").working < plain.working / 2
+
+
+def test_the_estimate_follows_the_settings(models, letters, tmp_path):
+    def memory(**flags):
+        return dry_run(_request(letters, models / "idefics3", tmp_path / "o", **flags)).memory
+
+    plain = memory()
+    assert memory(batch_size=8).activations > plain.activations
+    assert memory(gradient_checkpointing=True).activations < plain.activations
+    assert memory(lora_r=64).adapter == 4 * plain.adapter
+    assert plain.optimizer == 2 * plain.adapter == 2 * plain.gradients
+    cuda = dry_run(_request(letters, models / "idefics3", tmp_path / "o", device="cuda"))
+    assert cuda.dtype == "bfloat16" and cuda.memory.weights == plain.weights // 2
+    if not torch.cuda.is_available():
+        assert any("no CUDA GPU is visible" in n for n in cuda.notices)
+
+
+def test_mllama_counts_its_cross_attention(models, letters, tmp_path):
+    one = dry_run(_request(letters, models / "mllama", tmp_path / "o", max_image_tiles=1))
+    four = dry_run(_request(letters, models / "mllama", tmp_path / "o"))
+    # The tiles reach the processor, and the cross-attention layers' activations follow them.
+    assert four.memory.activations > one.memory.activations
+
+
+def test_dpo_and_grpo_measure_their_own_sequences(models, letters, tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "images").symlink_to(letters / "images")
+    rows = read_jsonl(letters / "metadata.jsonl")
+    for row in rows:
+        row["chosen"], row["rejected"] = row.pop("target"), "a much longer rejected answer"
+    (pairs / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = models / "idefics3"
+    sft = dry_run(_request(letters, model, tmp_path / "o", batch_size=2))
+    dpo = dry_run(_request(pairs, model, tmp_path / "o", batch_size=2, objective="dpo"))
+    assert (sft.rows, dpo.rows) == (2, 4)  # chosen and rejected in one forward
+    assert all(d.answer > s.answer for d, s in zip(dpo.samples, sft.samples, strict=True))
+    grpo = dry_run(_request(letters, model, tmp_path / "o", objective="grpo",
+                            reward="letter_accuracy", max_completion_length=40))  # fmt: skip
+    for g, s in zip(grpo.samples, sft.samples, strict=True):
+        assert (g.answer, g.total) == (40, s.total - s.answer + 40)
+
+
+def test_samples_over_max_length_are_reported_not_refused(models, letters, tmp_path):
+    result = vlmkit("finetune", letters, "--model", models / "qwen2-vl", "-o", tmp_path / "o",
+                    "--max-length", "20", "--dry-run")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "6 samples over --max-length 20" in result.output
+
+
+def test_dry_run_with_resume_is_one_clear_error(models, letters, tmp_path):
+    result = vlmkit("finetune", letters, "--model", models / "qwen2-vl", "-o", tmp_path / "o",
+                    "--dry-run", "--resume")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--dry-run" in result.output and "--resume" in result.output
+    with pytest.raises(UsageError, match="--resume"):
+        dry_run(FinetuneRequest(letters, str(models / "qwen2-vl"), tmp_path / "o",
+                                settings_from(None, {}), resume=True))  # fmt: skip
+
+
+def test_bad_settings_fail_as_the_run_would(models, letters, tmp_path):
+    result = vlmkit("finetune", letters, "--model", models / "qwen2-vl", "-o", tmp_path / "o",
+                    "--target-modules", "nope", "--dry-run")  # fmt: skip
+    assert result.exit_code != 0 and "--target-modules 'nope'" in result.output
+    result = vlmkit("finetune", letters, "--model", models / "llava", "-o", tmp_path / "o",
+                    "--max-image-tokens", "4", "--dry-run")  # fmt: skip
+    assert result.exit_code != 0 and "fixed by its checkpoint" in result.output

@@ -1,0 +1,88 @@
+"""What `--dry-run` prints: token statistics, parameters and the memory estimate, as tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from vlmkit.cli import console
+
+PARTS = {"prompt": "prompt text", "image": "image", "answer": "answer", "total": "whole sequence"}
+
+
+def human_bytes(count: float) -> str:
+    """1,536 -> '1.5 KiB': binary units, as GPU memory is quoted."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.2f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def token_table(stats: dict[str, Any], unit: str) -> Table:
+    """Min / median / max tokens per sample, by part (a part the run has not: left out)."""
+    table = Table(box=box.SIMPLE_HEAD, title=f"Tokens per {unit}", title_justify="left")
+    table.add_column("part")
+    for name in ("min", "median", "max"):
+        table.add_column(name, justify="right")
+    for key, label in PARTS.items():
+        value = stats.get(key)
+        if value is not None:
+            table.add_row(label, f"{value.minimum:,}", f"{value.median:,g}", f"{value.maximum:,}")
+    return table
+
+
+def memory_table(parts: dict[str, int], title: str) -> Table:
+    """Bytes by what holds them, and their sum."""
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    table.add_column("held by")
+    table.add_column("estimate", justify="right")
+    total = parts.pop("total")
+    for name, count in parts.items():
+        table.add_row(name, human_bytes(count))
+    table.add_section()
+    table.add_row("peak", human_bytes(total), style="bold")
+    return table
+
+
+def print_training_estimate(report: Any, dataset: str) -> None:
+    """`vlmkit finetune --dry-run`'s report, on stdout."""
+    out = console.stdout
+    samples = len(report.samples)
+    out.print(f"{samples:,} training samples in {dataset}, encoded as the collator encodes them.")
+    out.print(token_table(report.stats(), "sample"))
+    limit = f"--max-length {report.max_length:,}" if report.max_length else "no --max-length"
+    if report.over_budget:
+        shown = ", ".join(f"{i} ({n:,})" for i, n in report.over_budget[:3])
+        more = "..." if len(report.over_budget) > 3 else ""
+        out.print(f"{len(report.over_budget):,} samples over {limit}: {shown}{more}")
+    else:
+        out.print(f"No sample over {limit}.")
+    parameters = report.parameters
+    share = 100 * parameters.trainable / max(parameters.total, 1)
+    out.print(
+        f"Parameters: {parameters.total:,} in the base model, {parameters.trainable:,} trained "
+        f"({share:.2f} %){_quantised(report)}."
+    )
+    checkpointing = "on" if report.gradient_checkpointing else "off"
+    title = (
+        f"Peak memory of a training step ({report.method}, {report.device}, {report.dtype}, "
+        f"{report.rows} x {report.length:,} tokens, gradient checkpointing {checkpointing})"
+    )
+    names = {"weights": "weights", "adapter": "adapter (LoRA)", "gradients": "gradients",
+             "optimizer": "optimiser (AdamW)", "activations": "activations",
+             "working": "working memory"}  # fmt: skip
+    memory = report.memory.to_json()
+    out.print(memory_table({names.get(k, k): v for k, v in memory.items()}, title))
+    out.print("What the estimate counts and leaves out: README 'Dry run'.")
+    for notice in report.notices:
+        console.warn(notice)
+    console.note("Dry run: no weight was loaded and nothing was written.")
+
+
+def _quantised(report: Any) -> str:
+    if report.method != "qlora":
+        return ""
+    return f"; {report.parameters.quantised:,} of them quantised to 4 bits"

@@ -1,0 +1,204 @@
+"""`vlmkit finetune --dry-run`: what a run will cost, from the processor and the config alone.
+
+Every check a run makes before its model loads (`session.check`), then the processor encodes
+every training sample as the objective's collator will (the same code: `budget`), and the
+model is built on the meta device from its config (`loading.empty_model`): its parameters
+counted, the adapter the run would add applied, and one training step traced for its
+activations (`activations`, `memory`). No weight is read, nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from vlmkit.errors import UsageError
+from vlmkit.finetune.session import Checked, FinetuneRequest, check
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Minimum, median and maximum of a count over the samples."""
+
+    minimum: int
+    median: float
+    maximum: int
+
+    @classmethod
+    def of(cls, values: list[int]) -> TokenStats:
+        return cls(min(values), statistics.median(values), max(values))
+
+
+@dataclass(frozen=True)
+class SampleTokens:
+    """One training sample's tokens, as the collator encodes it."""
+
+    id: str
+    total: int
+    prompt: int
+    """The prompt's text tokens (its image tokens counted apart, where the processor says)."""
+    image: int | None
+    """The image's tokens and their markers, as the processor counts them; None for Mllama,
+    whose images are cross-attention states outside the sequence."""
+    answer: int
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """What `--dry-run` prints."""
+
+    samples: list[SampleTokens]
+    max_length: int | None
+    over_budget: list[tuple[str, int]]
+    parameters: Any  # memory.ParameterCount
+    memory: Any  # memory.MemoryEstimate
+    rows: int
+    length: int
+    device: str
+    dtype: str
+    method: str
+    gradient_checkpointing: bool
+    image_preprocessing: dict[str, Any] | None
+    notices: list[str]
+
+    def stats(self) -> dict[str, TokenStats | None]:
+        """Token statistics by part: prompt text, image, answer, whole sequence."""
+        images = [s.image for s in self.samples if s.image is not None]
+        return {
+            "prompt": TokenStats.of([s.prompt for s in self.samples]),
+            "image": TokenStats.of(images) if images else None,
+            "answer": TokenStats.of([s.answer for s in self.samples]),
+            "total": TokenStats.of([s.total for s in self.samples]),
+        }
+
+
+def dry_run(request: FinetuneRequest) -> DryRunReport:
+    """Check `request` and estimate its run; nothing loads but the processor and the config."""
+    if request.resume:
+        raise UsageError(
+            "--dry-run estimates a run from its start; --resume continues one from a checkpoint",
+            hint="drop --resume to see what the run costs (the estimate is the same)",
+        )
+    checked = check(request)
+    return _estimate(request, checked)
+
+
+def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
+    import torch
+
+    from vlmkit.finetune.budget import measure_examples, over_budget
+    from vlmkit.finetune.memory import ParameterCount, base_parameters, training_memory
+    from vlmkit.finetune.step_memory import trace_step
+    from vlmkit.finetune.train import check_init_adapter, load_options
+    from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
+
+    settings, objective, train = checked.settings, checked.objective, checked.train
+    device = planned_device(settings.device)
+    dtype = planned_dtype(settings.dtype, device)
+    options = load_options(settings, device, dtype)
+    base = dataclasses.replace(checked.source, adapter=None)
+    parts = load_parts(base, options)
+    check_init_adapter(checked.source, parts.prompt_format)
+    objective.check_family(parts.family, "--model")
+    limit = settings.max_length or parts.context_length
+    collator = objective.collator(parts.processor, parts.family, limit)
+    measured = measure_examples(objective, train, collator, settings)
+    samples = _sample_tokens(parts.processor, measured)
+    too_long = over_budget(measured, limit)
+    longest = max(
+        (n.total for example, n in measured if example["id"] not in dict(too_long)),
+        default=max(n.total for _, n in measured),
+    )
+    model = empty_model(parts, dtype, options)
+    total, quantised = base_parameters(model)
+    adapted = _with_adapter(model, checked, settings)
+    rows = objective.rows(settings)
+    step = trace_step(
+        adapted, rows=rows, length=longest, answer_tokens=rows * max(s.answer for s in samples),
+        dtype=dtype, device=device, checkpointing=settings.gradient_checkpointing,
+        extra=_cross_attention_inputs(parts, rows, longest, dtype),
+    )  # fmt: skip
+    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+    parameters = ParameterCount(total=total, trainable=trainable, quantised=quantised)
+    dtype_name = str(dtype).removeprefix("torch.")
+    memory = training_memory(
+        parameters, step, dtype=dtype_name, four_bit=settings.method == "qlora", device=device
+    )
+    notices = list(checked.notices)
+    if device == "cuda" and not torch.cuda.is_available():
+        notices.append("no CUDA GPU is visible here: the estimate is for the run on one")
+    if request.out.is_dir() and any(request.out.iterdir()) and not request.overwrite:
+        notices.append(f"--out {request.out} already holds files: the run needs --overwrite, "
+                       "--resume or another --out")  # fmt: skip
+    return DryRunReport(
+        samples=samples,
+        max_length=limit,
+        over_budget=too_long,
+        parameters=parameters,
+        memory=memory,
+        rows=rows,
+        length=longest,
+        device=device,
+        dtype=dtype_name,
+        method=settings.method,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        image_preprocessing=parts.image_preprocessing,
+        notices=notices,
+    )
+
+
+def _sample_tokens(
+    processor: Any, measured: list[tuple[dict[str, Any], Any]]
+) -> list[SampleTokens]:
+    from vlmkit.models.resolution import image_token_counts
+
+    images = image_token_counts(processor, [example["image"] for example, _ in measured])
+    samples = []
+    for index, (example, lengths) in enumerate(measured):
+        image = images[index] if images is not None else None
+        text = lengths.prompt - (image or 0)
+        samples.append(SampleTokens(str(example["id"]), lengths.total, text, image,
+                                    lengths.answer))  # fmt: skip
+    return samples
+
+
+def _with_adapter(model: Any, checked: Checked, settings: Any) -> Any:
+    """`model` (meta) with the adapter the run trains: the LoRA flags' or --init-adapter's."""
+    from peft import LoraConfig, get_peft_model
+
+    from vlmkit.finetune.train import lora_config
+
+    adapter = checked.source.adapter
+    config = LoraConfig.from_pretrained(str(adapter)) if adapter else lora_config(model, settings)
+    config.inference_mode = False
+    # The adapter in the weights' dtype: what autocast computes it in on a GPU (its fp32 copy
+    # is counted apart, by `memory.training_memory`).
+    adapted = get_peft_model(model, config, autocast_adapter_dtype=False)
+    adapted.train()
+    return adapted
+
+
+def _cross_attention_inputs(parts: Any, rows: int, length: int, dtype: Any) -> dict[str, Any]:
+    """Llama 3.2 Vision's language model attends to the image through cross-attention layers:
+    the trace gives them image states of the size the vision tower makes (every tile, each
+    with its class token)."""
+    import torch
+
+    config = parts.config
+    if config.model_type != "mllama":
+        return {}
+    vision = config.vision_config
+    tiles = int(getattr(parts.processor.image_processor, "max_image_tiles", 1))
+    states = tiles * ((vision.image_size // vision.patch_size) ** 2 + 1)
+    hidden = config.text_config.hidden_size
+    return {
+        "cross_attention_states": torch.empty(rows, states, hidden, dtype=dtype, device="meta"),
+        "cross_attention_mask": torch.ones(
+            rows, 1, length, states, dtype=torch.bool, device="meta"
+        ),
+        "full_text_row_masked_out_mask": torch.empty(
+            rows, 1, length, 1, dtype=dtype, device="meta"
+        ),
+    }
