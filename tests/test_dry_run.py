@@ -130,7 +130,8 @@ def test_the_traced_step_saves_what_a_real_step_saves(models, family, rows):
     from transformers import AutoModelForImageTextToText
 
     from vlmkit.finetune.modules import target_modules
-    from vlmkit.finetune.step_memory import saved_tensors, step_loss, trace_step
+    from vlmkit.finetune.step_memory import step_loss, trace_step
+    from vlmkit.models.meta_trace import saved_tensors
 
     def adapted(model):
         layers = target_modules(model, None, train_vision=False)
@@ -158,7 +159,7 @@ def test_the_traced_step_saves_what_a_real_step_saves(models, family, rows):
 
 
 def test_live_tensors_follow_creation_views_and_frees():
-    from vlmkit.finetune.step_memory import LiveTensors
+    from vlmkit.models.meta_trace import LiveTensors
 
     with LiveTensors() as live:
         first = torch.empty(1000, 250, device="meta")  # 1 MB
@@ -247,3 +248,94 @@ def test_bad_settings_fail_as_the_run_would(models, letters, tmp_path):
     result = vlmkit("finetune", letters, "--model", models / "llava", "-o", tmp_path / "o",
                     "--max-image-tokens", "4", "--dry-run")  # fmt: skip
     assert result.exit_code != 0 and "fixed by its checkpoint" in result.output
+
+
+# --- vlmkit infer --dry-run --------------------------------------------------------------------
+
+
+def _infer_request(data: Path, model: Path, out: Path, **changes):
+    from vlmkit.infer.session import InferRequest
+    from vlmkit.infer.settings import GenerationSettings, RunOptions
+    from vlmkit.models.options import LoadOptions
+
+    generation = {k: changes.pop(k) for k in ("max_new_tokens", "num_beams") if k in changes}
+    return InferRequest(dataset=data, out=out, model=str(model), adapter=None, split=None,
+                        load=LoadOptions(), generation=GenerationSettings(**generation),
+                        options=RunOptions(**changes))  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["idefics3", "qwen2-vl", "paligemma2", "mllama"])
+def test_infer_prompt_counts_equal_the_processors(models, letters, tmp_path, family):
+    from PIL import Image
+
+    from vlmkit.infer.dry_run import dry_run as infer_dry_run
+    from vlmkit.models.loading import load_parts
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+    from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument
+
+    report = infer_dry_run(_infer_request(letters, models / family, tmp_path / "p.jsonl"))
+    parts = load_parts(resolve_source(str(models / family), None), LoadOptions())
+    rows = read_jsonl(letters / "metadata.jsonl")
+    assert [s.id for s in report.samples] == [r["id"] for r in rows]
+    for sample, row in zip(report.samples, rows, strict=True):
+        image = Image.open(letters / row["file_name"]).convert("RGB")
+        text = format_prompt(parts.processor, parts.family, row["prompt"])
+        encoded = parts.processor(
+            text=[text],
+            images=images_argument(parts.family, [image]),
+            add_special_tokens=adds_special_tokens(parts.processor, text),
+        )
+        assert sample.total == len(encoded["input_ids"][0])
+    assert report.memory.total == sum(v for k, v in report.memory.to_json().items()
+                                      if k != "total")  # fmt: skip
+
+
+def test_infer_estimate_follows_the_batch_and_the_answer(models, letters, tmp_path):
+    from vlmkit.infer.dry_run import dry_run as infer_dry_run
+
+    def memory(**changes):
+        request = _infer_request(letters, models / "qwen2-vl", tmp_path / "p.jsonl", **changes)
+        return infer_dry_run(request)
+
+    one = memory(batch_size=1, max_new_tokens=10)
+    assert one.rows == 1
+    four = memory(batch_size=4, max_new_tokens=10)
+    assert four.memory.kv_cache == 4 * one.memory.kv_cache
+    prompt = one.length  # the cache holds the prompt and every new token
+    longer = memory(batch_size=1, max_new_tokens=10 + prompt)
+    grown = one.memory.kv_cache * (2 * prompt + 10) / (prompt + 10)
+    assert longer.memory.kv_cache == pytest.approx(grown, abs=2)
+    beams = memory(batch_size=1, max_new_tokens=10, num_beams=3)
+    assert beams.rows == 3 and beams.memory.kv_cache == 3 * one.memory.kv_cache
+    assert memory(batch_size=100).rows == 6  # no batch holds more than the samples
+
+
+def test_infer_dry_run_writes_nothing_and_loads_no_weights(models, letters, tmp_path):
+    model = tmp_path / "no-weights"
+    shutil.copytree(models / "paligemma2", model)
+    for weights in model.glob("*.safetensors"):
+        weights.unlink()
+    out = tmp_path / "p.jsonl"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = vlmkit("infer", letters, "--model", model, "-o", out, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Tokens per prompt" in result.output and "KV cache" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_infer_dry_run_reports_unreadable_images_and_other_backends_are_refused(
+    models, letters, tmp_path
+):
+    data = tmp_path / "data"
+    shutil.copytree(letters, data)
+    first = read_jsonl(data / "metadata.jsonl")[0]
+    (data / first["file_name"]).write_bytes(b"not an image")
+    result = vlmkit("infer", data, "--model", models / "qwen2-vl", "-o", tmp_path / "p.jsonl",
+                    "--dry-run")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{first['id']}:" in result.output and "records it as an error" in result.output
+    assert "5 prompts" in result.output
+    result = vlmkit("infer", data, "--model", "served-name", "--backend", "openai", "--endpoint",
+                    "http://127.0.0.1:9/v1", "-o", tmp_path / "p.jsonl", "--dry-run")  # fmt: skip
+    assert result.exit_code == 2 and "--dry-run estimates --backend transformers" in result.output

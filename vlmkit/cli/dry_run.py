@@ -10,6 +10,8 @@ from rich.table import Table
 from vlmkit.cli import console
 
 PARTS = {"prompt": "prompt text", "image": "image", "answer": "answer", "total": "whole sequence"}
+ESTIMATED = "What the estimate counts and leaves out: README 'Dry run'."
+NOTHING_DONE = "Dry run: no weight was loaded and nothing was written."
 
 
 def human_bytes(count: float) -> str:
@@ -76,10 +78,48 @@ def print_training_estimate(report: Any, dataset: str) -> None:
              "working": "working memory"}  # fmt: skip
     memory = report.memory.to_json()
     out.print(memory_table({names.get(k, k): v for k, v in memory.items()}, title))
-    out.print("What the estimate counts and leaves out: README 'Dry run'.")
+    out.print(ESTIMATED)
     for notice in report.notices:
         console.warn(notice)
-    console.note("Dry run: no weight was loaded and nothing was written.")
+    console.note(NOTHING_DONE)
+
+
+def print_inference_estimate(report: Any, dataset: str) -> None:
+    """`vlmkit infer --dry-run`'s report, on stdout."""
+    out = console.stdout
+    for note in report.notes:
+        console.note(note)
+    for warning in report.warnings:
+        console.warn(warning)
+    out.print(f"{len(report.samples):,} prompts in {dataset}, encoded as the backend encodes them.")
+    out.print(token_table(report.stats(), "prompt"))
+    for sample_id, why in report.unreadable[:3]:
+        console.warn(f"{sample_id}: {why} (the run records it as an error and goes on)")
+    if len(report.unreadable) > 3:
+        console.warn(f"... {len(report.unreadable):,} samples cannot be encoded in all")
+    over = report.over_context()
+    if over:
+        shown = ", ".join(f"{i} ({n:,})" for i, n in over[:3])
+        console.warn(
+            f"{len(over):,} prompts leave less than --max-new-tokens {report.max_new_tokens:,} "
+            f"of the model's context of {report.context_length:,}: {shown}"
+            f"{'...' if len(over) > 3 else ''} (the run records them as errors)"
+        )
+    adapter = (
+        f" and {report.adapter_parameters:,} in the adapter" if report.adapter_parameters else ""
+    )
+    out.print(f"Parameters: {report.parameters:,} in the base model{adapter}.")
+    weights = "4-bit" if report.four_bit else report.dtype
+    title = (
+        f"Peak memory of one batch ({report.device}, {weights}, {report.rows} x "
+        f"{report.length:,} prompt tokens + {report.max_new_tokens:,} new)"
+    )
+    names = {"weights": "weights", "adapter": "adapter (LoRA)", "kv_cache": "KV cache",
+             "working": "working memory"}  # fmt: skip
+    memory = report.memory.to_json()
+    out.print(memory_table({names.get(k, k): v for k, v in memory.items()}, title))
+    out.print(ESTIMATED)
+    console.note(NOTHING_DONE)
 
 
 def _quantised(report: Any) -> str:

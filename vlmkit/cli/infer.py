@@ -244,6 +244,14 @@ def infer_command(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the run, encode every prompt and estimate its peak memory from the "
+            "processor and config alone: no weight loads, nothing is written.",
+        ),
+    ] = False,
 ) -> None:
     """Answer every sample of a dataset with a model (and adapter): one JSONL line per sample.
 
@@ -260,6 +268,7 @@ def infer_command(
         vlmkit infer data/letters/test --adapter runs/lora -o tuned.jsonl --batch-size 16
         vlmkit infer data/cord --split test --model tiny/ -o preds.jsonl --limit 20
         vlmkit infer data/cord --split test --model M -o part2.jsonl --shard 2/4
+        vlmkit infer data/cord --split test --model M -o p.jsonl --batch-size 32 --dry-run
         vlmkit infer data/cord --split test --backend openai --endpoint http://127.0.0.1:8000/v1 \
             --model runs/q/merged -o served.jsonl --concurrency 16
         vlmkit infer data/cord --split test --backend openai \
@@ -311,6 +320,12 @@ def infer_command(
             image_detail=image_detail.lower() if image_detail else None,
         ),
     )  # fmt: skip
+    if dry_run:
+        from vlmkit.cli.dry_run import print_inference_estimate
+        from vlmkit.infer.dry_run import dry_run as estimate
+
+        print_inference_estimate(estimate(request), str(dataset))
+        return
     from vlmkit.cli.progress import progress_bar
 
     def loaded(described: dict[str, Any]) -> None:

@@ -89,10 +89,12 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     import torch
 
     from vlmkit.finetune.budget import measure_examples, over_budget
-    from vlmkit.finetune.memory import ParameterCount, base_parameters, training_memory
+    from vlmkit.finetune.memory import ParameterCount, training_memory
     from vlmkit.finetune.step_memory import trace_step
     from vlmkit.finetune.train import check_init_adapter, load_options
+    from vlmkit.models.footprint import base_parameters
     from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
+    from vlmkit.models.meta_trace import cross_attention_inputs
 
     settings, objective, train = checked.settings, checked.objective, checked.train
     device = planned_device(settings.device)
@@ -114,11 +116,11 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     model = empty_model(parts, dtype, options)
     total, quantised = base_parameters(model)
     adapted = _with_adapter(model, checked, settings)
-    rows = objective.rows(settings)
+    rows = objective.rows(settings, max(len(measured) - len(too_long), 1))
     step = trace_step(
         adapted, rows=rows, length=longest, answer_tokens=rows * max(s.answer for s in samples),
         dtype=dtype, device=device, checkpointing=settings.gradient_checkpointing,
-        extra=_cross_attention_inputs(parts, rows, longest, dtype),
+        extra=cross_attention_inputs(parts, rows, longest, dtype),
     )  # fmt: skip
     trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
     parameters = ParameterCount(total=total, trainable=trainable, quantised=quantised)
@@ -178,27 +180,3 @@ def _with_adapter(model: Any, checked: Checked, settings: Any) -> Any:
     adapted = get_peft_model(model, config, autocast_adapter_dtype=False)
     adapted.train()
     return adapted
-
-
-def _cross_attention_inputs(parts: Any, rows: int, length: int, dtype: Any) -> dict[str, Any]:
-    """Llama 3.2 Vision's language model attends to the image through cross-attention layers:
-    the trace gives them image states of the size the vision tower makes (every tile, each
-    with its class token)."""
-    import torch
-
-    config = parts.config
-    if config.model_type != "mllama":
-        return {}
-    vision = config.vision_config
-    tiles = int(getattr(parts.processor.image_processor, "max_image_tiles", 1))
-    states = tiles * ((vision.image_size // vision.patch_size) ** 2 + 1)
-    hidden = config.text_config.hidden_size
-    return {
-        "cross_attention_states": torch.empty(rows, states, hidden, dtype=dtype, device="meta"),
-        "cross_attention_mask": torch.ones(
-            rows, 1, length, states, dtype=torch.bool, device="meta"
-        ),
-        "full_text_row_masked_out_mask": torch.empty(
-            rows, 1, length, 1, dtype=dtype, device="meta"
-        ),
-    }

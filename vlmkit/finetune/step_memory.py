@@ -12,27 +12,19 @@ The loss is computed as the trainer computes it: TRL's fused LM head
 position on a CPU, only the answer's positions on a GPU, where its Triton kernels fold each tile
 in place (the trace then leaves out the torch fallback's temporaries).
 
-Attention is counted as PyTorch's fused SDPA kernels keep it (inputs, output and the fp32
-log-sum-exp, no sequence x sequence matrix): on the meta device SDPA would take its math path.
-A model that runs eager attention is traced as it is. A batch of several rows is padded: key
-and value are then repeated to every head and a boolean mask is kept, as
-`sdpa_attention_forward` does.
+Attention is counted as the fused kernels hold it (`vlmkit.models.meta_trace`).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
-ATTENTION = "vlmkit_step_memory"
-"""The attention implementation the trace registers with transformers (fused kernels' memory)."""
+from vlmkit.models.meta_trace import LiveTensors, full_mask, fused_attention, saved_tensors
 
 
 @dataclass(frozen=True)
@@ -47,35 +39,6 @@ class StepMemory:
     peak: int
     """The most held at once over the forward and the backward pass (activations, the loss's
     tiles, gradients on their way, the LoRA weights' gradients)."""
-
-
-class LiveTensors(TorchDispatchMode):
-    """Counts the bytes of the storages the code under it creates, while they live."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sizes: dict[int, int] = {}
-        self.now = 0
-        self.peak = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        output = func(*args, **(kwargs or {}))
-        for value in tree_flatten(output)[0]:
-            if isinstance(value, torch.Tensor):
-                self._created(value.untyped_storage())
-        return output
-
-    def _created(self, storage: Any) -> None:
-        key = storage._cdata
-        if key in self.sizes:  # a view, or an in-place result: no new memory
-            return
-        self.sizes[key] = storage.nbytes()
-        self.now += self.sizes[key]
-        self.peak = max(self.peak, self.now)
-        weakref.finalize(storage, self._freed, key)
-
-    def _freed(self, key: int) -> None:
-        self.now -= self.sizes.pop(key, 0)
 
 
 def trace_step(
@@ -101,18 +64,18 @@ def trace_step(
     live = LiveTensors()
     try:
         with (
-            _fused_attention(model, padded=rows > 1),
+            fused_attention(model, padded=rows > 1),
             live,
             saved_tensors(model) as saved,
         ):
             # Checkpointing asks the embeddings for gradients (TRL's enable_input_require_grads).
             embeds = torch.empty(rows, length, language_model.config.hidden_size, dtype=dtype,
                                  device="meta", requires_grad=checkpointing)  # fmt: skip
-            # A 4-D mask is taken as it is: transformers' mask building reads values (packed
-            # sequences, all-ones masks), which meta tensors do not have.
-            mask = torch.ones(rows, 1, length, length, dtype=torch.bool, device="meta")
             states = language_model(
-                inputs_embeds=embeds, attention_mask=mask, use_cache=False, **(extra or {})
+                inputs_embeds=embeds,
+                attention_mask=full_mask(rows, length),
+                use_cache=False,
+                **(extra or {}),
             ).last_hidden_state
             loss = step_loss(states, head, answer_tokens, device)
             held, kept = live.now, sum(saved.values())
@@ -121,26 +84,6 @@ def trace_step(
         if checkpointing:
             model.get_base_model().activation_checkpointing_disable()
     return StepMemory(held=held, saved=kept, peak=live.peak)
-
-
-@contextmanager
-def saved_tensors(model: Any) -> Iterator[dict[int, int]]:
-    """Storage -> bytes of every tensor autograd saves under it, `model`'s parameters aside."""
-    parameters = {id_of(t) for t in (*model.parameters(), *model.buffers())}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        if id_of(tensor) not in parameters:
-            saved[id_of(tensor)] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        yield saved
-
-
-def id_of(tensor: torch.Tensor) -> int:
-    """The identity of a tensor's storage (views share it), meta tensors' too."""
-    return int(tensor.untyped_storage()._cdata)
 
 
 def step_loss(states: Any, head: Any, answer_tokens: int, device: str) -> Any:
@@ -196,58 +139,3 @@ def _in_place_tiles(module: Any, *, enabled: bool) -> Iterator[None]:
         yield
     finally:
         module._forward_tile, module._backward_tile = forward, backward
-
-
-@contextmanager
-def _fused_attention(model: Any, *, padded: bool) -> Iterator[None]:
-    """Count SDPA attention as the fused kernels keep it, for the span of the trace."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    if model.get_decoder().config._attn_implementation == "eager":
-        yield
-        return
-    masks: dict[tuple[int, ...], Any] = {}  # one padding mask per shape, shared by the layers
-
-    def attention(module: Any, query: Any, key: Any, value: Any, mask: Any, **kwargs: Any) -> Any:
-        padding = None
-        if padded:
-            groups = getattr(module, "num_key_value_groups", 1)
-            if groups > 1:  # a mask turns grouped-query attention off: heads repeated
-                key = key.repeat_interleave(groups, dim=1)
-                value = value.repeat_interleave(groups, dim=1)
-            shape = (query.shape[0], 1, query.shape[2], key.shape[2])
-            padding = masks.setdefault(shape, torch.empty(shape, dtype=torch.bool, device="meta"))
-        output = _FusedAttention.apply(query, key, value, padding)
-        return output.transpose(1, 2).contiguous(), None
-
-    AttentionInterface.register(ATTENTION, attention)
-    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-    before = model.config._attn_implementation
-    model.set_attn_implementation(ATTENTION)
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(before)
-
-
-class _FusedAttention(torch.autograd.Function):
-    """What a fused SDPA kernel keeps for its backward pass: its inputs, its output and the
-    fp32 log-sum-exp of each query row (plus, for a padded batch, the boolean mask); its
-    backward makes the three input gradients and an fp32 accumulator for the query's."""
-
-    @staticmethod
-    def forward(ctx: Any, query: Any, key: Any, value: Any, padding: Any) -> Any:
-        rows, heads, length, _ = query.shape
-        output = query.new_empty(rows, heads, length, value.shape[-1])
-        logsumexp = query.new_empty(rows, heads, length, dtype=torch.float32)
-        ctx.save_for_backward(query, key, value, output, logsumexp,
-                              *([] if padding is None else [padding]))  # fmt: skip
-        return output
-
-    @staticmethod
-    def backward(ctx: Any, grad: Any) -> Any:
-        query, key, value = ctx.saved_tensors[:3]
-        accumulator = torch.empty_like(query, dtype=torch.float32)
-        del accumulator
-        return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), None

@@ -74,8 +74,44 @@ class Plan:
         return not self.todo and in_out and set(self.done) == wanted
 
 
+@dataclass
+class Checked:
+    """What the checks of a request found: all a run needs that takes no model to know."""
+
+    request: InferRequest
+    """As asked, with the adapter's image settings where none were asked."""
+    selection: Selection
+    source: ModelSource
+    journal: Journal
+    notes: list[str]
+    warnings: list[str]
+
+
 def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
+    found = check(request)
+    request, journal, selection = found.request, found.journal, found.selection
+    source = found.source
+    key = _settings_key(request, selection, source)
+    journal.acquire()  # released by execute(), or by the caller when nothing is left to do
+    try:
+        journal.check_resumable(key, overwrite=request.options.overwrite)
+        done = journal.load(overwrite=request.options.overwrite)
+    except BaseException:
+        journal.release()
+        raise
+    todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
+    counts = RunCounts(
+        selected=len(selection.samples),
+        already_done=len(selection.samples) - len(todo),
+        todo=len(todo),
+    )
+    return Plan(request, selection, source, journal, key, done, todo, counts, found.notes,
+                found.warnings)  # fmt: skip
+
+
+def check(request: InferRequest) -> Checked:
+    """Every check of `plan` that reads but writes nothing (`--dry-run` stops here)."""
     backend = backend_named(request.backend)  # a did-you-mean on a typo
     backend.check(request)  # what this backend cannot do, before anything heavy loads
     if not backend.remote:
@@ -117,21 +153,7 @@ def plan(request: InferRequest) -> Plan:
          *image_folders(request.dataset, [sample.image for sample in selection.samples])],
     )  # fmt: skip
     journal.check_owned(overwrite=request.options.overwrite)
-    key = _settings_key(request, selection, source)
-    journal.acquire()  # released by execute(), or by the caller when nothing is left to do
-    try:
-        journal.check_resumable(key, overwrite=request.options.overwrite)
-        done = journal.load(overwrite=request.options.overwrite)
-    except BaseException:
-        journal.release()
-        raise
-    todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
-    counts = RunCounts(
-        selected=len(selection.samples),
-        already_done=len(selection.samples) - len(todo),
-        todo=len(todo),
-    )
-    return Plan(request, selection, source, journal, key, done, todo, counts, notes, warnings)
+    return Checked(request, selection, source, journal, notes, warnings)
 
 
 def _trained_image_settings(
@@ -247,7 +269,7 @@ def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
         images = [sample.image for sample in plan.selection.samples]
         described["image_tokens"] = image_token_stats(loaded.processor, images)
     if described["prompt_format"] is not None:
-        _check_trained_prompt_format(plan.source, described["prompt_format"])
+        check_trained_prompt_format(plan.source, described["prompt_format"])
     loaded_key = {"prompt_format": described["prompt_format"], "dtype_loaded": described["dtype"]}
     plan.journal.check_resumable(
         {**plan.key, **loaded_key}, overwrite=request.options.overwrite or not plan.done
@@ -256,7 +278,7 @@ def _predictor(plan: Plan) -> tuple[Any, dict[str, Any]]:
     return backend, described
 
 
-def _check_trained_prompt_format(source: ModelSource, loaded: dict[str, Any]) -> None:
+def check_trained_prompt_format(source: ModelSource, loaded: dict[str, Any]) -> None:
     """An adapter answers the prompts it was trained on: refuse a base that now formats others."""
     trained = (source.manifest or {}).get("prompt_format")
     if trained and trained != loaded:

@@ -59,9 +59,10 @@ class Objective:
         it: `collate.EncodedLengths` (its total is what the token budget checks)."""
         raise NotImplementedError
 
-    def rows(self, settings: Any) -> int:
-        """Sequences one training forward holds per device (the memory estimate's batch)."""
-        return int(settings.batch_size)
+    def rows(self, settings: Any, samples: int) -> int:
+        """Sequences one training forward holds per device (the memory estimate's batch), with
+        `samples` training samples."""
+        return min(int(settings.batch_size), samples)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

@@ -94,8 +94,8 @@ class DirectPreferenceOptimisation(Objective):
     def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
         return collator.lengths(example)
 
-    def rows(self, settings: Any) -> int:
-        return 2 * int(settings.batch_size)  # chosen and rejected in one forward
+    def rows(self, settings: Any, samples: int) -> int:
+        return 2 * min(int(settings.batch_size), samples)  # chosen and rejected in one forward
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,

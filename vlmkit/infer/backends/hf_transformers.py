@@ -95,17 +95,10 @@ class TransformersBackend(Backend[tuple[Any, str]]):
         ]
 
     def _encode(self, batch: list[Prepared[tuple[Any, str]]]) -> Any:
-        texts = [p.request[1] for p in batch]
-        kwargs: dict[str, Any] = {
-            "padding": True,
-            "return_tensors": "pt",
-            "add_special_tokens": adds_special_tokens(self.processor, texts[0]),
-        }
-        images = images_argument(self.loaded.family, [p.request[0] for p in batch])
-        inputs = self.processor(text=texts, images=images, **kwargs)
-        inputs.pop("labels", None)  # PaliGemma's processor adds them for training
         import torch
 
+        texts, images = [p.request[1] for p in batch], [p.request[0] for p in batch]
+        inputs = encode_prompts(self.processor, self.loaded.family, texts, images)
         return inputs.to(self.loaded.model.device, dtype=getattr(torch, self.loaded.dtype))
 
     def _too_long(self, inputs: Any) -> dict[int, str]:
@@ -133,6 +126,19 @@ class TransformersBackend(Backend[tuple[Any, str]]):
             sample.id, text, latency_s=round(latency, 4), new_tokens=len(answer),
             truncated=cut or None,
         )  # fmt: skip
+
+
+def encode_prompts(processor: Any, family: Any, prompts: list[str], images: list[Any]) -> Any:
+    """The model's inputs for formatted `prompts` and their images, padded (on the tokenizer's
+    side: left, for generation); `vlmkit infer --dry-run` counts them as this makes them."""
+    kwargs: dict[str, Any] = {
+        "padding": True,
+        "return_tensors": "pt",
+        "add_special_tokens": adds_special_tokens(processor, prompts[0]),
+    }
+    inputs = processor(text=prompts, images=images_argument(family, images), **kwargs)
+    inputs.pop("labels", None)  # PaliGemma's processor adds them for training
+    return inputs
 
 
 def _generation_config(model: Any, tokenizer: Any, settings: GenerationSettings) -> Any:

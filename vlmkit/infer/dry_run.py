@@ -1,0 +1,172 @@
+"""`vlmkit infer --dry-run`: what a run will cost, from the processor and the config alone.
+
+Every check a run makes before its model loads (`session.check`, without taking OUT's lock),
+then every selected sample's prompt encoded as the transformers backend encodes it
+(`encode_prompts`), and the model built on the meta device from its config: parameters
+counted and the prompt's forward pass traced for the memory estimate (`memory`). No weight is
+read, nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from vlmkit.errors import UsageError
+from vlmkit.finetune.dry_run import TokenStats
+from vlmkit.infer.session import InferRequest, check, check_trained_prompt_format
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """One sample's prompt, as the backend encodes it."""
+
+    id: str
+    total: int
+    prompt: int
+    """Its text tokens (the image's counted apart, where the processor says)."""
+    image: int | None
+
+
+@dataclass(frozen=True)
+class InferDryRunReport:
+    """What `vlmkit infer --dry-run` prints."""
+
+    samples: list[PromptTokens]
+    unreadable: list[tuple[str, str]]
+    """(id, why) of the samples whose image or prompt cannot be encoded: the run records an
+    error line for each and goes on."""
+    context_length: int | None
+    max_new_tokens: int
+    parameters: int
+    adapter_parameters: int
+    memory: Any  # memory.GenerationMemory
+    rows: int
+    length: int
+    device: str
+    dtype: str
+    four_bit: bool
+    notes: list[str]
+    warnings: list[str]
+
+    def stats(self) -> dict[str, TokenStats | None]:
+        images = [s.image for s in self.samples if s.image is not None]
+        return {
+            "prompt": TokenStats.of([s.prompt for s in self.samples]),
+            "image": TokenStats.of(images) if images else None,
+            "total": TokenStats.of([s.total for s in self.samples]),
+        }
+
+    def over_context(self) -> list[tuple[str, int]]:
+        """(id, prompt tokens) of the samples whose prompt and answer exceed the context."""
+        if self.context_length is None:
+            return []
+        limit = self.context_length - self.max_new_tokens
+        return [(s.id, s.total) for s in self.samples if s.total > limit]
+
+
+def dry_run(request: InferRequest) -> InferDryRunReport:
+    """Check `request` and estimate its run; nothing loads but the processor and the config."""
+    if request.backend != "transformers":
+        raise UsageError(
+            f"--dry-run estimates --backend transformers runs, not --backend {request.backend} "
+            "(vLLM sizes its cache with --gpu-memory-utilization; a served model's memory is "
+            "the server's)",
+            hint="drop --dry-run, or estimate with --backend transformers",
+        )
+    found = check(request)
+    return _estimate(found)
+
+
+def _estimate(found: Any) -> InferDryRunReport:
+    import torch
+
+    from vlmkit.infer.memory import generation_memory, trace_prefill
+    from vlmkit.models.footprint import base_parameters, weight_bytes
+    from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
+    from vlmkit.models.meta_trace import cross_attention_inputs
+
+    request, source = found.request, found.source
+    load, generation = request.load, request.generation
+    device = planned_device(load.device)
+    dtype = planned_dtype(load.dtype, device)
+    parts = load_parts(dataclasses.replace(source, adapter=None), load)
+    if source.adapter is not None:
+        check_trained_prompt_format(source, parts.prompt_format.to_json())
+    samples, unreadable = _prompt_tokens(parts, found.selection.samples)
+    if not samples:
+        raise UsageError(
+            f"no sample of {found.selection.folder} can be encoded: "
+            f"{unreadable[0][0]}: {unreadable[0][1]}",
+            hint="check the images and the prompts",
+        )
+    model = empty_model(parts, dtype, load)
+    total, quantised = base_parameters(model)
+    adapter_parameters = _adapter_parameters(model, source)
+    # The fullest batch: as many prompts as a batch takes, all as long as the longest.
+    rows = min(request.options.batch_size, len(samples)) * generation.num_beams
+    length = max(s.total for s in samples)
+    prefill = trace_prefill(model, rows=rows, length=length, dtype=dtype,
+                            extra=cross_attention_inputs(parts, rows, length, dtype))  # fmt: skip
+    dtype_name = str(dtype).removeprefix("torch.")
+    weights = weight_bytes(total, quantised, dtype_name, four_bit=load.load_in_4bit)
+    memory = generation_memory(weights, adapter_parameters, prefill, length=length,
+                               new_tokens=generation.max_new_tokens)  # fmt: skip
+    notes = list(found.notes)
+    if device == "cuda" and not torch.cuda.is_available():
+        notes.append("no CUDA GPU is visible here: the estimate is for the run on one")
+    return InferDryRunReport(
+        samples=samples,
+        unreadable=unreadable,
+        context_length=parts.context_length,
+        max_new_tokens=generation.max_new_tokens,
+        parameters=total,
+        adapter_parameters=adapter_parameters,
+        memory=memory,
+        rows=rows,
+        length=length,
+        device=device,
+        dtype=dtype_name,
+        four_bit=load.load_in_4bit,
+        notes=notes,
+        warnings=list(found.warnings),
+    )
+
+
+def _prompt_tokens(
+    parts: Any, samples: list[Any]
+) -> tuple[list[PromptTokens], list[tuple[str, str]]]:
+    """Each sample's prompt encoded alone, as the backend encodes its batches (padding aside)."""
+    from vlmkit.images import open_rgb
+    from vlmkit.infer.backends.hf_transformers import encode_prompts
+    from vlmkit.models.resolution import image_token_counts
+    from vlmkit.prompts import format_prompt
+
+    processor, family = parts.processor, parts.family
+    images = image_token_counts(processor, [sample.image for sample in samples])
+    encoded, unreadable = [], []
+    for index, sample in enumerate(samples):
+        try:
+            prompt = format_prompt(processor, family, sample.prompt)
+            inputs = encode_prompts(processor, family, [prompt], [open_rgb(sample.image)])
+        except (OSError, ValueError) as error:
+            unreadable.append((sample.id, str(error).splitlines()[0] if str(error) else "error"))
+            continue
+        total = int(inputs["attention_mask"].sum())
+        image = images[index] if images is not None else None
+        encoded.append(PromptTokens(sample.id, total, total - (image or 0), image))
+    return encoded, unreadable
+
+
+def _adapter_parameters(model: Any, source: Any) -> int:
+    """The LoRA parameters `--adapter` adds, from its config (its weights stay unread)."""
+    if source.adapter is None:
+        return 0
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig.from_pretrained(str(source.adapter))
+    adapted = get_peft_model(model, config, autocast_adapter_dtype=False)
+    count = sum(p.numel() for n, p in adapted.named_parameters() if "lora_" in n)
+    adapted.unload()  # the meta model goes on without the layers (the trace runs the base)
+    return count

@@ -1,0 +1,88 @@
+"""Peak accelerator memory of `vlmkit infer --backend transformers`, estimated before any weight
+loads.
+
+What it counts, from the model's config built on the meta device:
+- **weights**: every parameter in the weights' dtype, or 4-bit NF4 for `--load-in-4bit`
+  (`vlmkit.models.footprint`); an adapter's LoRA weights in fp32 (PEFT's adapter dtype);
+- **KV cache**: keys and values of every layer for the batch's rows (`--batch-size` x
+  `--num-beams`), each the longest prompt of the run plus `--max-new-tokens`: the cache the
+  prompt fills (traced) grown by the answer, token for token;
+- **working memory**: the rest of the prompt's forward pass (prefill) at its peak, traced on
+  the meta device with attention counted as the fused kernels hold it
+  (`vlmkit.models.meta_trace`), and the last position's logits.
+
+What it leaves out: the CUDA context and the allocator's caching; the vision tower's forward
+(it runs before the language model's, with less held); the sliding-window layers' cap on
+their cache (Gemma 3's local layers keep fewer tokens than counted here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from vlmkit.models.meta_trace import LiveTensors, full_mask, fused_attention
+
+
+@dataclass(frozen=True)
+class GenerationMemory:
+    """Bytes at the peak of answering one batch, by what holds them."""
+
+    weights: int
+    adapter: int
+    kv_cache: int
+    working: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.adapter + self.kv_cache + self.working
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """What the prompt's forward pass holds: its cache at the end, and its peak (cache too)."""
+
+    cache: int
+    peak: int
+
+
+def trace_prefill(
+    model: Any, *, rows: int, length: int, dtype: torch.dtype, extra: dict[str, Any]
+) -> Prefill:
+    """The prompt's forward pass of `model` (meta) on `rows` prompts of `length` tokens, filling
+    a cache, and the logits of the last position (what `generate` computes)."""
+    language_model, head = model.get_decoder(), model.get_output_embeddings()
+    with torch.no_grad(), fused_attention(model, padded=rows > 1), LiveTensors() as live:
+        embeds = torch.empty(rows, length, language_model.config.hidden_size, dtype=dtype,
+                             device="meta")  # fmt: skip
+        output = language_model(
+            inputs_embeds=embeds, attention_mask=full_mask(rows, length), use_cache=True, **extra
+        )
+        head(output.last_hidden_state[:, -1:]).float()
+        cache = sum(
+            tensor.untyped_storage().nbytes()
+            for layer in output.past_key_values.layers
+            for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None))
+            if isinstance(tensor, torch.Tensor)
+        )
+    return Prefill(cache=cache, peak=live.peak)
+
+
+def generation_memory(
+    weights: int, adapter_parameters: int, prefill: Prefill, *, length: int, new_tokens: int
+) -> GenerationMemory:
+    """The estimate: the cache grows from the prompt's `length` by `new_tokens`; the peak is the
+    prefill's or the full cache's, whichever is larger."""
+    kv_cache = round(prefill.cache * (length + new_tokens) / length)
+    peak = max(prefill.peak, kv_cache)
+    return GenerationMemory(
+        weights=weights,
+        adapter=adapter_parameters * 4,
+        kv_cache=kv_cache,
+        working=peak - kv_cache,
+    )
