@@ -91,6 +91,15 @@ def adds_special_tokens(processor: Any, text: str) -> bool:
     return not (bos and text.startswith(bos))
 
 
+def text_tokens(processor: Any, prompt: str) -> int:
+    """Tokens of a formatted `prompt` that are not its image's: the prompt tokenised with its
+    image placeholders unexpanded, less the placeholders. What the processor's encoding holds
+    beyond that is the image's (its tokens, their markers, the separators around them)."""
+    ids = processor.tokenizer(prompt, add_special_tokens=adds_special_tokens(processor, prompt))
+    placeholder = getattr(processor, "image_token_id", None)
+    return len(ids["input_ids"]) - ids["input_ids"].count(placeholder)
+
+
 def images_argument(family: Family, images: list[Any]) -> list[Any]:
     """Images as the family's processor wants them for a batch of one-image samples."""
     return [[image] for image in images] if family.nested_images else list(images)

@@ -9,14 +9,20 @@ and the padding are -100. Image tokens are never truncated: a sample over `max_l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from vlmkit.images import open_rgb
 from vlmkit.models.families import Family
-from vlmkit.prompts import adds_special_tokens, format_prompt, images_argument, user_turn
+from vlmkit.prompts import (
+    adds_special_tokens,
+    format_prompt,
+    images_argument,
+    text_tokens,
+    user_turn,
+)
 
 IGNORE_INDEX = -100
 """The label cross-entropy skips (the prompt, its images, the padding)."""
@@ -34,6 +40,8 @@ class EncodedLengths:
     """Tokens of the prompt part, image tokens included."""
     answer: int
     """Tokens carrying labels: the answer and the end token."""
+    image: int = 0
+    """Of the prompt's, those its image expanded into (`prompts.text_tokens`)."""
 
 
 class TrainingCollator:
@@ -101,10 +109,16 @@ class TrainingCollator:
             answer = (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()
             total = real.sum(dim=1).tolist()
             lengths = [EncodedLengths(t, t - a, a) for t, a in zip(total, answer, strict=True)]
-            return batch, lengths
-        encoded = self.processor(text=prompts, images=images, **kwargs)
-        answers = [self._answer_ids(p, e["target"]) for p, e in zip(prompts, examples, strict=True)]
-        return self._append_answers(dict(encoded), answers)
+        else:
+            encoded = self.processor(text=prompts, images=images, **kwargs)
+            answers = [self._answer_ids(p, e["target"])
+                       for p, e in zip(prompts, examples, strict=True)]  # fmt: skip
+            batch, lengths = self._append_answers(dict(encoded), answers)
+        lengths = [
+            replace(n, image=n.prompt - text_tokens(self.processor, p))
+            for n, p in zip(lengths, prompts, strict=True)
+        ]
+        return batch, lengths
 
     def _check_answers(self, examples: list[dict]) -> None:
         """An answer holding the processor's image placeholder would be expanded like an image

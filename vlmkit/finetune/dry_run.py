@@ -38,10 +38,11 @@ class SampleTokens:
     id: str
     total: int
     prompt: int
-    """The prompt's text tokens (its image tokens counted apart, where the processor says)."""
+    """The prompt's text tokens."""
     image: int | None
-    """The image's tokens and their markers, as the processor counts them; None for Mllama,
-    whose images are cross-attention states outside the sequence."""
+    """The prompt's tokens the image expanded into (its tokens, their markers, the separators
+    around them: `prompts.text_tokens`); None for Mllama, whose image is cross-attention
+    states outside the sequence (one placeholder in it)."""
     answer: int
 
 
@@ -107,7 +108,7 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     limit = settings.max_length or parts.context_length
     collator = objective.collator(parts.processor, parts.family, limit)
     measured = measure_examples(objective, train, collator, settings)
-    samples = _sample_tokens(parts.processor, measured)
+    samples = _sample_tokens(parts, measured)
     too_long = over_budget(measured, limit)
     longest = max(
         (n.total for example, n in measured if example["id"] not in dict(too_long)),
@@ -151,19 +152,14 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     )
 
 
-def _sample_tokens(
-    processor: Any, measured: list[tuple[dict[str, Any], Any]]
-) -> list[SampleTokens]:
-    from vlmkit.models.resolution import image_token_counts
-
-    images = image_token_counts(processor, [example["image"] for example, _ in measured])
-    samples = []
-    for index, (example, lengths) in enumerate(measured):
-        image = images[index] if images is not None else None
-        text = lengths.prompt - (image or 0)
-        samples.append(SampleTokens(str(example["id"]), lengths.total, text, image,
-                                    lengths.answer))  # fmt: skip
-    return samples
+def _sample_tokens(parts: Any, measured: list[tuple[dict[str, Any], Any]]) -> list[SampleTokens]:
+    # Llama 3.2 Vision's image is one placeholder in the sequence: its tokens are elsewhere.
+    if parts.config.model_type == "mllama":
+        return [SampleTokens(str(e["id"]), n.total, n.prompt, None, n.answer) for e, n in measured]
+    return [
+        SampleTokens(str(e["id"]), n.total, n.prompt - n.image, n.image, n.answer)
+        for e, n in measured
+    ]
 
 
 def _with_adapter(model: Any, checked: Checked, settings: Any) -> Any:

@@ -25,8 +25,9 @@ class PromptTokens:
     id: str
     total: int
     prompt: int
-    """Its text tokens (the image's counted apart, where the processor says)."""
+    """Its text tokens."""
     image: int | None
+    """The tokens its image expanded into (`finetune.dry_run.SampleTokens.image`)."""
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,12 @@ def _prompt_tokens(
     """Each sample's prompt encoded alone, as the backend encodes its batches (padding aside)."""
     from vlmkit.images import open_rgb
     from vlmkit.infer.backends.hf_transformers import encode_prompts
-    from vlmkit.models.resolution import image_token_counts
-    from vlmkit.prompts import format_prompt
+    from vlmkit.prompts import format_prompt, text_tokens
 
     processor, family = parts.processor, parts.family
-    images = image_token_counts(processor, [sample.image for sample in samples])
+    cross_attention = parts.config.model_type == "mllama"  # its image is outside the sequence
     encoded, unreadable = [], []
-    for index, sample in enumerate(samples):
+    for sample in samples:
         try:
             prompt = format_prompt(processor, family, sample.prompt)
             inputs = encode_prompts(processor, family, [prompt], [open_rgb(sample.image)])
@@ -154,8 +154,10 @@ def _prompt_tokens(
             unreadable.append((sample.id, str(error).splitlines()[0] if str(error) else "error"))
             continue
         total = int(inputs["attention_mask"].sum())
-        image = images[index] if images is not None else None
-        encoded.append(PromptTokens(sample.id, total, total - (image or 0), image))
+        text = text_tokens(processor, prompt)
+        encoded.append(
+            PromptTokens(sample.id, total, text, None if cross_attention else total - text)
+        )
     return encoded, unreadable
 
 

@@ -136,9 +136,9 @@ class GroupRelativePolicyOptimisation(Objective):
         from vlmkit.finetune.collate import EncodedLengths
 
         # The prompt with its image tokens, and the longest completion it may be given.
-        prompt = collator.lengths({**example, "prompt": example["text"]}).prompt
+        prompt = collator.lengths({**example, "prompt": example["text"]})
         answer = settings.max_completion_length
-        return EncodedLengths(prompt + answer, prompt, answer)
+        return EncodedLengths(prompt.prompt + answer, prompt.prompt, answer, prompt.image)
 
     def trainer(
         self, *, model: Any, processor: Any, args: dict[str, Any], dataset: Any, collator: Any,
