@@ -55,6 +55,7 @@ bench: $(INSTALLED) ## Run the benchmarks (minutes; figures go in bench/README.m
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_dpo.py
 	$(BIN)/python bench/bench_grpo.py
+	$(BIN)/python bench/bench_dry_run.py
 
 # --- demo: the whole loop on built-in data, each step a target on files -------------------------
 # synth -> tiny model -> baseline infer -> finetune -> tuned infer -> score --baseline, then the
