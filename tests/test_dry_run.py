@@ -195,7 +195,7 @@ def test_the_estimate_follows_the_settings(models, letters, tmp_path):
     cuda = dry_run(_request(letters, models / "idefics3", tmp_path / "o", device="cuda"))
     assert cuda.dtype == "bfloat16" and cuda.memory.weights == plain.weights // 2
     if not torch.cuda.is_available():
-        assert any("no CUDA GPU is visible" in n for n in cuda.notices)
+        assert any("no CUDA GPU is visible" in n for n in cuda.notes)
 
 
 def test_mllama_counts_its_cross_attention(models, letters, tmp_path):

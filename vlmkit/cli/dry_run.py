@@ -8,19 +8,11 @@ from rich import box
 from rich.table import Table
 
 from vlmkit.cli import console
+from vlmkit.models.footprint import human_bytes
 
 PARTS = {"prompt": "prompt text", "image": "image", "answer": "answer", "total": "whole sequence"}
 ESTIMATED = "What the estimate counts and leaves out: README 'Dry run'."
 NOTHING_DONE = "Dry run: no weight was loaded and nothing was written."
-
-
-def human_bytes(count: float) -> str:
-    """1,536 -> '1.5 KiB': binary units, as GPU memory is quoted."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.2f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def token_table(stats: dict[str, Any], unit: str) -> Table:
@@ -79,6 +71,8 @@ def print_training_estimate(report: Any, dataset: str) -> None:
     memory = report.memory.to_json()
     out.print(memory_table({names.get(k, k): v for k, v in memory.items()}, title))
     out.print(ESTIMATED)
+    for note in report.notes:
+        console.note(note)
     for notice in report.notices:
         console.warn(notice)
     console.note(NOTHING_DONE)

@@ -63,6 +63,9 @@ class DryRunReport:
     gradient_checkpointing: bool
     image_preprocessing: dict[str, Any] | None
     notices: list[str]
+    """What the user should be warned of (as the run would warn)."""
+    notes: list[str]
+    """What the estimate does not cover, and what the run does after it."""
 
     def stats(self) -> dict[str, TokenStats | None]:
         """Token statistics by part: prompt text, image, answer, whole sequence."""
@@ -93,7 +96,7 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     from vlmkit.finetune.memory import ParameterCount, training_memory
     from vlmkit.finetune.step_memory import trace_step
     from vlmkit.finetune.train import check_init_adapter, load_options
-    from vlmkit.models.footprint import base_parameters
+    from vlmkit.models.footprint import base_parameters, human_bytes, weight_bytes
     from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
     from vlmkit.models.meta_trace import cross_attention_inputs
 
@@ -129,12 +132,19 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     memory = training_memory(
         parameters, step, dtype=dtype_name, four_bit=settings.method == "qlora", device=device
     )
-    notices = list(checked.notices)
+    notices, notes = list(checked.notices), []
     if device == "cuda" and not torch.cuda.is_available():
-        notices.append("no CUDA GPU is visible here: the estimate is for the run on one")
+        notes.append("no CUDA GPU is visible here: the estimate is for the run on one")
     if request.out.is_dir() and any(request.out.iterdir()) and not request.overwrite:
         notices.append(f"--out {request.out} already holds files: the run needs --overwrite, "
                        "--resume or another --out")  # fmt: skip
+    if request.merge:
+        unquantised = human_bytes(weight_bytes(total, 0, dtype_name, four_bit=False))
+        notes.append(f"--merge then loads the base again, unquantised: {unquantised} of "
+                       "weights, after training")  # fmt: skip
+    if checked.eval_data is not None:
+        notes.append("evaluation by generation (--eval) runs between steps, with its own cache: "
+                       "not in the estimate (vlmkit infer --dry-run estimates it)")  # fmt: skip
     return DryRunReport(
         samples=samples,
         max_length=limit,
@@ -149,6 +159,7 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
         gradient_checkpointing=settings.gradient_checkpointing,
         image_preprocessing=parts.image_preprocessing,
         notices=notices,
+        notes=notes,
     )
 
 

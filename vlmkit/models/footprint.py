@@ -31,3 +31,12 @@ def weight_bytes(total: int, quantised: int, dtype: str, *, four_bit: bool) -> i
     if not four_bit:
         return total * DTYPE_BYTES[dtype]
     return round(quantised * NF4_BITS / 8) + (total - quantised) * DTYPE_BYTES[dtype]
+
+
+def human_bytes(count: float) -> str:
+    """1,536 -> '1.5 KiB': binary units, as GPU memory is quoted."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.2f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
