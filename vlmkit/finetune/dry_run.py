@@ -10,25 +10,12 @@ activations (`activations`, `memory`). No weight is read, nothing is written.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.errors import UsageError
 from vlmkit.finetune.session import Checked, FinetuneRequest, check
-
-
-@dataclass(frozen=True)
-class TokenStats:
-    """Minimum, median and maximum of a count over the samples."""
-
-    minimum: int
-    median: float
-    maximum: int
-
-    @classmethod
-    def of(cls, values: list[int]) -> TokenStats:
-        return cls(min(values), statistics.median(values), max(values))
+from vlmkit.token_stats import TokenStats, token_stats
 
 
 @dataclass(frozen=True)
@@ -69,13 +56,7 @@ class DryRunReport:
 
     def stats(self) -> dict[str, TokenStats | None]:
         """Token statistics by part: prompt text, image, answer, whole sequence."""
-        images = [s.image for s in self.samples if s.image is not None]
-        return {
-            "prompt": TokenStats.of([s.prompt for s in self.samples]),
-            "image": TokenStats.of(images) if images else None,
-            "answer": TokenStats.of([s.answer for s in self.samples]),
-            "total": TokenStats.of([s.total for s in self.samples]),
-        }
+        return token_stats(self.samples, ("prompt", "image", "answer", "total"))
 
 
 def dry_run(request: FinetuneRequest) -> DryRunReport:

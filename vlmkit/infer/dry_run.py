@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.errors import UsageError
-from vlmkit.finetune.dry_run import TokenStats
 from vlmkit.infer.session import InferRequest, check, check_trained_prompt_format
+from vlmkit.token_stats import TokenStats, token_stats
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,8 @@ class InferDryRunReport:
     warnings: list[str]
 
     def stats(self) -> dict[str, TokenStats | None]:
-        images = [s.image for s in self.samples if s.image is not None]
-        return {
-            "prompt": TokenStats.of([s.prompt for s in self.samples]),
-            "image": TokenStats.of(images) if images else None,
-            "total": TokenStats.of([s.total for s in self.samples]),
-        }
+        """Token statistics by part: prompt text, image, whole prompt."""
+        return token_stats(self.samples, ("prompt", "image", "total"))
 
     def over_context(self) -> list[tuple[str, int]]:
         """(id, prompt tokens) of the samples whose prompt and answer exceed the context."""
