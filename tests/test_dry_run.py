@@ -339,3 +339,104 @@ def test_infer_dry_run_reports_unreadable_images_and_other_backends_are_refused(
     result = vlmkit("infer", data, "--model", "served-name", "--backend", "openai", "--endpoint",
                     "http://127.0.0.1:9/v1", "-o", tmp_path / "p.jsonl", "--dry-run")  # fmt: skip
     assert result.exit_code == 2 and "--dry-run estimates --backend transformers" in result.output
+
+
+# --- what a new user gets wrong (found by trying it) -------------------------------------------
+
+
+def test_the_dry_run_refuses_what_the_run_refuses(models, letters, tmp_path):
+    model = models / "qwen2-vl"
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "notes.txt").write_text("mine")
+    for out, flags, said in (
+        (file, (), "is a file"),
+        (held, (), "already holds files"),
+        (held, ("--overwrite",), "vlmkit finetune wrote"),
+        (tmp_path / "o", ("--dtype", "float16"), "float16 training needs a CUDA GPU"),
+    ):
+        result = vlmkit("finetune", letters, "--model", model, "-o", out, "--dry-run", *flags)
+        assert result.exit_code == 2, result.output
+        assert said in " ".join(result.output.split())
+    assert file.read_text() == "mine" and [p.name for p in held.iterdir()] == ["notes.txt"]
+
+
+def test_samples_over_the_budget_say_what_the_run_would_do(models, letters, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(letters, data)
+    rows = read_jsonl(data / "metadata.jsonl")
+    rows[0]["target"] = "a much longer answer than the others"
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def run(*flags):
+        result = vlmkit("finetune", data, "--model", models / "idefics3", "-o", tmp_path / "o",
+                        "--dry-run", *flags)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    report = dry_run(_request(data, models / "idefics3", tmp_path / "o"))
+    lengths = [s.total for s in report.samples]
+    limit = str(max(lengths) - 1)
+    assert "1 sample over --max-length" in run("--max-length", limit)
+    assert "the run would stop on them: add --skip-long" in run("--max-length", limit)
+    assert "the run leaves them out (--skip-long)" in run("--max-length", limit, "--skip-long")
+    assert "every sample is over --max-length 20: the run would stop" in run("--max-length", "20")
+
+
+def test_nouns_and_parts_follow_the_objective(models, letters, tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "images").symlink_to(letters / "images")
+    rows = read_jsonl(letters / "metadata.jsonl")
+    for row in rows:
+        row["chosen"], row["rejected"] = row.pop("target"), "no"
+    (pairs / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = vlmkit("finetune", pairs, "--model", models / "idefics3", "-o", tmp_path / "o",
+                    "--objective", "dpo", "--batch-size", "16", "--dry-run")  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "6 training pairs in" in said and "answer (the longer side)" in said
+    assert "reference model's forward" in said and "at most the 6 pairs" in said
+
+
+def test_infer_dry_run_sees_what_out_already_holds(models, letters, tmp_path):
+    model, out = models / "qwen2-vl", tmp_path / "p.jsonl"
+    answered = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "2",
+                      "--max-new-tokens", "3")  # fmt: skip
+    assert answered.exit_code == 0, answered.output
+    before = out.read_bytes()
+    result = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "2",
+                    "--max-new-tokens", "3", "--dry-run")  # fmt: skip
+    assert result.exit_code == 0 and "Nothing to answer: all are answered" in result.output
+    result = vlmkit("infer", letters, "--model", model, "-o", out, "--max-new-tokens", "3",
+                    "--dry-run")  # fmt: skip
+    said = " ".join(result.output.split())
+    assert "2 of the 6 selected samples are already answered" in said and "4 prompts" in said
+    refused = vlmkit("infer", letters, "--model", model, "-o", out, "--limit", "2",
+                     "--max-new-tokens", "9", "--dry-run")  # fmt: skip
+    assert refused.exit_code == 2 and "another configuration" in " ".join(refused.output.split())
+    empty = vlmkit("infer", letters, "--model", model, "-o", tmp_path / "q.jsonl",
+                   "--shard", "6/6", "--limit", "2", "--dry-run")  # fmt: skip
+    assert empty.exit_code == 0 and "Nothing to answer: the selection holds no sample" in (
+        empty.output
+    )
+    assert out.read_bytes() == before and not (tmp_path / "q.jsonl").exists()
+
+
+def test_a_folder_that_is_no_vision_language_model_is_one_error(models, letters, tmp_path):
+    model = tmp_path / "text-only"
+    shutil.copytree(models / "llava", model)
+    config = json.loads((model / "config.json").read_text())
+    text_only = {**config["text_config"], "architectures": ["LlamaForCausalLM"]}
+    (model / "config.json").write_text(json.dumps(text_only))
+    result = vlmkit("finetune", letters, "--model", model, "-o", tmp_path / "o", "--dry-run")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    broken = tmp_path / "no-tokenizer"
+    shutil.copytree(models / "idefics3", broken)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / name).unlink(missing_ok=True)
+    result = vlmkit("infer", letters, "--model", broken, "-o", tmp_path / "p.jsonl", "--dry-run")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--model" in result.output

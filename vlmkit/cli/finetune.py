@@ -404,9 +404,12 @@ def finetune_command(
     )
     if dry_run:
         from vlmkit.cli.dry_run import print_training_estimate
+        from vlmkit.cli.progress import progress_bar
         from vlmkit.finetune.dry_run import dry_run as estimate
 
-        print_training_estimate(estimate(request), str(train))
+        with progress_bar("Encoding", None, "samples") as advance:
+            report = estimate(request, advance)
+        print_training_estimate(report, str(train))
         return
     work = plan(request, processes)
     for notice in work.notices:

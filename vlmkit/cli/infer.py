@@ -320,13 +320,16 @@ def infer_command(
             image_detail=image_detail.lower() if image_detail else None,
         ),
     )  # fmt: skip
+    from vlmkit.cli.progress import progress_bar
+
     if dry_run:
         from vlmkit.cli.dry_run import print_inference_estimate
         from vlmkit.infer.dry_run import dry_run as estimate
 
-        print_inference_estimate(estimate(request), str(dataset))
+        with progress_bar("Encoding", None, "prompts") as advance:
+            report = estimate(request, advance)
+        print_inference_estimate(report, str(dataset))
         return
-    from vlmkit.cli.progress import progress_bar
 
     def loaded(described: dict[str, Any]) -> None:
         console.note(_loaded_line(described))

@@ -7,6 +7,7 @@ left out and counted with `--skip-long`. `--dry-run` reports the same measuremen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vlmkit.errors import InputError
@@ -15,11 +16,19 @@ from vlmkit.finetune.objectives.base import Objective
 
 
 def measure_examples(
-    objective: Objective, train: TrainingData, collator: Any, settings: Any
+    objective: Objective,
+    train: TrainingData,
+    collator: Any,
+    settings: Any,
+    advance: Callable[..., None] | None = None,
 ) -> list[tuple[dict[str, Any], Any]]:
-    """Each training example with its `collate.EncodedLengths` (its longest sequence)."""
+    """Each training example with its `collate.EncodedLengths` (its longest sequence);
+    `advance(n, total=)` follows the progress."""
     measured = []
-    for example in objective.examples(train):
+    examples = objective.examples(train)
+    if advance:
+        advance(0, total=len(examples))
+    for example in examples:
         try:
             measured.append((example, objective.measure(collator, example, settings)))
         except (OSError, ValueError) as error:
@@ -27,6 +36,8 @@ def measure_examples(
                 f"{train.folder}: sample {example['id']!r} cannot be encoded: {error}",
                 hint="check its image and prompt",
             ) from None
+        if advance:
+            advance(1)
     return measured
 
 

@@ -10,10 +10,12 @@ activations (`activations`, `memory`). No weight is read, nothing is written.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.errors import UsageError
+from vlmkit.finetune.output import check_output
 from vlmkit.finetune.session import Checked, FinetuneRequest, check
 from vlmkit.token_stats import TokenStats, token_stats
 
@@ -38,8 +40,12 @@ class DryRunReport:
     """What `--dry-run` prints."""
 
     samples: list[SampleTokens]
+    unit: str
+    """What a sample is for the objective: sample, pair, prompt."""
+    answer_part: str
     max_length: int | None
     over_budget: list[tuple[str, int]]
+    skip_long: bool
     parameters: Any  # memory.ParameterCount
     memory: Any  # memory.MemoryEstimate
     rows: int
@@ -59,24 +65,28 @@ class DryRunReport:
         return token_stats(self.samples, ("prompt", "image", "answer", "total"))
 
 
-def dry_run(request: FinetuneRequest) -> DryRunReport:
-    """Check `request` and estimate its run; nothing loads but the processor and the config."""
+def dry_run(request: FinetuneRequest, advance: Callable[..., None] | None = None) -> DryRunReport:
+    """Check `request` and estimate its run; nothing loads but the processor and the config.
+    `advance(n, total=)` follows the encoding of the samples."""
     if request.resume:
         raise UsageError(
             "--dry-run estimates a run from its start; --resume continues one from a checkpoint",
             hint="drop --resume to see what the run costs (the estimate is the same)",
         )
     checked = check(request)
-    return _estimate(request, checked)
+    check_output(request.out, overwrite=request.overwrite, resume=False)
+    return _estimate(request, checked, advance)
 
 
-def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
+def _estimate(
+    request: FinetuneRequest, checked: Checked, advance: Callable[..., None] | None
+) -> DryRunReport:
     import torch
 
     from vlmkit.finetune.budget import measure_examples, over_budget
     from vlmkit.finetune.memory import ParameterCount, training_memory
     from vlmkit.finetune.step_memory import trace_step
-    from vlmkit.finetune.train import check_init_adapter, load_options
+    from vlmkit.finetune.train import check_device, check_init_adapter, load_options
     from vlmkit.models.footprint import base_parameters, human_bytes, weight_bytes
     from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
     from vlmkit.models.meta_trace import cross_attention_inputs
@@ -84,6 +94,7 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     settings, objective, train = checked.settings, checked.objective, checked.train
     device = planned_device(settings.device)
     dtype = planned_dtype(settings.dtype, device)
+    check_device(device, dtype)
     options = load_options(settings, device, dtype)
     base = dataclasses.replace(checked.source, adapter=None)
     parts = load_parts(base, options)
@@ -91,7 +102,7 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     objective.check_family(parts.family, "--model")
     limit = settings.max_length or parts.context_length
     collator = objective.collator(parts.processor, parts.family, limit)
-    measured = measure_examples(objective, train, collator, settings)
+    measured = measure_examples(objective, train, collator, settings, advance)
     samples = _sample_tokens(parts, measured)
     too_long = over_budget(measured, limit)
     longest = max(
@@ -116,20 +127,27 @@ def _estimate(request: FinetuneRequest, checked: Checked) -> DryRunReport:
     notices, notes = list(checked.notices), []
     if device == "cuda" and not torch.cuda.is_available():
         notes.append("no CUDA GPU is visible here: the estimate is for the run on one")
-    if request.out.is_dir() and any(request.out.iterdir()) and not request.overwrite:
-        notices.append(f"--out {request.out} already holds files: the run needs --overwrite, "
-                       "--resume or another --out")  # fmt: skip
+    kept = len(measured) - len(too_long)
+    if kept > 0 and rows < objective.rows(settings, settings.batch_size):
+        notes.append(f"a batch holds at most the {kept:,} {objective.unit}s there are to train "
+                     f"on (--batch-size {settings.batch_size})")  # fmt: skip
+    if objective.outside_the_step:
+        notes.append(objective.outside_the_step)
     if request.merge:
-        unquantised = human_bytes(weight_bytes(total, 0, dtype_name, four_bit=False))
-        notes.append(f"--merge then loads the base again, unquantised: {unquantised} of "
-                       "weights, after training")  # fmt: skip
+        base = human_bytes(weight_bytes(total, 0, dtype_name, four_bit=False))
+        how = "unquantised, " if settings.method == "qlora" else ""
+        notes.append(f"--merge then loads the base again after training ({how}{base} of "
+                     "weights)")  # fmt: skip
     if checked.eval_data is not None:
         notes.append("evaluation by generation (--eval) runs between steps, with its own cache: "
                        "not in the estimate (vlmkit infer --dry-run estimates it)")  # fmt: skip
     return DryRunReport(
         samples=samples,
+        unit=objective.unit,
+        answer_part=objective.answer_part,
         max_length=limit,
         over_budget=too_long,
+        skip_long=settings.skip_long,
         parameters=parameters,
         memory=memory,
         rows=rows,
@@ -156,15 +174,16 @@ def _sample_tokens(parts: Any, measured: list[tuple[dict[str, Any], Any]]) -> li
 
 def _with_adapter(model: Any, checked: Checked, settings: Any) -> Any:
     """`model` (meta) with the adapter the run trains: the LoRA flags' or --init-adapter's."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     from vlmkit.finetune.train import lora_config
+    from vlmkit.models.meta_trace import with_adapter
 
     adapter = checked.source.adapter
     config = LoraConfig.from_pretrained(str(adapter)) if adapter else lora_config(model, settings)
     config.inference_mode = False
     # The adapter in the weights' dtype: what autocast computes it in on a GPU (its fp32 copy
     # is counted apart, by `memory.training_memory`).
-    adapted = get_peft_model(model, config, autocast_adapter_dtype=False)
+    adapted = with_adapter(model, config)
     adapted.train()
     return adapted

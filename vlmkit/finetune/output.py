@@ -58,7 +58,13 @@ RESUMABLE_CHANGES = frozenset(
 
 
 def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
-    """Check OUT before any work: a folder vlmkit may write, replace or resume."""
+    """Check OUT before any work: a folder vlmkit may write, replace or resume (an
+    interrupted replacement of OUT is finished first)."""
+    check_output(out, overwrite=overwrite, resume=resume, finish_swap=True)
+
+
+def check_output(out: Path, *, overwrite: bool, resume: bool, finish_swap: bool = False) -> None:
+    """The checks of `prepare_output`; without `finish_swap` they only read (`--dry-run`)."""
     if overwrite and resume:
         raise UsageError("--overwrite and --resume contradict each other", hint="choose one")
     if out.exists() and not out.is_dir():
@@ -71,7 +77,8 @@ def prepare_output(out: Path, *, overwrite: bool, resume: bool) -> None:
             f"--out {out} is the current folder or holds it",
             hint="give --out the name of a new folder, e.g. -o runs/lora",
         )
-    finish_interrupted_swap(out)
+    if finish_swap:
+        finish_interrupted_swap(out)
     for sibling in (partial_folder(out), retired_folder(out)):
         _check_sibling(out, sibling)
     if resume:

@@ -62,6 +62,7 @@ def trace_step(
             {"use_reentrant": False, "preserve_rng_state": False}
         )
     live = LiveTensors()
+    mask = full_mask(rows, length)  # made outside the count: a padded batch's is counted once
     try:
         with (
             fused_attention(model, padded=rows > 1),
@@ -73,7 +74,7 @@ def trace_step(
                                  device="meta", requires_grad=checkpointing)  # fmt: skip
             states = language_model(
                 inputs_embeds=embeds,
-                attention_mask=full_mask(rows, length),
+                attention_mask=mask,
                 use_cache=False,
                 **(extra or {}),
             ).last_hidden_state

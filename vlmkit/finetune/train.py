@@ -88,7 +88,7 @@ def load_for_training(
     `--init-adapter` goes on it when the trainer is built, trainable)."""
     device = choose_device(settings.device)
     dtype = choose_dtype(settings.dtype, device)
-    _check_device(device, dtype)
+    check_device(device, dtype)
     torch.manual_seed(settings.seed)
     loaded = load_model(
         dataclasses.replace(source, adapter=None),
@@ -336,7 +336,8 @@ def _trainable_in_fp32(model: Any) -> None:
             parameter.data = parameter.data.float()
 
 
-def _check_device(device: str, dtype: torch.dtype) -> None:
+def check_device(device: str, dtype: torch.dtype) -> None:
+    """Refuse fp16 training on a CPU (mixed precision needs CUDA); warn of slow bf16."""
     if device == "cpu" and dtype == torch.float16:
         raise UsageError(
             "--dtype float16 training needs a CUDA GPU (mixed precision)",

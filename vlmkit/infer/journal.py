@@ -171,6 +171,17 @@ class Journal:
                 "or choose another --out",
             )
 
+    def peek(self, *, overwrite: bool) -> dict[str, dict[str, Any]]:
+        """The lines `load` would return, read without touching anything (a torn last line of
+        an unfinished file is left out, not cut off): what `--dry-run` reports."""
+        path = None if overwrite else self.existing_file()
+        if path is None:
+            return {}
+        lines = path.read_bytes()
+        if path == self.partial and lines and not lines.endswith(b"\n"):
+            lines = lines[: lines.rfind(b"\n") + 1]
+        return _parse_lines(path, lines.splitlines())
+
     def load(self, *, overwrite: bool) -> dict[str, dict[str, Any]]:
         """The lines already written, by id (a later line for an id supersedes an earlier one).
 
@@ -271,22 +282,27 @@ def _cut_torn_line(path: Path) -> None:
 
 
 def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
-    lines: dict[str, dict[str, Any]] = {}
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                line = None
-            if number == 1 and isinstance(line, dict) and HEADER in line:
-                continue
-            if not isinstance(line, dict) or not isinstance(line.get("id"), str):
-                raise InputError(
-                    f"{path}:{number}: not a predictions line vlmkit wrote",
-                    hint="pass --overwrite to start the predictions again, or fix that line",
-                )
-            lines.pop(line["id"], None)  # keep the file order of the latest line
-            lines[line["id"]] = line
+        return _parse_lines(path, handle)
+
+
+def _parse_lines(path: Path, raws: Any) -> dict[str, dict[str, Any]]:
+    """Predictions lines (bytes, one each) by id, the latest line of an id winning."""
+    lines: dict[str, dict[str, Any]] = {}
+    for number, raw in enumerate(raws, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            line = None
+        if number == 1 and isinstance(line, dict) and HEADER in line:
+            continue
+        if not isinstance(line, dict) or not isinstance(line.get("id"), str):
+            raise InputError(
+                f"{path}:{number}: not a predictions line vlmkit wrote",
+                hint="pass --overwrite to start the predictions again, or fix that line",
+            )
+        lines.pop(line["id"], None)  # keep the file order of the latest line
+        lines[line["id"]] = line
     return lines

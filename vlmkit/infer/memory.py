@@ -57,12 +57,11 @@ def trace_prefill(
     """The prompt's forward pass of `model` (meta) on `rows` prompts of `length` tokens, filling
     a cache, and the logits of the last position (what `generate` computes)."""
     language_model, head = model.get_decoder(), model.get_output_embeddings()
+    mask = full_mask(rows, length)  # made outside the count: a padded batch's is counted once
     with torch.no_grad(), fused_attention(model, padded=rows > 1), LiveTensors() as live:
         embeds = torch.empty(rows, length, language_model.config.hidden_size, dtype=dtype,
                              device="meta")  # fmt: skip
-        output = language_model(
-            inputs_embeds=embeds, attention_mask=full_mask(rows, length), use_cache=True, **extra
-        )
+        output = language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True, **extra)
         head(output.last_hidden_state[:, -1:]).float()
         cache = sum(
             tensor.untyped_storage().nbytes()
@@ -74,12 +73,20 @@ def trace_prefill(
 
 
 def generation_memory(
-    weights: int, adapter_parameters: int, prefill: Prefill, *, length: int, new_tokens: int
+    weights: int,
+    adapter_parameters: int,
+    prefill: Prefill,
+    *,
+    length: int,
+    new_tokens: int,
+    rows: int,
+    vocabulary: int,
 ) -> GenerationMemory:
     """The estimate: the cache grows from the prompt's `length` by `new_tokens`; the peak is the
-    prefill's or the full cache's, whichever is larger."""
+    prefill's, or the full cache's with the last step's logits (fp32, and their softmax or
+    argmax beside them), whichever is larger."""
     kv_cache = round(prefill.cache * (length + new_tokens) / length)
-    peak = max(prefill.peak, kv_cache)
+    peak = max(prefill.peak, kv_cache + 2 * rows * vocabulary * 4)
     return GenerationMemory(
         weights=weights,
         adapter=adapter_parameters * 4,

@@ -91,8 +91,7 @@ def plan(request: InferRequest) -> Plan:
     """Check everything that needs no model, and find what is left to answer."""
     found = check(request)
     request, journal, selection = found.request, found.journal, found.selection
-    source = found.source
-    key = _settings_key(request, selection, source)
+    key = _settings_key(request, selection, found.source)
     journal.acquire()  # released by execute(), or by the caller when nothing is left to do
     try:
         journal.check_resumable(key, overwrite=request.options.overwrite)
@@ -100,14 +99,27 @@ def plan(request: InferRequest) -> Plan:
     except BaseException:
         journal.release()
         raise
-    todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
-    counts = RunCounts(
-        selected=len(selection.samples),
-        already_done=len(selection.samples) - len(todo),
-        todo=len(todo),
-    )
-    return Plan(request, selection, source, journal, key, done, todo, counts, found.notes,
+    todo, counts = _left_to_answer(request, selection, done)
+    return Plan(request, selection, found.source, journal, key, done, todo, counts, found.notes,
                 found.warnings)  # fmt: skip
+
+
+def look_ahead(found: Checked) -> tuple[list[Sample], RunCounts]:
+    """What a run of the checked request would find left to answer, read without its lock and
+    without touching OUT (`--dry-run`)."""
+    request, journal, overwrite = found.request, found.journal, found.request.options.overwrite
+    if journal.existing_file() is not None and not overwrite:
+        journal.check_resumable(_settings_key(request, found.selection, found.source),
+                                overwrite=False)  # fmt: skip
+    return _left_to_answer(request, found.selection, journal.peek(overwrite=overwrite))
+
+
+def _left_to_answer(
+    request: InferRequest, selection: Selection, done: dict[str, dict[str, Any]]
+) -> tuple[list[Sample], RunCounts]:
+    todo = pending(selection.samples, done, retry_errors=request.options.retry_errors)
+    selected = len(selection.samples)
+    return todo, RunCounts(selected=selected, already_done=selected - len(todo), todo=len(todo))
 
 
 def check(request: InferRequest) -> Checked:
@@ -168,20 +180,19 @@ def _trained_image_settings(
         return request, [], []  # no adapter, or one from before vlmkit recorded them
     trained = ImageSettings.from_json(recorded.get("settings"))
     asked = request.load.image
-    shown = trained.given() or "the processor's own"
     if not asked.given():
         if not trained.given():
             return request, [], []
         used = replace(request, load=replace(request.load, image=trained))
-        return used, [f"images preprocessed as the adapter was trained: {shown}"], []
+        return used, [f"images preprocessed as the adapter was trained: {trained.as_flags()}"], []
     if asked == trained:
         return request, [], []
     return (
         request,
         [],
         [
-            f"the adapter was trained with image settings {shown}; answering with {asked.given()} "
-            "as asked: another resolution can lower its scores"
+            f"the adapter was trained with image settings {trained.as_flags()}; answering with "
+            f"{asked.as_flags()} as asked: another resolution can lower its scores"
         ],
     )
 

@@ -136,10 +136,15 @@ def empty_model(parts: ModelParts, dtype: torch.dtype, options: LoadOptions) -> 
     no memory taken and no weight read (what a dry run counts and traces)."""
     from transformers import AutoModelForImageTextToText
 
-    with torch.device("meta"):
-        return AutoModelForImageTextToText.from_config(
-            parts.config, dtype=dtype, **_code_policy(options)
-        )
+    try:
+        with torch.device("meta"):
+            return AutoModelForImageTextToText.from_config(
+                parts.config, dtype=dtype, **_code_policy(options)
+            )
+    except ValueError as error:
+        if "Unrecognized configuration class" in str(error):
+            raise _not_a_vision_language_model(parts.config.name_or_path, error) from None
+        raise
 
 
 def planned_device(requested: str) -> str:
@@ -255,7 +260,27 @@ def _hub_error_as_input(source: ModelSource, load: Any, *, needs: str) -> Any:
                 f"--model {source.model} needs code from its repository to load",
                 hint="read that code, then pass --trust-remote-code if you trust it",
             ) from None
+        if "Unrecognized configuration class" in str(error):
+            raise _not_a_vision_language_model(source.model, error) from None
+        if source.local:  # a damaged or partial folder (a tokenizer that cannot be built)
+            raise InputError(
+                f"--model {source.model}: {_first_line(error)}",
+                hint=f"the folder must hold {needs}, as save_pretrained writes them",
+            ) from None
         raise
+
+
+def _not_a_vision_language_model(model: str, error: Exception) -> InputError:
+    return InputError(
+        f"--model {model}: transformers has no image-text-to-text model for its config "
+        f"({_first_line(error).split(' for this kind')[0]})",
+        hint="vlmkit trains and runs vision-language models: check config.json's model_type",
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _context_length(config: Any) -> int | None:

@@ -26,7 +26,8 @@ ATTENTION = "vlmkit_meta_trace"
 
 
 def full_mask(rows: int, length: int, keys: int | None = None) -> torch.Tensor:
-    """A 4-D attention mask on the meta device. transformers takes a 4-D mask as it is: building
+    """A 4-D attention mask on the meta device, for a trace to pass in (made before counting
+    starts: a run without padding has none). transformers takes a 4-D mask as it is: building
     one reads values (packed sequences, all-ones masks), which meta tensors do not have."""
     return torch.ones(rows, 1, length, keys or length, dtype=torch.bool, device="meta")
 
@@ -49,6 +50,20 @@ def cross_attention_inputs(parts: Any, rows: int, length: int, dtype: Any) -> di
             rows, 1, length, 1, dtype=dtype, device="meta"
         ),
     }
+
+
+def with_adapter(model: Any, config: Any) -> Any:
+    """`model` (meta) with the LoRA layers of `config` (a `peft.LoraConfig`), in the weights'
+    dtype: what autocast computes them in on a GPU."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        # An adapter's config names the base's folder when it was trained: another folder of
+        # the same model is fine (the prompt format is checked apart).
+        warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*")
+        return get_peft_model(model, config, autocast_adapter_dtype=False)
 
 
 class LiveTensors(TorchDispatchMode):
@@ -119,7 +134,9 @@ def fused_attention(model: Any, *, padded: bool) -> Iterator[None]:
                 key = key.repeat_interleave(groups, dim=1)
                 value = value.repeat_interleave(groups, dim=1)
             shape = (query.shape[0], 1, query.shape[2], key.shape[2])
-            padding = masks.setdefault(shape, torch.empty(shape, dtype=torch.bool, device="meta"))
+            if shape not in masks:
+                masks[shape] = torch.empty(shape, dtype=torch.bool, device="meta")
+            padding = masks[shape]
         output = _FusedAttention.apply(query, key, value, padding)
         return output.transpose(1, 2).contiguous(), None
 

@@ -76,6 +76,16 @@ class ImageSettings:
     def given(self) -> dict[str, Any]:
         return {name: value for name, value in asdict(self).items() if value is not None}
 
+    def as_flags(self) -> str:
+        """The settings given, as the flags that give them (for messages)."""
+        shown = []
+        for name, value in self.given().items():
+            if name == "image_splitting":
+                shown.append("--image-splitting" if value else "--no-image-splitting")
+            else:
+                shown.append(f"{FLAGS[name]} {value}")
+        return " ".join(shown) or "the processor's own"
+
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> ImageSettings:
         return cls(**{k: v for k, v in (data or {}).items() if k in FLAGS})

@@ -20,6 +20,12 @@ class Objective:
     """The value of `--objective`, recorded in the manifest."""
     record_fields: ClassVar[tuple[str, ...]]
     """The fields each training record carries besides id, file_name, prompt, task, meta."""
+    unit: ClassVar[str] = "sample"
+    """What one training record is, in messages (`--dry-run`)."""
+    answer_part: ClassVar[str] = "answer"
+    """What follows the prompt in the longest training sequence, in `--dry-run`'s table."""
+    outside_the_step: ClassVar[str | None] = None
+    """What this objective runs besides the training step that the estimate leaves out."""
     budget_hint: ClassVar[str] = (
         "raise --max-length (up to the model's context), shrink the images, or pass "
         "--skip-long to leave them out (counted)"

@@ -56,6 +56,12 @@ class PreferenceCollator:
 class DirectPreferenceOptimisation(Objective):
     name: ClassVar[str] = "dpo"
     record_fields: ClassVar[tuple[str, ...]] = ("chosen", "rejected")
+    unit: ClassVar[str] = "pair"
+    answer_part: ClassVar[str] = "answer (the longer side)"
+    outside_the_step: ClassVar[str | None] = (
+        "the reference model's forward (the adapter off, no gradients) runs beside each step: "
+        "its working memory is not in the estimate"
+    )
 
     def check_data(self, data: TrainingData, flag: str) -> None:
         for number, record in enumerate(data.records, start=1):

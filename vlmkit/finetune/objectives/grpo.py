@@ -52,6 +52,12 @@ UNSUPPORTED = {
 class GroupRelativePolicyOptimisation(Objective):
     name: ClassVar[str] = "grpo"
     record_fields: ClassVar[tuple[str, ...]] = ("target",)
+    unit: ClassVar[str] = "prompt"
+    answer_part: ClassVar[str] = "completion (at most)"
+    outside_the_step: ClassVar[str | None] = (
+        "answers are sampled (--num-generations per prompt) between steps, with their own KV "
+        "cache: not in the estimate (vlmkit infer --dry-run estimates generation)"
+    )
     budget_hint: ClassVar[str] = (
         "each sample's budget is its prompt with image tokens plus --max-completion-length: "
         "lower --max-completion-length, raise --max-length (up to the model's context), or "
