@@ -235,7 +235,7 @@ def test_more_bad_dpo_inputs(small, tmp_path):
     sft = tmp_path / "sft"
     assert vlmkit("finetune", data, "--model", model, "-o", sft, "--max-steps", "1").exit_code == 0
     _refused(vlmkit(*args, "--init-adapter", sft, "--lora-r", "8"), 2,
-             "--lora-r do not apply with --init-adapter")  # fmt: skip
+             "--lora-r does not apply with --init-adapter")  # fmt: skip
     (sft / "vlmkit-adapter.json").unlink()  # an unfinished run
     _refused(vlmkit(*args, "--init-adapter", sft), 1, "its training has not finished")
     changes = (({"chosen": None}, "field 'chosen' is null, not text"),

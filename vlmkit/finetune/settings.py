@@ -116,7 +116,8 @@ class FinetuneSettings:
         given = [flag for flag, (name, default) in shape.items() if getattr(self, name) != default]
         if given:
             raise UsageError(
-                f"{', '.join(given)} do not apply with --init-adapter: training continues that "
+                f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply with "
+                "--init-adapter: training continues that "
                 "adapter, whose shape (rank, alpha, dropout, layers) it keeps",
                 hint="leave them out, or start a new adapter without --init-adapter",
             )
