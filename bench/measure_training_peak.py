@@ -1,8 +1,9 @@
 """One `vlmkit finetune` run in this process, measured: its peak resident memory above the
-process's baseline (libraries imported, data read, nothing of the model loaded), as JSON.
+process's baseline (libraries imported, data read, nothing of the model loaded), and on a GPU
+`torch.cuda.max_memory_allocated`, as JSON.
 
-A CPU proxy for an accelerator's peak: the training step's tensors live in the process's
-memory, beside what the allocator keeps and what the libraries load on first use.
+The resident memory is a CPU proxy for an accelerator's peak: the training step's tensors
+live in the process's memory, beside what the allocator keeps and the libraries load.
 
     python bench/measure_training_peak.py DATA MODEL OUT '{"method": "lora", "max_steps": 2}'
 """
@@ -24,7 +25,7 @@ def resident() -> tuple[int, int]:
 def main() -> None:
     data, model, out, flags = sys.argv[1:5]
     import peft  # noqa: F401  (every library the run uses, loaded before the baseline)
-    import torch  # noqa: F401
+    import torch
     import transformers  # noqa: F401
     import trl  # noqa: F401
 
@@ -39,9 +40,15 @@ def main() -> None:
     )
     work = plan(request)
     baseline, _ = resident()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     execute(work)
     _, peak = resident()
-    print(json.dumps({"baseline": baseline, "peak": peak, "measured": peak - baseline}))
+    measured = {"baseline": baseline, "peak": peak, "measured": peak - baseline}
+    if cuda:
+        measured["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
+    print(json.dumps(measured))
 
 
 if __name__ == "__main__":
