@@ -61,11 +61,13 @@ def trace_step(
         model.get_base_model().activation_checkpointing_enable(
             {"use_reentrant": False, "preserve_rng_state": False}
         )
-    live = LiveTensors()
     mask = full_mask(rows, length)  # made outside the count: a padded batch's is counted once
+    inputs = [mask, *(v for v in (extra or {}).values() if isinstance(v, torch.Tensor))]
+    live = LiveTensors([*model.parameters(), *model.buffers(), *inputs])
     try:
         with (
             fused_attention(model, padded=rows > 1),
+            loss_kernels(device),
             live,
             saved_tensors(model) as saved,
         ):
@@ -78,7 +80,7 @@ def trace_step(
                 use_cache=False,
                 **(extra or {}),
             ).last_hidden_state
-            loss = step_loss(states, head, answer_tokens, device)
+            loss = step_loss(states, head, answer_tokens, device, language_model.config)
             held, kept = live.now, sum(saved.values())
             loss.backward()
     finally:
@@ -87,29 +89,47 @@ def trace_step(
     return StepMemory(held=held, saved=kept, peak=live.peak)
 
 
-def step_loss(states: Any, head: Any, answer_tokens: int, device: str) -> Any:
+def step_loss(states: Any, head: Any, answer_tokens: int, device: str, config: Any = None) -> Any:
     """The loss as TRL 1.x computes it: its fused head over the scored positions (every one on
-    a CPU, the answer's on a GPU), or, without it, the logits and transformers' cross-entropy.
-    `device`: where the run will train (the tensors may be meta)."""
-    positions = states.shape[0] * (states.shape[1] - 1)
+    a CPU, the answer's on a GPU), with the language model's logit softcapping (Gemma 2's) and
+    scale from `config`. `device`: where the run will train (the tensors may be meta: run it
+    under `loss_kernels`)."""
+    chunked_logprob, chunk = _trl_fused_loss()
+    softcap = getattr(config, "final_logit_softcapping", None)
+    scale = getattr(config, "logit_scale", None) or 1.0
     hidden = states[:, :-1].reshape(-1, states.shape[-1])
+    scored = hidden.shape[0]
+    if device == "cuda":
+        scored = min(answer_tokens, scored)
+        hidden = hidden[:scored].clone()  # hidden[mask] in TRL: a gather, a copy
+    targets = torch.zeros(scored, dtype=torch.long, device=states.device)
+    log_probs = chunked_logprob.ChunkedLogProbFunction.apply(
+        hidden, head.weight, head.bias, targets, 1.0, chunk, softcap, scale, ("log_probs",)
+    )[0]
+    return -log_probs.sum()
+
+
+@contextmanager
+def loss_kernels(device: str) -> Iterator[None]:
+    """TRL's loss as it runs on `device`, forward and backward, on meta tensors."""
+    chunked_logprob, _ = _trl_fused_loss()
+    with _in_place_tiles(chunked_logprob, enabled=device == "cuda"), _no_meta_autocast():
+        yield
+
+
+def _trl_fused_loss() -> tuple[Any, int]:
+    """TRL's chunked log-prob kernel and its vocabulary tile (TRL 1.16's, private names)."""
     try:
         from trl.kernels import chunked_logprob
-        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE as chunk
-    except ImportError:
-        logits = head(hidden).float()
-        targets = torch.zeros(positions, dtype=torch.long, device=states.device)
-        return torch.nn.functional.cross_entropy(logits, targets)
-    scored = positions
-    with _in_place_tiles(chunked_logprob, enabled=device == "cuda"), _no_meta_autocast():
-        if device == "cuda":
-            scored = min(answer_tokens, positions)
-            hidden = hidden[:scored].clone()  # hidden[mask] in TRL: a gather, a copy
-        targets = torch.zeros(scored, dtype=torch.long, device=states.device)
-        log_probs = chunked_logprob.ChunkedLogProbFunction.apply(
-            hidden, head.weight, head.bias, targets, 1.0, chunk, None, 1.0, ("log_probs",)
-        )[0]
-        return -log_probs.sum()
+        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+    except ImportError as error:
+        import trl
+
+        raise RuntimeError(
+            f"the dry run traces TRL 1.16's fused loss, which TRL {trl.__version__} moved "
+            f"({error}): vlmkit needs updating for it"
+        ) from None
+    return chunked_logprob, _CHUNKED_LOGPROB_CHUNK_SIZE
 
 
 @contextmanager

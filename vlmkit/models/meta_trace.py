@@ -13,7 +13,7 @@ and value are then repeated to every head and a boolean mask is kept, as
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,11 +67,15 @@ def with_adapter(model: Any, config: Any) -> Any:
 
 
 class LiveTensors(TorchDispatchMode):
-    """Counts the bytes of the storages the code under it creates, while they live."""
+    """Counts the bytes of the storages the code under it creates, while they live.
 
-    def __init__(self) -> None:
+    `existing`: tensors made before (the model's parameters and buffers, the inputs): their
+    views (`weight.t()` in every linear layer, a slice of the head's weight) take no memory.
+    """
+
+    def __init__(self, existing: Iterable[torch.Tensor] = ()) -> None:
         super().__init__()
-        self.sizes: dict[int, int] = {}
+        self.sizes: dict[int, int] = {id_of(tensor): 0 for tensor in existing}
         self.now = 0
         self.peak = 0
 
@@ -84,7 +88,7 @@ class LiveTensors(TorchDispatchMode):
 
     def _created(self, storage: Any) -> None:
         key = storage._cdata
-        if key in self.sizes:  # a view, or an in-place result: no new memory
+        if key in self.sizes:  # a view, an in-place result, something made before: no new memory
             return
         self.sizes[key] = storage.nbytes()
         self.now += self.sizes[key]
