@@ -121,8 +121,8 @@ def estimates(root: Path, model: Path) -> None:
 
     measure = ("torch.cuda.max_memory_allocated, bf16" if torch.cuda.is_available() else
                "CPU proxy: peak RSS above the run's baseline, fp32")  # fmt: skip
-    print(f"\nestimate vs measured peak ({measure}), 2 steps, 1,574 tokens a sample")
-    print(f"{'run':34} {'estimate MB':>12} {'measured MB':>12} {'error':>7}")
+    print(f"\nestimate vs measured peak ({measure}), 2 steps")
+    print(f"{'run':34} {'tokens':>9} {'estimate MB':>12} {'measured MB':>12} {'error':>7}")
     # glibc keeps freed blocks for reuse; mapping every large block makes the resident set
     # follow the tensors alive, as the CUDA allocator's max_memory_allocated does.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
@@ -137,7 +137,8 @@ def estimates(root: Path, model: Path) -> None:
         out = root / f"run-{name.replace(' ', '').replace(',', '-')}"
         request = FinetuneRequest(train=data, model=str(model), out=out,
                                   settings=settings_from(None, flags))  # fmt: skip
-        estimate = dry_run(request).memory.total
+        report = dry_run(request)
+        estimate = report.memory.total
         result = subprocess.run(
             [sys.executable, str(Path(__file__).parent / "measure_training_peak.py"), str(data),
              str(model), str(out), json.dumps(flags)],
@@ -147,7 +148,9 @@ def estimates(root: Path, model: Path) -> None:
         # On a GPU the allocator's own count, which the estimate is meant to match.
         measured = found.get("cuda_max_allocated", found["measured"])
         error = (estimate - measured) / measured
-        print(f"{name:34} {estimate / 2**20:12.0f} {measured / 2**20:12.0f} {error:+7.1%}")
+        shape = f"{report.rows} x {report.length:,}"
+        print(f"{name:34} {shape:>9} {estimate / 2**20:12.0f} {measured / 2**20:12.0f} "
+              f"{error:+7.1%}")  # fmt: skip
 
 
 def _options(settings):  # type: ignore[no-untyped-def]

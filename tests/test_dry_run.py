@@ -264,8 +264,9 @@ def test_dpo_and_grpo_measure_their_own_sequences(models, letters, tmp_path):
     dpo = dry_run(_request(pairs, model, tmp_path / "o", batch_size=2, objective="dpo"))
     assert (sft.rows, dpo.rows) == (2, 4)  # chosen and rejected in one forward
     assert all(d.answer > s.answer for d, s in zip(dpo.samples, sft.samples, strict=True))
-    grpo = dry_run(_request(letters, model, tmp_path / "o", objective="grpo",
+    grpo = dry_run(_request(letters, model, tmp_path / "o", objective="grpo", batch_size=8,
                             reward="letter_accuracy", max_completion_length=40))  # fmt: skip
+    assert grpo.rows == 8  # completions: each of the 6 prompts repeated --num-generations times
     for g, s in zip(grpo.samples, sft.samples, strict=True):
         assert (g.answer, g.total) == (40, s.total - s.answer + 40)
 
@@ -355,6 +356,22 @@ def test_infer_estimate_follows_the_batch_and_the_answer(models, letters, tmp_pa
     beams = memory(batch_size=1, max_new_tokens=10, num_beams=3)
     assert beams.rows == 3 and beams.memory.kv_cache == 3 * one.memory.kv_cache
     assert memory(batch_size=100).rows == 6  # no batch holds more than the samples
+
+
+def test_mllamas_cross_attention_cache_does_not_grow_with_the_answer(models, letters, tmp_path):
+    from vlmkit.infer.dry_run import dry_run as infer_dry_run
+
+    def kv_cache(new_tokens):
+        request = _infer_request(letters, models / "mllama", tmp_path / "p.jsonl",
+                                 batch_size=1, max_new_tokens=new_tokens)  # fmt: skip
+        report = infer_dry_run(request)
+        return report.memory.kv_cache, report.length
+
+    short, prompt = kv_cache(10)
+    longer, _ = kv_cache(10 + prompt)
+    growing = longer - short  # per prompt-length of new tokens: the self-attention layers'
+    fixed = short - growing * (prompt + 10) / prompt  # the image's states, kept as they are
+    assert growing > 0 and fixed > growing
 
 
 def test_infer_dry_run_writes_nothing_and_loads_no_weights(models, letters, tmp_path):

@@ -67,8 +67,11 @@ class TrainingCollator:
         self._keep = {*processor.model_input_names, "labels"}
 
     def lengths(self, example: dict) -> EncodedLengths:
-        """Tokens `example` takes once encoded, exactly as `__call__` would encode it."""
-        return self._encode([example])[1][0]
+        """Tokens `example` takes once encoded, exactly as `__call__` would encode it (and of
+        its prompt's, those its image expanded into)."""
+        lengths = self._encode([example])[1][0]
+        prompt = format_prompt(self.processor, self.family, example["prompt"])
+        return replace(lengths, image=lengths.prompt - text_tokens(self.processor, prompt))
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         batch, lengths = self._encode(examples)
@@ -114,10 +117,6 @@ class TrainingCollator:
             answers = [self._answer_ids(p, e["target"])
                        for p, e in zip(prompts, examples, strict=True)]  # fmt: skip
             batch, lengths = self._append_answers(dict(encoded), answers)
-        lengths = [
-            replace(n, image=n.prompt - text_tokens(self.processor, p))
-            for n, p in zip(lengths, prompts, strict=True)
-        ]
         return batch, lengths
 
     def _check_answers(self, examples: list[dict]) -> None:

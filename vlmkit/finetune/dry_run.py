@@ -73,6 +73,9 @@ def dry_run(request: FinetuneRequest, advance: Callable[..., None] | None = None
             "--dry-run estimates a run from its start; --resume continues one from a checkpoint",
             hint="drop --resume to see what the run costs (the estimate is the same)",
         )
+    from vlmkit.provenance import require_model_libraries
+
+    require_model_libraries("vlmkit finetune")
     checked = check(request)
     check_output(request.out, overwrite=request.overwrite, resume=False)
     return _estimate(request, checked, advance)
@@ -105,16 +108,18 @@ def _estimate(
     measured = measure_examples(objective, train, collator, settings, advance)
     samples = _sample_tokens(parts, measured)
     too_long = over_budget(measured, limit)
-    longest = max(
-        (n.total for example, n in measured if example["id"] not in dict(too_long)),
-        default=max(n.total for _, n in measured),
-    )
+    # The run trains on the samples within the budget (all of them, if none is: it stops).
+    skipped = {sample_id for sample_id, _ in too_long}
+    trained = [n for example, n in measured if example["id"] not in skipped] or [
+        n for _, n in measured
+    ]
+    longest = max(n.total for n in trained)
     model = empty_model(parts, dtype, options)
     total, quantised = base_parameters(model)
     adapted = _with_adapter(model, checked, settings)
     rows = objective.rows(settings, max(len(measured) - len(too_long), 1))
     step = trace_step(
-        adapted, rows=rows, length=longest, answer_tokens=rows * max(s.answer for s in samples),
+        adapted, rows=rows, length=longest, answer_tokens=rows * max(n.answer for n in trained),
         dtype=dtype, device=device, checkpointing=settings.gradient_checkpointing,
         extra=cross_attention_inputs(parts, rows, longest, dtype),
     )  # fmt: skip

@@ -67,8 +67,9 @@ def training_memory(
     from vlmkit.models.footprint import DTYPE_BYTES, weight_bytes
 
     weights = weight_bytes(parameters.total, parameters.quantised, dtype, four_bit=four_bit)
-    # On a CPU vlmkit trains the adapter in fp32 whatever TRL chose (train._trainable_in_fp32).
-    adapter_bytes = 2 if four_bit and device == "cuda" and DTYPE_BYTES[dtype] == 2 else 4
+    # TRL casts a quantised model's adapter to bf16; on a CPU vlmkit trains it in fp32 again
+    # (train._trainable_in_fp32).
+    adapter_bytes = 2 if four_bit and device == "cuda" else 4
     adapter = parameters.trainable * adapter_bytes
     traced_gradients = parameters.trainable * DTYPE_BYTES[dtype]  # counted apart: own dtype
     return MemoryEstimate(

@@ -82,6 +82,9 @@ def dry_run(request: InferRequest, advance: Callable[..., None] | None = None) -
             f"{why}",
             hint="drop --dry-run, or estimate with --backend transformers",
         )
+    from vlmkit.provenance import require_model_libraries
+
+    require_model_libraries("vlmkit infer")
     found = check(request)
     todo, counts = look_ahead(found)
     return _estimate(found, todo, counts, advance)
@@ -166,6 +169,7 @@ def _prompt_tokens(
 ) -> tuple[list[PromptTokens], list[tuple[str, str]]]:
     """Each sample's prompt encoded alone, as the backend encodes its batches (padding aside)."""
     from vlmkit.images import open_rgb
+    from vlmkit.infer.backends.base import one_line
     from vlmkit.infer.backends.hf_transformers import encode_prompts
     from vlmkit.prompts import format_prompt, text_tokens
 
@@ -180,8 +184,8 @@ def _prompt_tokens(
         try:
             prompt = format_prompt(processor, family, sample.prompt)
             inputs = encode_prompts(processor, family, [prompt], [open_rgb(sample.image)])
-        except (OSError, ValueError) as error:
-            unreadable.append((sample.id, str(error).splitlines()[0] if str(error) else "error"))
+        except Exception as error:  # as the backend: any failure is that sample's error line
+            unreadable.append((sample.id, one_line(error)))
             continue
         total = int(inputs["attention_mask"].sum())
         image = None if cross_attention else total - text_tokens(processor, prompt)

@@ -6,14 +6,17 @@ What it counts, from the model's config built on the meta device:
   (`vlmkit.models.footprint`); an adapter's LoRA weights in fp32 (PEFT's adapter dtype);
 - **KV cache**: keys and values of every layer for the batch's rows (`--batch-size` x
   `--num-beams`), each the longest prompt of the run plus `--max-new-tokens`: the cache the
-  prompt fills (traced) grown by the answer, token for token;
+  prompt fills (traced) grown by the answer, token for token, in the layers that keep every
+  token (Llama 3.2 Vision's cross-attention layers keep the image's states, and a full
+  sliding window keeps its size);
 - **working memory**: the rest of the prompt's forward pass (prefill) at its peak, traced on
   the meta device with attention counted as the fused kernels hold it
   (`vlmkit.models.meta_trace`), and the last position's logits.
 
 What it leaves out: the CUDA context and the allocator's caching; the vision tower's forward
-(it runs before the language model's, with less held); the sliding-window layers' cap on
-their cache (Gemma 3's local layers keep fewer tokens than counted here).
+(it runs before the language model's, with less held); a sliding window that the prompt does
+not fill but the answer does (counted as growing to the end). It is not yet checked against
+a measured peak (`bench/bench_dry_run.py` checks the training estimate).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class Prefill:
     """What the prompt's forward pass holds: its cache at the end, and its peak (cache too)."""
 
     cache: int
+    """Of the layers whose keys hold the prompt's every token: it grows with each new one."""
+    fixed: int
+    """Of the layers whose keys do not (Llama 3.2 Vision's cross-attention to the image, a
+    sliding window already full): it stays as it is."""
     peak: int
 
 
@@ -63,13 +70,16 @@ def trace_prefill(
                              device="meta")  # fmt: skip
         output = language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True, **extra)
         head(output.last_hidden_state[:, -1:]).float()
-        cache = sum(
-            tensor.untyped_storage().nbytes()
-            for layer in output.past_key_values.layers
-            for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None))
-            if isinstance(tensor, torch.Tensor)
-        )
-    return Prefill(cache=cache, peak=live.peak)
+        growing = fixed = 0
+        for layer in output.past_key_values.layers:
+            for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+                if not isinstance(tensor, torch.Tensor):
+                    continue
+                if tensor.shape[-2] == length:
+                    growing += tensor.untyped_storage().nbytes()
+                else:
+                    fixed += tensor.untyped_storage().nbytes()
+    return Prefill(cache=growing, fixed=fixed, peak=live.peak)
 
 
 def generation_memory(
@@ -85,7 +95,7 @@ def generation_memory(
     """The estimate: the cache grows from the prompt's `length` by `new_tokens`; the peak is the
     prefill's, or the full cache's with the last step's logits (fp32, and their softmax or
     argmax beside them), whichever is larger."""
-    kv_cache = round(prefill.cache * (length + new_tokens) / length)
+    kv_cache = round(prefill.cache * (length + new_tokens) / length) + prefill.fixed
     peak = max(prefill.peak, kv_cache + 2 * rows * vocabulary * 4)
     return GenerationMemory(
         weights=weights,

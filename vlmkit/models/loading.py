@@ -123,6 +123,7 @@ def load_parts(source: ModelSource, options: LoadOptions) -> ModelParts:
         source,
         lambda: AutoConfig.from_pretrained(source.model, **_code_policy(options)),
         needs="a config.json",
+        folder_errors=True,
     )
     family = model_family(config.to_dict(), source.model)
     processor = load_processor(source, family, options)
@@ -192,12 +193,14 @@ def load_processor(source: ModelSource, family: Family, options: LoadOptions) ->
             source,
             lambda: load_qwen_image_only_processor(source.model, **_code_policy(options)),
             needs=PROCESSOR_FILES,
+            folder_errors=True,
         )
     else:
         processor = _hub_error_as_input(
             source,
             lambda: AutoProcessor.from_pretrained(source.model, **_code_policy(options)),
             needs=PROCESSOR_FILES,
+            folder_errors=True,
         )
     if not isinstance(processor, ProcessorMixin):
         raise InputError(
@@ -243,8 +246,12 @@ def _code_policy(options: LoadOptions) -> dict[str, Any]:
     return {"trust_remote_code": options.trust_remote_code}
 
 
-def _hub_error_as_input(source: ModelSource, load: Any, *, needs: str) -> Any:
-    """Run `load`; a not-found or offline error becomes one line saying what is missing."""
+def _hub_error_as_input(
+    source: ModelSource, load: Any, *, needs: str, folder_errors: bool = False
+) -> Any:
+    """Run `load`; a not-found or offline error becomes one line saying what is missing, and
+    with `folder_errors` any other ValueError of a local folder's files (a tokenizer that
+    cannot be built)."""
     try:
         return load()
     except OSError as error:
@@ -262,7 +269,7 @@ def _hub_error_as_input(source: ModelSource, load: Any, *, needs: str) -> Any:
             ) from None
         if "Unrecognized configuration class" in str(error):
             raise _not_a_vision_language_model(source.model, error) from None
-        if source.local:  # a damaged or partial folder (a tokenizer that cannot be built)
+        if folder_errors and source.local:
             raise InputError(
                 f"--model {source.model}: {_first_line(error)}",
                 hint=f"the folder must hold {needs}, as save_pretrained writes them",

@@ -146,12 +146,16 @@ def fused_attention(model: Any, *, padded: bool) -> Iterator[None]:
 
     AttentionInterface.register(ATTENTION, attention)
     AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-    before = model.config._attn_implementation
+    # Each part's own setting comes back afterwards (PaliGemma 2: sdpa, its Gemma 2 eager).
+    configs = {id(m.config): m.config for m in model.modules()
+               if hasattr(getattr(m, "config", None), "_attn_implementation_internal")}  # fmt: skip
+    before = {key: config._attn_implementation_internal for key, config in configs.items()}
     model.set_attn_implementation(ATTENTION)
     try:
         yield
     finally:
-        model.set_attn_implementation(before)
+        for key, config in configs.items():
+            config._attn_implementation_internal = before[key]
 
 
 class _FusedAttention(torch.autograd.Function):

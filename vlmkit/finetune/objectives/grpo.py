@@ -56,7 +56,9 @@ class GroupRelativePolicyOptimisation(Objective):
     answer_part: ClassVar[str] = "completion (at most)"
     outside_the_step: ClassVar[str | None] = (
         "answers are sampled (--num-generations per prompt) between steps, with their own KV "
-        "cache: not in the estimate (vlmkit infer --dry-run estimates generation)"
+        "cache: not in the estimate (vlmkit infer --dry-run estimates the transformers "
+        "generation; with vLLM installed on a GPU, vLLM generates in this process and takes "
+        "the share of the GPU TRL gives it, 30 % by default)"
     )
     budget_hint: ClassVar[str] = (
         "each sample's budget is its prompt with image tokens plus --max-completion-length: "
@@ -137,6 +139,10 @@ class GroupRelativePolicyOptimisation(Objective):
         # The trainer hands its rows to the processor as they are: images decoded, RGB as
         # inference opens them.
         return Dataset.from_list(examples).cast_column("image", Image(mode="RGB"))
+
+    def rows(self, settings: Any, samples: int) -> int:
+        # A batch holds --batch-size completions, each prompt repeated --num-generations times.
+        return int(settings.batch_size)
 
     def measure(self, collator: Any, example: dict[str, Any], settings: Any) -> Any:
         from vlmkit.finetune.collate import EncodedLengths
