@@ -51,6 +51,11 @@ def print_training_estimate(report: Any, dataset: str) -> None:
     out.print(f"{counted(len(report.samples), 'training ' + report.unit)} in {dataset}, encoded as "
               "the collator encodes them.")  # fmt: skip
     out.print(token_table(report.stats(), report.unit, answer=report.answer_part))
+    if report.image_preprocessing:
+        from vlmkit.models.resolution import ImageSettings
+
+        asked = ImageSettings.from_json(report.image_preprocessing.get("settings"))
+        out.print(f"Image preprocessing: {asked.as_flags()}.")
     limit = f"--max-length {report.max_length:,}" if report.max_length else "no --max-length"
     over = report.over_budget
     if not over:

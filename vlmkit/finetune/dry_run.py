@@ -169,7 +169,7 @@ def _estimate(
 
 def _sample_tokens(parts: Any, measured: list[tuple[dict[str, Any], Any]]) -> list[SampleTokens]:
     # Llama 3.2 Vision's image is one placeholder in the sequence: its tokens are elsewhere.
-    if parts.config.model_type == "mllama":
+    if parts.family.cross_attention_images:
         return [SampleTokens(str(e["id"]), n.total, n.prompt, None, n.answer) for e, n in measured]
     return [
         SampleTokens(str(e["id"]), n.total, n.prompt - n.image, n.image, n.answer)

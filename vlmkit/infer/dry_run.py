@@ -174,7 +174,7 @@ def _prompt_tokens(
     from vlmkit.prompts import format_prompt, text_tokens
 
     processor, family = parts.processor, parts.family
-    cross_attention = parts.config.model_type == "mllama"  # its image is outside the sequence
+    cross_attention = family.cross_attention_images  # its image is outside the sequence
     encoded, unreadable = [], []
     if advance:
         advance(0, total=len(samples))

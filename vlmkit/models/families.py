@@ -27,6 +27,9 @@ class Family:
     """The processor wants one list of images per sample (`[[img], [img]]`), not a flat list."""
     needs_torchvision: bool = False
     """Its hub processor has a video component that cannot be built without torchvision."""
+    cross_attention_images: bool = False
+    """The image reaches the language model as cross-attention states, outside the sequence
+    (one placeholder token in it): Llama 3.2 Vision."""
 
 
 FAMILIES: dict[str, Family] = {
@@ -35,7 +38,9 @@ FAMILIES: dict[str, Family] = {
         Family("paligemma", "PaliGemma", "paligemma", "gemma", "prefix", False),
         Family("paligemma2", "PaliGemma 2", "paligemma", "gemma2", "prefix", False),
         Family("idefics3", "Idefics3 / SmolVLM", "idefics3", None, "chat", True),
-        Family("mllama", "Llama 3.2 Vision", "mllama", None, "chat", True),
+        Family(
+            "mllama", "Llama 3.2 Vision", "mllama", None, "chat", True, cross_attention_images=True
+        ),
         Family("qwen2-vl", "Qwen2-VL", "qwen2_vl", None, "chat", False, needs_torchvision=True),
         Family("qwen2.5-vl", "Qwen2.5-VL", "qwen2_5_vl", None, "chat", False, True),
         Family("gemma3", "Gemma 3", "gemma3", None, "chat", True),

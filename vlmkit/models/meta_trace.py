@@ -37,7 +37,7 @@ def cross_attention_inputs(parts: Any, rows: int, length: int, dtype: Any) -> di
     a trace gives them image states of the size the vision tower makes (every tile the
     processor allows, each with its class token). Nothing for the other families."""
     config = parts.config
-    if config.model_type != "mllama":
+    if not parts.family.cross_attention_images:
         return {}
     vision = config.vision_config
     tiles = int(getattr(parts.processor.image_processor, "max_image_tiles", 1))
