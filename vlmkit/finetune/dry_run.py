@@ -121,6 +121,7 @@ def _estimate(
     step = trace_step(
         adapted, rows=rows, length=longest, answer_tokens=rows * max(n.answer for n in trained),
         dtype=dtype, device=device, checkpointing=settings.gradient_checkpointing,
+        head_outputs=objective.head_outputs,
         extra=cross_attention_inputs(parts, rows, longest, dtype),
     )  # fmt: skip
     trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)

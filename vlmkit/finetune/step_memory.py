@@ -50,6 +50,7 @@ def trace_step(
     dtype: torch.dtype,
     device: str,
     checkpointing: bool,
+    head_outputs: tuple[str, ...] = ("log_probs",),
     extra: dict[str, Any] | None = None,
 ) -> StepMemory:
     """Run one step of `model` (meta, LoRA applied) on `rows` sequences of `length` tokens in
@@ -80,7 +81,8 @@ def trace_step(
                 use_cache=False,
                 **(extra or {}),
             ).last_hidden_state
-            loss = step_loss(states, head, answer_tokens, device, language_model.config)
+            loss = step_loss(states, head, answer_tokens, device, language_model.config,
+                             head_outputs)  # fmt: skip
             held, kept = live.now, sum(saved.values())
             loss.backward()
     finally:
@@ -89,11 +91,19 @@ def trace_step(
     return StepMemory(held=held, saved=kept, peak=live.peak)
 
 
-def step_loss(states: Any, head: Any, answer_tokens: int, device: str, config: Any = None) -> Any:
+def step_loss(
+    states: Any,
+    head: Any,
+    answer_tokens: int,
+    device: str,
+    config: Any = None,
+    outputs: tuple[str, ...] = ("log_probs",),
+) -> Any:
     """The loss as TRL 1.x computes it: its fused head over the scored positions (every one on
     a CPU, the answer's on a GPU), with the language model's logit softcapping (Gemma 2's) and
-    scale from `config`. `device`: where the run will train (the tensors may be meta: run it
-    under `loss_kernels`)."""
+    scale from `config`, computing the per-token `outputs` the trainer asks of it (its metrics'
+    too). `device`: where the run will train (the tensors may be meta: run it under
+    `loss_kernels`)."""
     chunked_logprob, chunk = _trl_fused_loss()
     softcap = getattr(config, "final_logit_softcapping", None)
     scale = getattr(config, "logit_scale", None) or 1.0
@@ -104,7 +114,7 @@ def step_loss(states: Any, head: Any, answer_tokens: int, device: str, config: A
         hidden = hidden[:scored].clone()  # hidden[mask] in TRL: a gather, a copy
     targets = torch.zeros(scored, dtype=torch.long, device=states.device)
     log_probs = chunked_logprob.ChunkedLogProbFunction.apply(
-        hidden, head.weight, head.bias, targets, 1.0, chunk, softcap, scale, ("log_probs",)
+        hidden, head.weight, head.bias, targets, 1.0, chunk, softcap, scale, outputs
     )[0]
     return -log_probs.sum()
 

@@ -24,6 +24,9 @@ class Objective:
     """What one training record is, in messages (`--dry-run`)."""
     answer_part: ClassVar[str] = "answer"
     """What follows the prompt in the longest training sequence, in `--dry-run`'s table."""
+    head_outputs: ClassVar[tuple[str, ...]] = ("log_probs", "entropy", "is_top1")
+    """What TRL's fused LM head computes per token for this objective's trainer (its loss and
+    metrics): the dry run traces the same."""
     outside_the_step: ClassVar[str | None] = None
     """What this objective runs besides the training step that the estimate leaves out."""
     budget_hint: ClassVar[str] = (

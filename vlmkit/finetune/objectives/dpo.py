@@ -57,6 +57,7 @@ class DirectPreferenceOptimisation(Objective):
     name: ClassVar[str] = "dpo"
     record_fields: ClassVar[tuple[str, ...]] = ("chosen", "rejected")
     unit: ClassVar[str] = "pair"
+    head_outputs: ClassVar[tuple[str, ...]] = ("log_probs", "entropy", "mean_logits", "is_top1")
     answer_part: ClassVar[str] = "answer (the longer side)"
     outside_the_step: ClassVar[str | None] = (
         "the reference model's forward (the adapter off, no gradients) runs beside each step: "

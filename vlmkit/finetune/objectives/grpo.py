@@ -53,6 +53,7 @@ class GroupRelativePolicyOptimisation(Objective):
     name: ClassVar[str] = "grpo"
     record_fields: ClassVar[tuple[str, ...]] = ("target",)
     unit: ClassVar[str] = "prompt"
+    head_outputs: ClassVar[tuple[str, ...]] = ("log_probs", "entropy")
     answer_part: ClassVar[str] = "completion (at most)"
     outside_the_step: ClassVar[str | None] = (
         "answers are sampled (--num-generations per prompt) between steps, with their own KV "
