@@ -11,6 +11,9 @@ against the measured peak.
    own, above that process's baseline (`measure_training_peak.py`), glibc told to map every
    large block so that the resident set follows the tensors alive. That is a CPU proxy: no
    GPU was lent to measure `torch.cuda.max_memory_allocated`.
+3. Tensors: the real step of the whole model (vision tower, LoRA, TRL's fused head) under the
+   tracker the estimate uses, against the estimate: what PyTorch's tensors hold, the process
+   around them aside.
 
     python bench/bench_dry_run.py
 """
@@ -40,6 +43,7 @@ def main() -> None:
         model = small_idefics3(root)
         timing(data, model, root)
         estimates(root, model)
+        tensors_of_a_real_step(root, model)
 
 
 def cord_samples(folder: Path, count: int) -> Path:
@@ -151,6 +155,49 @@ def estimates(root: Path, model: Path) -> None:
         shape = f"{report.rows} x {report.length:,}"
         print(f"{name:34} {shape:>9} {estimate / 2**20:12.0f} {measured / 2**20:12.0f} "
               f"{error:+7.1%}")  # fmt: skip
+
+
+def tensors_of_a_real_step(root: Path, model_folder: Path) -> None:
+    """The real step (the whole model: vision tower, LoRA, TRL's fused head) under the tracker
+    the estimate uses: what PyTorch's tensors hold, without the process around them."""
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+    from trl.trainer.utils import add_fused_lm_head
+
+    from vlmkit.finetune.data import read_training_data
+    from vlmkit.finetune.dry_run import dry_run
+    from vlmkit.finetune.objectives import objective_named
+    from vlmkit.finetune.session import FinetuneRequest
+    from vlmkit.finetune.settings import settings_from
+    from vlmkit.finetune.train import lora_config
+    from vlmkit.models.loading import load_parts
+    from vlmkit.models.meta_trace import LiveTensors
+    from vlmkit.models.sources import resolve_source
+
+    data = root / "cord-small"
+    settings = settings_from(None, {"image_longest_edge": LONGEST_EDGE, "batch_size": 1})
+    report = dry_run(FinetuneRequest(train=data, model=str(model_folder), out=root / "t",
+                                     settings=settings))  # fmt: skip
+    parts = load_parts(resolve_source(str(model_folder), None), _options(settings))
+    sft = objective_named("sft")
+    collator = sft.collator(parts.processor, parts.family, None)
+    examples = sft.examples(read_training_data(data, None, flag="TRAIN_DATASET"))
+    batch = collator([max(examples, key=lambda e: collator.lengths(e).total)])
+    model = AutoModelForImageTextToText.from_pretrained(model_folder)
+    add_fused_lm_head(model, outputs=sft.head_outputs)
+    model = get_peft_model(model, lora_config(model, settings)).train()
+    with LiveTensors([*model.parameters(), *model.buffers(), *batch.values()]) as live:
+        output = model(**batch, fused_lm_head=True)
+        loss = -output.log_probs.sum() / output.label_mask.sum()
+        held = live.now
+        loss.backward()
+    estimate = report.memory
+    traced = estimate.activations + estimate.working + estimate.gradients
+    print("\nthe real step's tensors (whole model) under the estimate's tracker, batch 1, fp32")
+    print(f"held at the forward's end  estimate {estimate.activations / 2**20:8.1f} MB, "
+          f"real {held / 2**20:8.1f} MB")  # fmt: skip
+    print(f"peak of the step           estimate {traced / 2**20:8.1f} MB, "
+          f"real {live.peak / 2**20:8.1f} MB")  # fmt: skip
 
 
 def _options(settings):  # type: ignore[no-untyped-def]
