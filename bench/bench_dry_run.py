@@ -44,6 +44,7 @@ def main() -> None:
         timing(data, model, root)
         estimates(root, model)
         tensors_of_a_real_step(root, model)
+        tensors_of_a_real_generation(root, model)
 
 
 def cord_samples(folder: Path, count: int) -> Path:
@@ -198,6 +199,50 @@ def tensors_of_a_real_step(root: Path, model_folder: Path) -> None:
           f"real {held / 2**20:8.1f} MB")  # fmt: skip
     print(f"peak of the step           estimate {traced / 2**20:8.1f} MB, "
           f"real {live.peak / 2**20:8.1f} MB")  # fmt: skip
+
+
+def tensors_of_a_real_generation(root: Path, model_folder: Path, new_tokens: int = 32) -> None:
+    """`infer --dry-run`'s estimate against the tensors of a real `generate` of its fullest
+    batch (the two longest receipts, every new token generated), under the same tracker."""
+    import torch
+
+    from vlmkit.images import open_rgb
+    from vlmkit.infer.backends.hf_transformers import encode_prompts
+    from vlmkit.infer.dry_run import dry_run
+    from vlmkit.infer.session import InferRequest
+    from vlmkit.infer.settings import GenerationSettings, RunOptions
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.meta_trace import LiveTensors
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.resolution import ImageSettings
+    from vlmkit.models.sources import resolve_source
+    from vlmkit.prompts import format_prompt
+    from vlmkit.records import read_dataset
+
+    data = root / "cord-small"
+    load = LoadOptions(image=ImageSettings(image_longest_edge=LONGEST_EDGE))
+    request = InferRequest(dataset=data, out=root / "p.jsonl", model=str(model_folder),
+                           adapter=None, split=None, load=load,
+                           generation=GenerationSettings(max_new_tokens=new_tokens),
+                           options=RunOptions(batch_size=2))  # fmt: skip
+    estimate = dry_run(request).memory
+    loaded = load_model(resolve_source(str(model_folder), None), load)
+    records = list(read_dataset(data))
+    prompts = [format_prompt(loaded.processor, loaded.family, r.prompt) for r in records]
+    images = [open_rgb(data / r.file_name) for r in records]
+    lengths = [int(encode_prompts(loaded.processor, loaded.family, [p], [i])["attention_mask"]
+               .sum()) for p, i in zip(prompts, images, strict=True)]  # fmt: skip
+    longest = sorted(range(len(records)), key=lambda i: -lengths[i])[:2]
+    inputs = encode_prompts(loaded.processor, loaded.family, [prompts[i] for i in longest],
+                            [images[i] for i in longest])  # fmt: skip
+    existing = [*loaded.model.parameters(), *loaded.model.buffers(), *inputs.values()]
+    with torch.inference_mode(), LiveTensors(existing) as live:
+        loaded.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                              do_sample=False)  # fmt: skip
+    traced = estimate.kv_cache + estimate.working
+    print(f"\ninfer: a real generate of 2 receipts + {new_tokens} tokens under the same tracker")
+    print(f"KV cache and working memory  estimate {traced / 2**20:8.1f} MB, "
+          f"real peak {live.peak / 2**20:8.1f} MB")  # fmt: skip
 
 
 def _options(settings):  # type: ignore[no-untyped-def]

@@ -503,3 +503,32 @@ def test_a_folder_that_is_no_vision_language_model_is_one_error(models, letters,
     result = vlmkit("infer", letters, "--model", broken, "-o", tmp_path / "p.jsonl", "--dry-run")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--model" in result.output
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "idefics3", "paligemma2"])
+def test_the_inference_estimate_against_a_real_generate(models, letters, tmp_path, family):
+    """KV cache and working memory against the tensors of a real `generate` of the fullest
+    batch (every new token made), under the same tracker; the weights' views not counted."""
+    from vlmkit.images import open_rgb
+    from vlmkit.infer.backends.hf_transformers import encode_prompts
+    from vlmkit.infer.dry_run import dry_run as infer_dry_run
+    from vlmkit.models.loading import load_model
+    from vlmkit.models.meta_trace import LiveTensors
+    from vlmkit.models.options import LoadOptions
+    from vlmkit.models.sources import resolve_source
+    from vlmkit.prompts import format_prompt
+
+    request = _infer_request(letters, models / family, tmp_path / "p.jsonl", batch_size=2,
+                             max_new_tokens=16)  # fmt: skip
+    estimate = infer_dry_run(request).memory
+    loaded = load_model(resolve_source(str(models / family), None), LoadOptions())
+    rows = read_jsonl(letters / "metadata.jsonl")[:2]
+    prompts = [format_prompt(loaded.processor, loaded.family, r["prompt"]) for r in rows]
+    images = [open_rgb(letters / r["file_name"]) for r in rows]
+    inputs = encode_prompts(loaded.processor, loaded.family, prompts, images)
+    existing = [*loaded.model.parameters(), *loaded.model.buffers(), *inputs.values()]
+    with torch.inference_mode(), LiveTensors(existing) as live:
+        loaded.model.generate(**inputs, max_new_tokens=16, min_new_tokens=16, do_sample=False)
+    # 7 to 17 % under on these tiny models: their vision tower's forward, which the estimate
+    # leaves out, is large beside their language model's.
+    assert estimate.kv_cache + estimate.working == pytest.approx(live.peak, rel=0.25)

@@ -15,8 +15,8 @@ What it counts, from the model's config built on the meta device:
 
 What it leaves out: the CUDA context and the allocator's caching; the vision tower's forward
 (it runs before the language model's, with less held); a sliding window that the prompt does
-not fill but the answer does (counted as growing to the end). It is not yet checked against
-a measured peak (`bench/bench_dry_run.py` checks the training estimate).
+not fill but the answer does (counted as growing to the end). Against the tensors of a real
+`generate` (`bench/bench_dry_run.py`, `tests/test_dry_run.py`) it is a few per cent under.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def trace_prefill(
     a cache, and the logits of the last position (what `generate` computes)."""
     language_model, head = model.get_decoder(), model.get_output_embeddings()
     mask = full_mask(rows, length)  # made outside the count: a padded batch's is counted once
-    with torch.no_grad(), fused_attention(model, padded=rows > 1), LiveTensors() as live:
+    inputs = [mask, *(value for value in extra.values() if isinstance(value, torch.Tensor))]
+    existing = [*model.parameters(), *model.buffers(), *inputs]
+    with torch.no_grad(), fused_attention(model, padded=rows > 1), LiveTensors(existing) as live:
         embeds = torch.empty(rows, length, language_model.config.hidden_size, dtype=dtype,
                              device="meta")  # fmt: skip
         output = language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True, **extra)
