@@ -11,9 +11,9 @@ against the measured peak.
    own, above that process's baseline (`measure_training_peak.py`), glibc told to map every
    large block so that the resident set follows the tensors alive. That is a CPU proxy: no
    GPU was lent to measure `torch.cuda.max_memory_allocated`.
-3. Tensors: the real step of the whole model (vision tower, LoRA, TRL's fused head) under the
-   tracker the estimate uses, against the estimate: what PyTorch's tensors hold, the process
-   around them aside.
+3. Tensors: the real step of the whole model (vision tower, LoRA, TRL's fused head), and a
+   real `generate` of `infer --dry-run`'s fullest batch, under the tracker the estimates use:
+   what PyTorch's tensors hold, the process around them aside.
 
     python bench/bench_dry_run.py
 """
