@@ -208,30 +208,22 @@ def _fixed(processor: Any, image: Any, cap: int, family: Any) -> None:
 
 def image_token_stats(processor: Any, images: list[Any]) -> dict[str, Any] | None:
     """The tokens each image takes at the processor's settings, as the processor counts them
-    (`image_token_counts`): {"mean", "max", "images"}. None where the processor cannot say
-    (Mllama, whose images are cross-attention states)."""
-    tokens = [n for n in image_token_counts(processor, images) or [] if n is not None]
-    if not tokens:
-        return None
-    return {"mean": round(sum(tokens) / len(tokens), 2), "max": max(tokens), "images": len(tokens)}
-
-
-def image_token_counts(processor: Any, images: list[Any]) -> list[int | None] | None:
-    """The tokens each image file takes at the processor's settings, from its size alone, as
-    the processor counts them (`_get_num_multimodal_tokens`: the image's own tokens and their
-    markers); None for a file that cannot be read. None where the processor cannot say."""
+    (`_get_num_multimodal_tokens`: the image's own tokens and their markers), from each file's
+    size alone: {"mean", "max", "images"}. None where the processor cannot say (Mllama, whose
+    images are cross-attention states)."""
     from PIL import Image
 
     count = getattr(processor, "_get_num_multimodal_tokens", None)
-    if count is None:
+    if count is None or not images:
         return None
-    sizes: list[tuple[int, int] | None] = []
+    sizes = []
     for path in images:
         try:
             with Image.open(path) as image:
                 sizes.append((image.height, image.width))
         except OSError:
-            sizes.append(None)  # an unreadable image is the run's error to report, not this count's
-    readable = [size for size in sizes if size is not None]
-    counted = iter(count(image_sizes=readable).num_image_tokens if readable else [])
-    return [None if size is None else int(next(counted)) for size in sizes]
+            continue  # an unreadable image is the run's error to report, not this count's
+    if not sizes:
+        return None
+    tokens = [int(n) for n in count(image_sizes=sizes).num_image_tokens]
+    return {"mean": round(sum(tokens) / len(tokens), 2), "max": max(tokens), "images": len(tokens)}
