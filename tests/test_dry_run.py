@@ -35,6 +35,27 @@ def letters(tmp_path_factory) -> Path:
     return letters_dataset(tmp_path_factory.mktemp("letters") / "data", n=6)
 
 
+def _adapted(model):
+    """`model` with LoRA on every linear layer of its language model, in its own dtype, as the
+    trace applies it (`meta_trace.with_adapter`), ready to train."""
+    from peft import LoraConfig
+
+    from vlmkit.finetune.modules import target_modules
+    from vlmkit.models.meta_trace import with_adapter
+
+    layers = target_modules(model, None, train_vision=False)
+    config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=layers)
+    return with_adapter(model, config).train()
+
+
+def _meta_twin(real):
+    """The same model and adapter built on the meta device, for the trace."""
+    from transformers import AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        return _adapted(AutoModelForImageTextToText.from_config(real.get_base_model().config))
+
+
 def _request(data: Path, model: Path, out: Path, **flags) -> FinetuneRequest:
     return FinetuneRequest(train=data, model=str(model), out=out,
                            settings=settings_from(None, flags))  # fmt: skip
@@ -126,20 +147,13 @@ def test_the_traced_step_saves_what_a_real_step_saves(models, family, rows):
     """The meta-device trace against the same count on real tensors: a real forward of the
     language model with its LoRA layers and TRL's loss, on CPU (whose SDPA keeps what the fused
     kernels keep). Exact for one row; a padded batch's mask differs in its dtype alone."""
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from vlmkit.finetune.modules import target_modules
     from vlmkit.finetune.step_memory import step_loss, trace_step
     from vlmkit.models.meta_trace import saved_tensors
 
-    def adapted(model):
-        layers = target_modules(model, None, train_vision=False)
-        config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=layers)
-        return get_peft_model(model, config, autocast_adapter_dtype=False).train()
-
     length = 96
-    real = adapted(AutoModelForImageTextToText.from_pretrained(models / family))
+    real = _adapted(AutoModelForImageTextToText.from_pretrained(models / family))
     language_model, head = real.get_decoder(), real.get_output_embeddings()
     mask = torch.ones(rows, length, dtype=torch.long)
     mask[1:, -10:] = 0  # the second row is padded
@@ -147,9 +161,7 @@ def test_the_traced_step_saves_what_a_real_step_saves(models, family, rows):
         states = language_model(inputs_embeds=torch.randn(rows, length, head.in_features),
                                 attention_mask=mask, use_cache=False).last_hidden_state  # fmt: skip
         step_loss(states, head, 0, "cpu", language_model.config).backward()
-    with torch.device("meta"):
-        meta = AutoModelForImageTextToText.from_config(real.get_base_model().config)
-    traced = trace_step(adapted(meta), rows=rows, length=length, answer_tokens=0,
+    traced = trace_step(_meta_twin(real), rows=rows, length=length, answer_tokens=0,
                         dtype=torch.float32, device="cpu", checkpointing=False)  # fmt: skip
     if rows == 1:
         assert traced.saved == sum(saved.values())
@@ -164,20 +176,13 @@ def test_the_traced_step_holds_and_peaks_as_a_real_step(models, family, rows):
     """The numbers the estimate uses, `held` (the forward's end) and `peak` (over forward and
     backward), against the same tracker on a real CPU step: the weights are not counted again
     (their views take no memory), and the rest is the family's own code."""
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from vlmkit.finetune.modules import target_modules
     from vlmkit.finetune.step_memory import step_loss, trace_step
     from vlmkit.models.meta_trace import LiveTensors
 
-    def adapted(model):
-        layers = target_modules(model, None, train_vision=False)
-        config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=layers)
-        return get_peft_model(model, config, autocast_adapter_dtype=False).train()
-
     length = 96
-    real = adapted(AutoModelForImageTextToText.from_pretrained(models / family))
+    real = _adapted(AutoModelForImageTextToText.from_pretrained(models / family))
     language_model, head = real.get_decoder(), real.get_output_embeddings()
     mask = torch.ones(rows, length, dtype=torch.long)
     mask[1:, -10:] = 0
@@ -188,9 +193,7 @@ def test_the_traced_step_holds_and_peaks_as_a_real_step(models, family, rows):
         loss = step_loss(states, head, 0, "cpu", language_model.config)
         held = live.now
         loss.backward()
-    with torch.device("meta"):
-        meta = AutoModelForImageTextToText.from_config(real.get_base_model().config)
-    traced = trace_step(adapted(meta), rows=rows, length=length, answer_tokens=0,
+    traced = trace_step(_meta_twin(real), rows=rows, length=length, answer_tokens=0,
                         dtype=torch.float32, device="cpu", checkpointing=False)  # fmt: skip
     # A padded batch's mask is float on a CPU, boolean for the fused GPU kernels.
     tolerance = 0.01 if rows == 1 else 0.02
