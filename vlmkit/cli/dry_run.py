@@ -61,9 +61,7 @@ def print_training_estimate(report: Any, dataset: str) -> None:
     if not over:
         out.print(f"No {report.unit} over {limit}.")
     else:
-        shown = ", ".join(f"{i} ({n:,} tokens)" for i, n in over[:3])
-        out.print(f"{counted(len(over), report.unit)} over {limit}: {shown}"
-                  f"{'...' if len(over) > 3 else ''}")  # fmt: skip
+        out.print(f"{counted(len(over), report.unit)} over {limit}: {_first(over)}")
         if len(over) == len(report.samples):
             console.warn(f"every {report.unit} is over {limit}: the run would stop; raise "
                          "--max-length or shrink the images (--max-image-tokens)")  # fmt: skip
@@ -122,11 +120,10 @@ def print_inference_estimate(report: Any, dataset: str) -> None:
         console.warn(f"... {counted(len(report.unreadable), 'sample')} cannot be encoded in all")
     over = report.over_context()
     if over:
-        shown = ", ".join(f"{i} ({n:,} tokens)" for i, n in over[:3])
         console.warn(
             f"{counted(len(over), 'prompt')} leave less than --max-new-tokens "
             f"{report.max_new_tokens:,} of the model's context of {report.context_length:,}: "
-            f"{shown}{'...' if len(over) > 3 else ''} (the run records them as errors)"
+            f"{_first(over)} (the run records them as errors)"
         )
     adapter = report.adapter_parameters
     adapter = f" and {adapter:,} in the adapter" if adapter else ""
@@ -148,6 +145,12 @@ def print_inference_estimate(report: Any, dataset: str) -> None:
     out.print(memory_table(memory, names, title))
     out.print(ESTIMATED)
     console.note(NOTHING_DONE)
+
+
+def _first(samples: list[tuple[str, int]]) -> str:
+    """The first three (id, tokens) pairs, and '...' when there are more."""
+    shown = ", ".join(f"{i} ({n:,} tokens)" for i, n in samples[:3])
+    return shown + ("..." if len(samples) > 3 else "")
 
 
 def _quantised(report: Any) -> str:

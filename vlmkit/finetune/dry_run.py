@@ -84,14 +84,19 @@ def dry_run(request: FinetuneRequest, advance: Callable[..., None] | None = None
 def _estimate(
     request: FinetuneRequest, checked: Checked, advance: Callable[..., None] | None
 ) -> DryRunReport:
-    import torch
 
     from vlmkit.finetune.budget import measure_examples, over_budget
     from vlmkit.finetune.memory import ParameterCount, training_memory
     from vlmkit.finetune.step_memory import trace_step
     from vlmkit.finetune.train import check_device, check_init_adapter, load_options
     from vlmkit.models.footprint import base_parameters, human_bytes, weight_bytes
-    from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
+    from vlmkit.models.loading import (
+        empty_model,
+        load_parts,
+        planned_device,
+        planned_dtype,
+        unplannable_here,
+    )
     from vlmkit.models.meta_trace import cross_attention_inputs
 
     settings, objective, train = checked.settings, checked.objective, checked.train
@@ -130,9 +135,7 @@ def _estimate(
     memory = training_memory(
         parameters, step, dtype=dtype_name, four_bit=settings.method == "qlora", device=device
     )
-    notices, notes = list(checked.notices), []
-    if device == "cuda" and not torch.cuda.is_available():
-        notes.append("no CUDA GPU is visible here: the estimate is for the run on one")
+    notices, notes = list(checked.notices), unplannable_here(device)
     kept = len(measured) - len(too_long)
     if kept > 0 and rows < objective.rows(settings, settings.batch_size):
         notes.append(f"a batch holds at most the {kept:,} {objective.unit}s there are to train "

@@ -93,10 +93,15 @@ def dry_run(request: InferRequest, advance: Callable[..., None] | None = None) -
 def _estimate(
     found: Any, todo: list[Any], counts: Any, advance: Callable[..., None] | None
 ) -> InferDryRunReport:
-    import torch
 
     from vlmkit.models.footprint import base_parameters, weight_bytes
-    from vlmkit.models.loading import empty_model, load_parts, planned_device, planned_dtype
+    from vlmkit.models.loading import (
+        empty_model,
+        load_parts,
+        planned_device,
+        planned_dtype,
+        unplannable_here,
+    )
 
     request, source = found.request, found.source
     load, generation = request.load, request.generation
@@ -127,9 +132,7 @@ def _estimate(
         length = max(fitting)
         weights = weight_bytes(total, quantised, dtype_name, four_bit=load.load_in_4bit)
         memory = _memory(model, parts, dtype, weights, adapter_parameters, rows, length, new_tokens)
-    notes = list(found.notes)
-    if device == "cuda" and not torch.cuda.is_available():
-        notes.append("no CUDA GPU is visible here: the estimate is for the run on one")
+    notes = [*found.notes, *unplannable_here(device)]
     return InferDryRunReport(
         counts=counts,
         samples=samples,

@@ -164,6 +164,14 @@ def choose_device(requested: str) -> str:
     return requested
 
 
+def unplannable_here(device: str) -> list[str]:
+    """What a plan for `device` made on this machine must say: a CUDA run planned without a
+    GPU in sight is estimated, not checked against one."""
+    if device == "cuda" and not torch.cuda.is_available():
+        return ["no CUDA GPU is visible here: the estimate is for the run on one"]
+    return []
+
+
 def planned_dtype(requested: str, device: str) -> torch.dtype:
     """The dtype a run on `device` will use; a planned CUDA run without a GPU here is taken to
     have bf16 (every GPU since Ampere)."""
