@@ -56,6 +56,17 @@ def _meta_twin(real):
         return _adapted(AutoModelForImageTextToText.from_config(real.get_base_model().config))
 
 
+def _pairs(data: Path, folder: Path, *, rejected: str) -> Path:
+    """`data` as preference pairs: each target chosen, `rejected` rejected (images linked)."""
+    folder.mkdir()
+    (folder / "images").symlink_to(data / "images")
+    rows = read_jsonl(data / "metadata.jsonl")
+    for row in rows:
+        row["chosen"], row["rejected"] = row.pop("target"), rejected
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
 def _request(data: Path, model: Path, out: Path, **flags) -> FinetuneRequest:
     return FinetuneRequest(train=data, model=str(model), out=out,
                            settings=settings_from(None, flags))  # fmt: skip
@@ -255,13 +266,7 @@ def test_mllama_counts_its_cross_attention(models, letters, tmp_path):
 
 
 def test_dpo_and_grpo_measure_their_own_sequences(models, letters, tmp_path):
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
-    (pairs / "images").symlink_to(letters / "images")
-    rows = read_jsonl(letters / "metadata.jsonl")
-    for row in rows:
-        row["chosen"], row["rejected"] = row.pop("target"), "a much longer rejected answer"
-    (pairs / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = _pairs(letters, tmp_path / "pairs", rejected="a much longer rejected answer")
     model = models / "idefics3"
     sft = dry_run(_request(letters, model, tmp_path / "o", batch_size=2))
     dpo = dry_run(_request(pairs, model, tmp_path / "o", batch_size=2, objective="dpo"))
@@ -452,13 +457,7 @@ def test_samples_over_the_budget_say_what_the_run_would_do(models, letters, tmp_
 
 
 def test_nouns_and_parts_follow_the_objective(models, letters, tmp_path):
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
-    (pairs / "images").symlink_to(letters / "images")
-    rows = read_jsonl(letters / "metadata.jsonl")
-    for row in rows:
-        row["chosen"], row["rejected"] = row.pop("target"), "no"
-    (pairs / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = _pairs(letters, tmp_path / "pairs", rejected="no")
     result = vlmkit("finetune", pairs, "--model", models / "idefics3", "-o", tmp_path / "o",
                     "--objective", "dpo", "--batch-size", "16", "--dry-run")  # fmt: skip
     said = " ".join(result.output.split())
